@@ -1,0 +1,3 @@
+"""amberpicd: private, local image processing for the Linux desktop."""
+
+__version__ = "0.1.0"

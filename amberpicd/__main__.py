@@ -1,0 +1,3 @@
+from amberpicd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Every error amberpicd raises on purpose, defined once.
+
+    AmberpicError
+    ├── ConfigError            the YAML config is invalid (file:line: message)
+    ├── FileError              one input file could not be processed ("name: action: reason")
+    │   ├── InputRejected      refused before decoding: not a file, unsupported format, a limit
+    │   ├── DecodeError        the decoder failed (truncated, corrupt, bomb)
+    │   ├── OperationError     an operation of a pipeline failed
+    │   ├── EncodeError        encoding failed, or no quality fits max_bytes
+    │   ├── OutputError        an output could not be placed or written
+    │   ├── OriginalError      the original could not be kept, moved, trashed or deleted
+    │   └── WorkerError        the worker process crashed or timed out
+    ├── WorkerLost             a worker process died or overran its time (no file known yet)
+    ├── JournalError           the state database cannot be used
+    └── ControlError           the control socket failed, or no daemon answers
+
+A FileError's message is one line a user can act on, e.g.
+``IMG_0042.heic: decode failed: file is truncated``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AmberpicError(Exception):
+    """Base class of every error amberpicd raises on purpose."""
+
+
+class ConfigError(AmberpicError):
+    """The configuration cannot be used. ``str()`` is ``file:line: message``."""
+
+    def __init__(self, message: str, source: str | Path | None = None, line: int | None = None):
+        self.message = message
+        self.source = str(source) if source is not None else None
+        self.line = line
+        where = ""
+        if self.source:
+            where = f"{Path(self.source).name}:{line}: " if line else f"{Path(self.source).name}: "
+        super().__init__(f"{where}{message}")
+
+
+class FileError(AmberpicError):
+    """Processing one file failed. ``str()`` is ``name: action: reason``."""
+
+    action = "processing failed"
+
+    def __init__(self, path: str | Path, reason: str, action: str | None = None):
+        self.path = Path(path)
+        self.reason = reason
+        if action is not None:
+            self.action = action
+        action_part = f"{self.action}: " if self.action else ""
+        super().__init__(f"{self.path.name}: {action_part}{reason}")
+
+
+class InputRejected(FileError):
+    # The reason says it all: "bomb.png: 10000000000 pixels exceeds max_pixels 100000000".
+    action = ""
+
+
+class DecodeError(FileError):
+    action = "decode failed"
+
+
+class OperationError(FileError):
+    action = "operation failed"
+
+
+class EncodeError(FileError):
+    action = "encode failed"
+
+
+class OutputError(FileError):
+    action = "write failed"
+
+
+class OriginalError(FileError):
+    action = "original not handled"
+
+
+class WorkerError(FileError):
+    action = "worker failed"
+
+
+class WorkerLost(AmberpicError):
+    """A worker process crashed or timed out; ``reason`` says which ("worker crashed")."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class JournalError(AmberpicError):
+    """The journal (SQLite state database) cannot be opened or written."""
+
+
+class ControlError(AmberpicError):
+    """The control socket failed, or no daemon is listening on it."""

@@ -1,0 +1,212 @@
+"""Safe decoding: read a file once, check it against the limits, decode it once.
+
+Only allow-listed formats reach a decoder, each by its own plugin (``formats=[...]``),
+so EPS, PSD and the long tail of Pillow plugins are refused without being parsed, and
+Ghostscript is never run. Header-declared sizes are checked before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+from PIL import EpsImagePlugin, Image, ImageFile
+
+from amberpicd.config.schema import Limits
+from amberpicd.errors import DecodeError, InputRejected
+from amberpicd.facts import Facts
+from amberpicd.imaging.picture import Picture
+from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
+
+PILLOW_NAMES = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "webp": "WEBP",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+    "heif": "HEIF",
+    "avif": "AVIF",
+}
+ANIMATABLE = frozenset({"gif", "webp", "png", "avif"})
+_EXIF_IFD, _DATETIME_ORIGINAL, _DATETIME, _ORIENTATION = 0x8769, 0x9003, 0x0132, 0x0112
+_configured = False
+
+
+def configure_pillow() -> None:
+    """Process-wide Pillow settings; idempotent. Run in every worker before decoding."""
+    global _configured
+    if _configured:
+        return
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    EpsImagePlugin.gs_binary = False  # never run Ghostscript, whatever is installed
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    _configured = True
+
+
+def read_source(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
+    """The whole file, read once, and its stat; refuses non-regular files and files over
+    the size limit.
+
+    Opens with O_NOFOLLOW | O_NONBLOCK and checks the opened descriptor, so a FIFO or
+    device swapped in after a check can never block or be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputRejected(path, "file vanished before it could be read") from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise InputRejected(path, "is a symbolic link; not followed") from None
+        raise InputRejected(path, f"cannot open: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputRejected(path, "not a regular file")
+        if st.st_size == 0:
+            raise InputRejected(path, "file is empty")
+        if st.st_size > limits.max_file_bytes:
+            raise InputRejected(
+                path, f"{st.st_size} bytes exceeds max_file_bytes {int(limits.max_file_bytes)}"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(int(limits.max_file_bytes) + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limits.max_file_bytes:
+        raise InputRejected(path, f"file grew beyond max_file_bytes {int(limits.max_file_bytes)}")
+    return data, st
+
+
+def _exif_date(exif: Image.Exif) -> datetime | None:
+    for value in (exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL), exif.get(_DATETIME)):
+        if isinstance(value, str):
+            try:
+                return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+            except ValueError:
+                continue
+    return None
+
+
+class Source:
+    """An opened (header-parsed, not decoded) input file and its Facts."""
+
+    def __init__(self, path: Path, data: bytes, limits: Limits, mtime: float | None = None):
+        configure_pillow()
+        self.path = path
+        fmt = sniff(data[:SNIFF_BYTES])
+        if fmt is None:
+            raise InputRejected(path, "not an image (unrecognised content)")
+        if fmt not in limits.formats:
+            allowed = ", ".join(limits.formats)
+            raise InputRejected(path, f"unsupported format {fmt} (allowed: {allowed})")
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
+        try:
+            self.image = Image.open(io.BytesIO(data), formats=[PILLOW_NAMES[fmt]])
+            self.exif = self.image.getexif()
+        except Image.DecompressionBombError:
+            raise self._too_big(limits) from None
+        except Exception as exc:
+            raise DecodeError(path, _reason(exc)) from None
+        width, height = self.image.size
+        if width * height > limits.max_pixels:
+            raise self._too_big(limits)
+        frames = getattr(self.image, "n_frames", 1) if fmt in ANIMATABLE else 1
+        if frames > limits.max_frames:
+            raise InputRejected(path, f"{frames} frames exceeds max_frames {limits.max_frames}")
+        # HEIF decoders apply irot/imir themselves; their EXIF orientation is informative.
+        orientation = 1 if fmt in ("heif", "avif") else self.exif.get(_ORIENTATION, 1)
+        self.orientation = orientation if orientation in range(1, 9) else 1
+        if self.orientation >= 5:
+            width, height = height, width
+        when = _exif_date(self.exif) or datetime.fromtimestamp(
+            mtime if mtime is not None else _mtime(path)
+        )
+        self.facts = Facts(
+            path=path,
+            size_bytes=len(data),
+            format=fmt,
+            width=width,
+            height=height,
+            frames=frames,
+            orientation=self.orientation,
+            date=when,
+            content_hash=hashlib.sha256(data).hexdigest(),
+        )
+        self.limits = limits
+
+    def _too_big(self, limits: Limits) -> InputRejected:
+        w, h = getattr(getattr(self, "image", None), "size", (0, 0))
+        pixels = f"{w * h} pixels" if w else "image"
+        return InputRejected(self.path, f"{pixels} exceeds max_pixels {limits.max_pixels}")
+
+    def decode(self, need: tuple[int, int] | None = None) -> Picture:
+        """Decode the pixels once. ``need`` is the smallest upright size any output needs;
+        JPEG then decodes at a reduced DCT scale that still covers it (shrink on load)."""
+        im = self.image
+        try:
+            if need is not None and self.facts.format == "jpeg":
+                if self.orientation >= 5:
+                    need = (need[1], need[0])
+                im.draft(im.mode if im.mode in ("RGB", "L") else "RGB", need)
+            frames, durations = self._frames(im)
+        except Image.DecompressionBombError:
+            raise self._too_big(self.limits) from None
+        except MemoryError:
+            raise DecodeError(self.path, "out of memory (worker_memory limit)") from None
+        except Exception as exc:
+            raise DecodeError(self.path, _reason(exc)) from None
+        xmp = im.info.get("xmp")
+        return Picture(
+            frames=frames,
+            source_format=self.facts.format,
+            durations=durations,
+            loop=int(im.info.get("loop", 0) or 0),
+            icc=im.info.get("icc_profile") or None,
+            exif=self.exif,
+            xmp=xmp.encode() if isinstance(xmp, str) else xmp,
+            orientation=self.orientation,
+        )
+
+    def _frames(self, im: Image.Image) -> tuple[list[Image.Image], list[int]]:
+        if self.facts.frames <= 1:
+            im.load()
+            return [_plain(im)], []
+        frames, durations = [], []
+        for index in range(self.facts.frames):
+            im.seek(index)
+            frames.append(_plain(im.convert("RGBA")))
+            durations.append(int(im.info.get("duration", 100) or 100))
+        return frames, durations
+
+
+def _plain(im: Image.Image) -> Image.Image:
+    """The frame as a standalone image with no metadata attached: what we write out is
+    decided by the metadata policy alone, never by what a plugin left in ``info``."""
+    out = im.copy() if im.readonly or getattr(im, "fp", None) is not None else im
+    out.info = {}
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if text.startswith("image file is truncated"):
+        return "file is truncated"
+    if text.startswith("cannot identify image file"):
+        return "not a valid image of its format"
+    return text.splitlines()[0][:200]

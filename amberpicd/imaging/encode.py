@@ -1,0 +1,300 @@
+"""Picture → bytes: one output format, its settings, and only the metadata a rule keeps.
+
+Pillow's writers copy comments, ICC profiles, XMP and TIFF tags from a frame's ``info``
+and tag directories on their own. So every frame is re-wrapped bare before saving, and
+everything written besides pixels is passed explicitly, decided by ``metadata`` alone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+from PIL.ExifTags import IFD, Base
+
+from amberpicd.errors import EncodeError
+from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
+from amberpicd.imaging.picture import Picture
+from amberpicd.ops.auto_orient import AutoOrient
+from amberpicd.ops.background import flatten
+from amberpicd.ops.encode import ANIMATED_FORMATS, EXTENSIONS, Encode
+from amberpicd.ops.to_srgb import ToSrgb
+
+PILLOW_NAMES = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "avif": "AVIF",
+    "tiff": "TIFF",
+    "gif": "GIF",
+}
+LOSSY = frozenset({"jpeg", "webp", "avif"})
+DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60}  # avifenc's default is 60 too
+DEFAULT_EFFORT = 4  # WebP method 4 (libwebp's default), AVIF speed 6 (Pillow's default)
+FULL_CHROMA_QUALITY = 90  # from here on JPEG/AVIF keep colour at full resolution (4:4:4)
+DEFAULT_DURATION = 100  # ms, for a frame whose duration the decoder did not give
+
+_SOURCE_ALIASES = {"jpg": "jpeg", "mpo": "jpeg", "tif": "tiff", "apng": "png"}
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+# Modes each writer is given as they are; others are converted by _fit_mode.
+_KEEP_MODES = {
+    "jpeg": frozenset({"L", "RGB"}),
+    "png": frozenset({"1", "L", "LA", "I;16", "I", "RGB", "RGBA", "P"}),
+    "webp": frozenset({"RGB", "RGBA"}),
+    "avif": frozenset({"L", "RGB", "RGBA"}),
+    "tiff": frozenset({"1", "L", "LA", "I;16", "I", "F", "RGB", "RGBA", "CMYK", "P"}),
+    "gif": frozenset({"1", "L", "P", "RGB", "RGBA"}),  # Pillow quantizes RGB(A) itself
+}
+# Writers that honour a transparency key in info (palette index, tRNS colour).
+_KEYED_ALPHA = frozenset({"png", "gif"})
+_ALPHA_BANDS = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+
+def default_spec(source_format: str) -> Encode:
+    """The encode step of a pipeline that names none: the source's format when we can
+    write it (HEIF, BMP and anything else become JPEG), default settings."""
+    fmt = source_format.lower()
+    fmt = _SOURCE_ALIASES.get(fmt, fmt)
+    return Encode(format=fmt if fmt in EXTENSIONS else "jpeg")
+
+
+def encode(picture: Picture, spec: Encode, groups: Collection[str], path: Path) -> bytes:
+    """``picture`` encoded per ``spec``, carrying only the metadata ``groups`` keep.
+
+    ``path`` names the source in errors. With ``max_bytes``, lossy formats get the
+    highest quality (up to ``spec.quality`` or the default) whose output fits.
+    """
+    fmt = spec.format
+    if spec.lossless and fmt == "jpeg":
+        raise EncodeError(path, "jpeg cannot be lossless (use png, webp or tiff)")
+    try:
+        frames, icc = _prepare(picture, spec, keep_icc(groups))
+        meta = _metadata(
+            fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups)
+        )
+        if len(frames) > 1:
+            meta.update(_animation(fmt, frames, picture))
+
+        def at(quality: int) -> bytes:
+            return _save(frames, fmt, {**_options(spec, quality), **meta})
+
+        top = spec.quality or DEFAULT_QUALITY.get(fmt, 100)
+        if spec.max_bytes is None:
+            return at(top)
+        limit = int(spec.max_bytes)
+        if fmt in LOSSY and not spec.lossless:
+            return _best_fit(at, top, limit, path)
+        data = at(top)
+    except EncodeError:
+        raise
+    except MemoryError:
+        raise EncodeError(path, "out of memory (worker_memory limit)") from None
+    except Exception as exc:  # codecs raise OSError, ValueError, struct.error, ...
+        raise EncodeError(path, _reason(exc)) from None
+    if len(data) > limit:
+        raise EncodeError(
+            path,
+            f"lossless {fmt.upper()} output is {_size(len(data))}, "
+            f"above max_bytes {_size(limit)} at any quality",
+        )
+    return data
+
+
+def _prepare(
+    picture: Picture, spec: Encode, with_icc: bool
+) -> tuple[list[Image.Image], bytes | None]:
+    """The frames to write, in modes the format takes, and the ICC profile to embed."""
+    fmt = spec.format
+    if picture.orientation != 1:
+        # The orientation tag is never written, so pixels must be upright by now.
+        picture = AutoOrient().apply(picture)
+    if picture.mode == "CMYK" and fmt != "tiff":
+        picture = ToSrgb().apply(picture)  # through the CMYK profile when there is one
+    animate = picture.is_animated and fmt in ANIMATED_FORMATS
+    sources = picture.frames if animate else picture.frames[:1]
+    frames = [_fit_mode(im, fmt, spec.background) for im in sources]
+    icc = picture.icc if with_icc else None
+    if icc is not None and icc[16:20] != _icc_space(frames[0].mode):
+        icc = None  # e.g. a gray profile on frames WebP made RGB: it would not apply
+    return frames, icc
+
+
+def _icc_space(mode: str) -> bytes:
+    """The colour space (ICC header bytes 16-20) a profile for ``mode`` pixels has."""
+    if mode == "CMYK":
+        return b"CMYK"
+    return b"GRAY" if Image.getmodebase(mode) == "L" else b"RGB "
+
+
+def _fit_mode(im: Image.Image, fmt: str, background: str) -> Image.Image:
+    """``im`` in a mode the format's writer takes, 8 bits unless the format has 16."""
+    alpha = im.has_transparency_data
+    if fmt == "jpeg":
+        if alpha:
+            im = flatten(im, background)
+        return _convert(im, "L" if Image.getmodebase(im.mode) == "L" else "RGB")
+    keyed = alpha and im.mode not in _ALPHA_BANDS
+    if im.mode in _KEEP_MODES[fmt] and not (keyed and fmt not in _KEYED_ALPHA):
+        return im
+    gray = Image.getmodebase(im.mode) == "L"
+    target = ("LA" if gray else "RGBA") if alpha else ("L" if gray else "RGB")
+    if target not in _KEEP_MODES[fmt]:
+        target = "RGBA" if alpha else "RGB"
+    return _convert(im, target)
+
+
+def _convert(im: Image.Image, mode: str) -> Image.Image:
+    if im.mode == mode:
+        return im
+    if im.mode in _SIXTEEN_BIT:
+        im = _eight_bit(im)
+    return im.convert(mode)
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """Deep gray to L by scaling, not clipping (Pillow's convert clips at 255)."""
+    if im.mode == "F":
+        return im.convert("L")
+    wide = im.convert("I") if im.mode != "I" else im
+    _, high = wide.getextrema()
+    if isinstance(high, (int, float)) and high > 255:
+        wide = wide.point(lambda v: v / 256)
+    return wide.convert("L")
+
+
+def _metadata(fmt: str, exif: bytes | None, icc: bytes | None, xmp: bytes | None) -> dict:
+    """The keyword arguments that put metadata into the file: these and nothing else."""
+    kw: dict[str, Any] = {}
+    if fmt == "gif":
+        return kw  # Pillow's GIF writer carries no EXIF, ICC or XMP
+    if icc:
+        kw["icc_profile"] = icc
+    if fmt == "tiff":
+        # TIFF has no EXIF block: kept tags become the file's own tags, XMP is tag 700.
+        tags = Image.Exif()
+        if exif:
+            tags.load(exif)
+        if xmp:
+            tags[Base.XMLPacket] = xmp
+        if tags:
+            kw["exif"] = tags
+        if IFD.Exif in tags or IFD.GPSInfo in tags:
+            kw["compression"] = "raw"  # Pillow's libtiff writer cannot write sub-IFDs
+        return kw
+    if exif:
+        # A WebP EXIF chunk is bare TIFF data; Pillow strips the JPEG-style prefix for
+        # stills only, so strip it here for animations too.
+        kw["exif"] = exif.removeprefix(b"Exif\x00\x00") if fmt == "webp" else exif
+    if xmp and fmt == "png":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+        kw["pnginfo"] = info
+    elif xmp:
+        kw["xmp"] = xmp
+    return kw
+
+
+def _animation(fmt: str, frames: list[Image.Image], picture: Picture) -> dict:
+    durations = list(picture.durations[: len(frames)])
+    durations += [DEFAULT_DURATION] * (len(frames) - len(durations))
+    kw: dict[str, Any] = {"duration": durations}
+    if fmt != "avif":  # Pillow's AVIF writer has no loop count
+        kw["loop"] = picture.loop
+    if fmt == "gif" and any(f.has_transparency_data for f in frames):
+        kw["disposal"] = 2  # frames are whole pictures: clear before drawing the next
+    return kw
+
+
+def _options(spec: Encode, quality: int) -> dict:
+    """The format's encoder settings at ``quality``."""
+    effort = DEFAULT_EFFORT if spec.effort is None else spec.effort
+    if spec.format == "jpeg":
+        return {
+            "quality": quality,
+            "optimize": True,
+            "progressive": spec.progressive,
+            "subsampling": "4:4:4" if quality >= FULL_CHROMA_QUALITY else "4:2:0",
+        }
+    if spec.format == "webp":
+        return {"quality": quality, "lossless": spec.lossless, "method": min(effort, 6)}
+    if spec.format == "avif":
+        if spec.lossless:
+            quality = 100
+        full = quality >= FULL_CHROMA_QUALITY
+        return {
+            "quality": quality,
+            "speed": 10 - effort,
+            "subsampling": "4:4:4" if full else "4:2:0",
+        }
+    if spec.format == "png":
+        if spec.effort is None or spec.effort >= 10:
+            return {"optimize": True}  # optimize implies zlib level 9
+        return {"compress_level": min(spec.effort, 9)}
+    if spec.format == "tiff":
+        return {"compression": "tiff_adobe_deflate"}
+    return {"optimize": True}  # gif: drop unused palette entries
+
+
+def _save(frames: list[Image.Image], fmt: str, options: dict) -> bytes:
+    first, *rest = (_bare(f) for f in frames)
+    if rest:
+        options = {**options, "save_all": True, "append_images": rest}
+    buf = io.BytesIO()
+    first.save(buf, PILLOW_NAMES[fmt], **options)
+    return buf.getvalue()
+
+
+def _bare(im: Image.Image) -> Image.Image:
+    """A plain Image sharing ``im``'s pixels, without its metadata: no ``info`` (except a
+    transparency key, which is pixel data), no TIFF tag directories, no encoderinfo.
+
+    Uses Pillow's ``_new`` so no pixels are copied; a fresh one is made for every save
+    because writers attach settings to the frames they are given.
+    """
+    im.load()
+    out = im._new(im.im)
+    out.info = {"transparency": im.info["transparency"]} if "transparency" in im.info else {}
+    return out
+
+
+def _best_fit(at: Callable[[int], bytes], top: int, limit: int, path: Path) -> bytes:
+    """The output at the highest quality in 1..top that fits ``limit``, by bisection
+    (file size grows with quality): 1 encode when ``top`` fits, else about log2(top)."""
+    data = at(top)
+    if len(data) <= limit:
+        return data
+    sizes = {top: len(data)}
+    best: bytes | None = None
+    low, high = 1, top - 1
+    while low <= high:
+        mid = (low + high) // 2
+        data = at(mid)
+        sizes[mid] = len(data)
+        if len(data) <= limit:
+            best, low = data, mid + 1
+        else:
+            high = mid - 1
+    if best is None:
+        quality = min(sizes, key=lambda q: (sizes[q], q))
+        raise EncodeError(
+            path,
+            f"no quality fits max_bytes {_size(limit)} "
+            f"(smallest: {_size(sizes[quality])} at quality {quality})",
+        )
+    return best
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}".removesuffix(".0") + " KB"
+    return f"{n / 1_000_000:.1f}".removesuffix(".0") + " MB"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

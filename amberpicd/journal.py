@@ -1,0 +1,455 @@
+"""The journal: an SQLite record of every job, the crash-safety and dedupe memory of the daemon.
+
+A job moves running → staged → published → done, or ends failed (later retry) or unmatched.
+Every state change is its own committed transaction with synchronous=FULL, because a committed
+"published" gates deleting originals. See ``Journal`` for the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from amberpicd.errors import JournalError
+
+DECISIONS = ("done", "failed", "unmatched")  # states that decide whether a key is due again
+UNFINISHED = ("running", "staged", "published")
+_IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
+_IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
+
+# _MIGRATIONS[i] brings user_version i to i + 1; append new tuples, never edit old ones.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: "latest" means highest id
+            source TEXT NOT NULL, inbox TEXT,
+            content_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            state TEXT NOT NULL, rules TEXT NOT NULL DEFAULT '[]',
+            outputs TEXT NOT NULL DEFAULT '[]', error TEXT,
+            size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL, started REAL, finished REAL)""",
+        "CREATE INDEX jobs_key ON jobs (content_hash, fingerprint, id)",
+        "CREATE INDEX jobs_state ON jobs (state, id)",
+        "CREATE INDEX jobs_source ON jobs (source)",
+        """CREATE TABLE staged (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            n INTEGER NOT NULL, temp TEXT NOT NULL, final TEXT NOT NULL,
+            on_conflict TEXT NOT NULL, published_path TEXT,
+            PRIMARY KEY (job_id, n))""",
+        # Paths we wrote or are about to write, so the watcher never re-ingests our outputs.
+        """CREATE TABLE output_paths (
+            path TEXT NOT NULL, job_id INTEGER NOT NULL,
+            PRIMARY KEY (path, job_id)) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_COLS = (
+    "id, source, inbox, content_hash, fingerprint, state, rules, outputs, error,"
+    " size, mtime_ns, created, started, finished"
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    source: Path
+    inbox: Path | None
+    content_hash: str
+    fingerprint: str
+    state: str
+    rules: tuple[str, ...]
+    outputs: tuple[Path, ...]
+    error: str | None
+    size: int
+    mtime_ns: int
+    created: float
+    started: float | None
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    temp: Path
+    final: Path
+    on_conflict: str
+    published: Path | None = None  # set by mark_published: where this output went (or is going)
+
+
+def _job(row: tuple) -> Job:
+    id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
+    inbox = Path(inbox) if inbox is not None else None
+    rules, outputs = tuple(json.loads(rules)), tuple(Path(p) for p in json.loads(outputs))
+    return Job(id_, Path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return getattr(exc, "sqlite_errorcode", -1) & 0xFF  # primary result code (Python 3.11+)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return _code(exc) in (5, 6) or "database is locked" in str(exc)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    msg = str(exc)
+    return _code(exc) in (11, 26) or "not a database" in msg or "malformed" in msg
+
+
+class _Corrupt(Exception):
+    pass
+
+
+class Journal:
+    """The job journal in one SQLite file; thread-safe (one connection behind a lock).
+
+    Every method raises JournalError when the database cannot be used, including a job id that
+    does not exist or a state change the lifecycle does not allow (a daemon bug, said loudly).
+    """
+
+    def __init__(
+        self, path: str | Path, *, timeout: float = 5.0, clock: Callable[[], float] = time.time
+    ):
+        self.path = Path(path)
+        self.recovered_from: Path | None = None  # where a corrupt journal was moved, if it was
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"{self.path.name}: cannot create folder: {exc}") from exc
+        try:
+            self._conn: sqlite3.Connection | None = self._open()
+        except _Corrupt:
+            self.recovered_from = self._move_aside()
+            try:
+                self._conn = self._open()
+            except _Corrupt as exc:
+                raise JournalError(
+                    f"{self.path.name}: still corrupt after moving it aside"
+                ) from exc
+
+    def _error(self, exc: sqlite3.Error) -> JournalError:
+        if _is_busy(exc):
+            return JournalError(f"{self.path.name}: locked by another process")
+        return JournalError(f"{self.path.name}: {exc}")
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise JournalError(f"{self.path.name}: cannot use WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
+                raise _Corrupt
+            self._migrate(conn)
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            if _is_corrupt(exc):
+                raise _Corrupt from exc
+            raise self._error(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # Runs in BEGIN IMMEDIATE, which also proves at open that nobody else holds the lock.
+        with self._tx(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(f"{self.path.name}: made by a newer amberpicd (v{version})")
+            for statement in (s for m in _MIGRATIONS[version:] for s in m):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _move_aside(self) -> Path:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        dest = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while dest.exists():
+            dest = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            n += 1
+        try:
+            os.replace(self.path, dest)
+            for suffix in ("-wal", "-shm"):  # closing may already have checkpointed/dropped them
+                side = Path(f"{self.path}{suffix}")
+                if side.exists():
+                    os.replace(side, f"{dest}{suffix}")
+        except OSError as exc:
+            raise JournalError(
+                f"{self.path.name}: corrupt and cannot be moved aside: {exc}"
+            ) from exc
+        return dest
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(f"{self.path.name}: journal is closed")
+        return self._conn
+
+    @contextmanager
+    def _tx(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; IMMEDIATE so a lock shows up at BEGIN, not mid-way."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._tx(self._live()) as conn:
+            yield conn
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._live().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def pragma(self, name: str) -> object:
+        """The value of a PRAGMA on the journal's own connection (diagnostics, tests)."""
+        if not name.isidentifier():
+            raise JournalError(f"{self.path.name}: bad pragma name {name!r}")
+        return self._read(f"PRAGMA {name}")[0][0]
+
+    # --- state changes ---------------------------------------------------------------------
+
+    def _insert(self, source: Path, inbox: Path | None, rules: Sequence[str], *rest: object) -> int:
+        row = (os.fspath(source), os.fspath(inbox) if inbox else None, json.dumps(list(rules)))
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
+                " mtime_ns, created, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (*row, *rest),
+            )
+            return int(cur.lastrowid or 0)
+
+    def begin(
+        self,
+        source: Path,
+        content_hash: str,
+        fingerprint: str,
+        *,
+        inbox: Path | None = None,
+        size: int = 0,
+        mtime_ns: int = 0,
+        rules: Sequence[str] = (),
+    ) -> int:
+        """Record a new job in state running; returns its id."""
+        t = self._clock()
+        return self._insert(
+            source, inbox, rules, content_hash, fingerprint, "running", size, mtime_ns, t, t, None
+        )
+
+    def unmatched(
+        self,
+        source: Path,
+        content_hash: str,
+        fingerprint: str,
+        *,
+        inbox: Path | None = None,
+        size: int = 0,
+        mtime_ns: int = 0,
+    ) -> int:
+        """Record that no rule matched this file (a decision, like done)."""
+        t = self._clock()
+        return self._insert(
+            source, inbox, (), content_hash, fingerprint, "unmatched", size, mtime_ns, t, None, t
+        )
+
+    def _move(
+        self,
+        conn: sqlite3.Connection,
+        job_id: int,
+        allowed: tuple[str, ...],
+        state: str,
+        **cols: object,
+    ) -> None:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JournalError(f"{self.path.name}: no job {job_id}")
+        if row[0] not in allowed:
+            raise JournalError(
+                f"{self.path.name}: job {job_id}: cannot go from {row[0]} to {state}"
+            )
+        sets = "".join(f", {name} = ?" for name in cols)
+        conn.execute(
+            f"UPDATE jobs SET state = ?{sets} WHERE id = ?", (state, *cols.values(), job_id)
+        )
+
+    def stage(self, job_id: int, outputs: Sequence[StagedOutput]) -> None:
+        """running → staged: the temps are written and fsynced; n is the position in outputs."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("running",), "staged")
+            for n, out in enumerate(outputs):
+                temp, final = os.fspath(out.temp), os.fspath(out.final)
+                conn.execute(
+                    "INSERT INTO staged (job_id, n, temp, final, on_conflict) VALUES (?,?,?,?,?)",
+                    (job_id, n, temp, final, out.on_conflict),
+                )
+                # Index the intended name now: it appears on disk before published() is called.
+                conn.executemany(
+                    "INSERT OR IGNORE INTO output_paths (path, job_id) VALUES (?, ?)",
+                    [(temp, job_id), (final, job_id)],
+                )
+
+    def mark_published(self, job_id: int, n: int, path: Path) -> None:
+        """Note where staged output n is being published (call before linking, again after a
+        name conflict), so is_output knows the name and recovery knows where it went."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("staged",), "staged")
+            cur = conn.execute(
+                "UPDATE staged SET published_path = ? WHERE job_id = ? AND n = ?",
+                (os.fspath(path), job_id, n),
+            )
+            if cur.rowcount != 1:
+                raise JournalError(f"{self.path.name}: job {job_id} has no staged output {n}")
+            conn.execute(
+                "INSERT OR IGNORE INTO output_paths (path, job_id) VALUES (?, ?)",
+                (os.fspath(path), job_id),
+            )
+
+    def published(self, job_id: int, outputs: Sequence[Path]) -> None:
+        """staged → published, with the final paths actually written (skipped ones left out)."""
+        paths = [os.fspath(p) for p in outputs]
+        with self._write() as conn:
+            self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(paths))
+            # Forget intended names not used (skipped, renamed on conflict): someone else's file.
+            conn.execute(
+                "DELETE FROM output_paths WHERE job_id = ? AND path NOT IN"
+                " (SELECT temp FROM staged WHERE job_id = ?)",
+                (job_id, job_id),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO output_paths (path, job_id) VALUES (?, ?)",
+                [(p, job_id) for p in paths],
+            )
+
+    def finish(self, job_id: int) -> None:
+        """published → done: the original was handled too."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("published",), "done", finished=self._clock())
+
+    def fail(self, job_id: int, error: str) -> None:
+        """Any unfinished state → failed, with a one-line error for the user."""
+        with self._write() as conn:
+            self._move(conn, job_id, UNFINISHED, "failed", error=error, finished=self._clock())
+
+    def retry(self, source: Path | None = None) -> list[Job]:
+        """failed → retry for every failed job (or those of one source), so decision() no longer
+        returns them; returns them oldest first (a source may appear more than once)."""
+        where, params = "state = 'failed'", []
+        if source is not None:
+            where, params = "state = 'failed' AND source = ?", [os.fspath(source)]
+        with self._write() as conn:
+            rows = conn.execute(f"SELECT {_COLS} FROM jobs WHERE {where} ORDER BY id", params)
+            jobs = [replace(_job(r), state="retry") for r in rows.fetchall()]
+            conn.execute(f"UPDATE jobs SET state = 'retry' WHERE {where}", params)
+        return jobs
+
+    def prune(self, keep_days: float) -> int:
+        """Forget superseded jobs older than keep_days; returns how many. The latest decision per
+        (hash, fingerprint) is always kept: it is what stops a kept original being redone."""
+        cutoff = self._clock() - keep_days * 86400
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM staged WHERE job_id IN"
+                " (SELECT id FROM jobs WHERE state = 'done' AND finished < ?)",
+                (cutoff,),
+            )
+            cur = conn.execute(
+                "DELETE FROM jobs WHERE COALESCE(finished, created) < ? AND (state = 'retry' OR"
+                f" ({_IN_DECISIONS} AND EXISTS (SELECT 1 FROM jobs AS n"
+                " WHERE n.content_hash = jobs.content_hash AND n.fingerprint = jobs.fingerprint"
+                f" AND n.id > jobs.id AND n.{_IN_DECISIONS})))",
+                (cutoff,),
+            )
+            return cur.rowcount
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        rows = self._read(f"SELECT {_COLS} FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise JournalError(f"{self.path.name}: no job {job_id}")
+        return _job(rows[0])
+
+    def staged_outputs(self, job_id: int) -> list[StagedOutput]:
+        rows = self._read(
+            "SELECT temp, final, on_conflict, published_path FROM staged WHERE job_id = ?"
+            " ORDER BY n",
+            (job_id,),
+        )
+        return [StagedOutput(Path(t), Path(f), c, Path(p) if p else None) for t, f, c, p in rows]
+
+    def decision(self, content_hash: str, fingerprint: str) -> Job | None:
+        """The latest (highest id) done, failed or unmatched job for this key, or None if due."""
+        rows = self._read(
+            f"SELECT {_COLS} FROM jobs WHERE content_hash = ? AND fingerprint = ?"
+            f" AND {_IN_DECISIONS} ORDER BY id DESC LIMIT 1",
+            (content_hash, fingerprint),
+        )
+        return _job(rows[0]) if rows else None
+
+    def unfinished(self) -> list[Job]:
+        """Jobs left running, staged or published (after a crash), oldest first."""
+        rows = self._read(f"SELECT {_COLS} FROM jobs WHERE {_IN_UNFINISHED} ORDER BY id")
+        return [_job(r) for r in rows]
+
+    def recent(self, limit: int = 20, *, failed_only: bool = False) -> list[Job]:
+        """The newest jobs first."""
+        where = "WHERE state = 'failed'" if failed_only else ""
+        rows = self._read(f"SELECT {_COLS} FROM jobs {where} ORDER BY id DESC LIMIT ?", (limit,))
+        return [_job(r) for r in rows]
+
+    def counts(self, since: float | None = None) -> dict[str, dict[str, int]]:
+        """{inbox path or "": {state: n}}, for jobs created or finished at or after since."""
+        where, params = "", ()
+        if since is not None:
+            where, params = "WHERE created >= ? OR finished >= ?", (since, since)
+        rows = self._read(
+            f"SELECT COALESCE(inbox, ''), state, COUNT(*) FROM jobs {where} GROUP BY 1, 2", params
+        )
+        result: dict[str, dict[str, int]] = {}
+        for inbox, state, n in rows:
+            result.setdefault(inbox, {})[state] = n
+        return result
+
+    def is_output(self, path: Path) -> bool:
+        """Whether path is an output (or temp) we wrote or are writing: never ingest it."""
+        rows = self._read("SELECT 1 FROM output_paths WHERE path = ? LIMIT 1", (os.fspath(path),))
+        return bool(rows)

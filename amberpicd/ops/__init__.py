@@ -1,0 +1,1 @@
+"""Image operations: one module each, a typed model plus ``apply``; ``registry`` names them."""

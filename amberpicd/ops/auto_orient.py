@@ -1,0 +1,44 @@
+"""auto_orient: turn the pixels upright per the source's EXIF orientation."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from amberpicd.imaging.picture import Picture
+from amberpicd.ops.base import Operation, Size
+from amberpicd.ops.registry import register
+
+# The transpose a viewer applies for each EXIF orientation (as ImageOps.exif_transpose).
+TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@register
+class AutoOrient(Operation):
+    """Apply ``picture.orientation`` (EXIF 1-8, set by the decoder) to every frame.
+
+    The result has ``orientation == 1``. Values outside 1-8 are treated as 1.
+    """
+
+    name = "auto_orient"
+
+    def apply(self, picture: Picture) -> Picture:
+        op = TRANSPOSE.get(picture.orientation)
+        if op is None:
+            return picture.with_(orientation=1)
+        return picture.map(lambda im: im.transpose(op)).with_(orientation=1)
+
+    # Sizes are upright sizes: the orientation is not known from a size alone, so the
+    # pipeline must walk sizes with width and height already swapped for orientations 5-8.
+    def output_size(self, size: Size) -> Size | None:
+        return size
+
+    def decode_size(self, size: Size) -> Size | None:
+        return size

@@ -1,0 +1,94 @@
+"""Output path templates: ``~/Pictures/AmberPic/Web/{date:%Y/%m}/{stem}.{ext}`` → a path.
+
+Values that come from the file (its name, its EXIF date, its sub-folder) are sanitised,
+and the result is checked to stay inside the template's fixed root folder (the part
+before the first field), whatever a name or tag contains.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from amberpicd.errors import OutputError
+
+NAME_MAX = 255  # bytes per path component on Linux filesystems
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+@dataclass(frozen=True)
+class TemplateValues:
+    stem: str
+    name: str
+    ext: str
+    rule: str
+    width: int
+    height: int
+    date: datetime
+    hash: str
+    relpath: str  # sub-folder of the source below its inbox, "" at the top
+
+
+def clean_component(text: str, limit: int = NAME_MAX) -> str:
+    """One safe path component: no separators, control characters, or dot-only names;
+    at most ``limit`` bytes of UTF-8 (cut on a character boundary)."""
+    text = unicodedata.normalize("NFC", text)
+    text = _UNSAFE.sub("_", text).strip()
+    if set(text) <= {"."}:
+        text = text.replace(".", "_") or "_"
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) > limit:
+        text = raw[:limit].decode("utf-8", "ignore")
+    return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates → "?"
+
+
+def clean_relpath(relpath: str) -> str:
+    """A relative sub-folder path with every component cleaned and no ``..`` or root."""
+    parts = [p for p in PurePosixPath(relpath).parts if p not in ("", ".", "..", "/")]
+    return "/".join(clean_component(p) for p in parts)
+
+
+def fixed_root(template: str) -> Path:
+    """The folders of ``template`` before its first field: outputs never leave it."""
+    literal = template.split("{", 1)[0]
+    root = Path(literal) if literal.endswith("/") else Path(literal).parent
+    return root
+
+
+def render(template: str, values: TemplateValues, path_for_errors: Path) -> Path:
+    """The output path for ``values``; raises OutputError if it would leave the root."""
+    root = fixed_root(template)
+    parts: list[str] = []
+    for literal, field, spec, _ in string.Formatter().parse(template):
+        parts.append(literal)
+        if field is None:
+            continue
+        parts.append(_field(field, spec or "", values))
+    rendered = "".join(parts)
+    # Each component is cleaned once more: a strftime spec or value may have made "..".
+    relative = Path(rendered).relative_to(root) if rendered.startswith(str(root)) else None
+    if relative is None:
+        raise OutputError(path_for_errors, f"output path {rendered!r} is outside {root}")
+    cleaned = [clean_component(p) for p in relative.parts if p not in ("", ".")]
+    if not cleaned or any(p == ".." for p in relative.parts):
+        raise OutputError(path_for_errors, f"output path {rendered!r} escapes {root}")
+    result = root.joinpath(*cleaned)
+    if not result.is_relative_to(root):  # defensive: cannot happen after cleaning
+        raise OutputError(path_for_errors, f"output path {result} is outside {root}")
+    return result
+
+
+def _field(field: str, spec: str, values: TemplateValues) -> str:
+    if field == "date":
+        text = values.date.strftime(spec or "%Y-%m-%d")
+        # A date spec may make folders ("%Y/%m"); each of its parts is cleaned.
+        return "/".join(clean_component(p) for p in text.split("/"))
+    if field == "relpath":
+        return clean_relpath(values.relpath)
+    if field in ("width", "height"):
+        return format(getattr(values, field), spec)
+    return clean_component(str(getattr(values, field)))

@@ -1,0 +1,171 @@
+"""One file through its rules, in a worker process: read once → match → decode once →
+each rule's operations → encode → stage (temp file + fsync). Nothing is published here;
+``commit`` does that in the parent, after the journal knows what was staged.
+
+    run(job) = read_source → Source(facts) → matching_rules → decode(need)
+               → for each rule: transform → encode → render path → stage
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amberpicd.config.schema import Limits, Rule
+from amberpicd.errors import FileError, OperationError, OutputError
+from amberpicd.imaging.decode import Source, read_source
+from amberpicd.imaging.encode import default_spec, encode
+from amberpicd.imaging.picture import Picture
+from amberpicd.ops.auto_orient import AutoOrient
+from amberpicd.ops.base import Operation, Size
+from amberpicd.output.template import TemplateValues, render
+from amberpicd.output.writer import StagedOutput, stage
+from amberpicd.rules.match import matching_rules
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """Everything a worker needs to process one file (picklable)."""
+
+    path: Path
+    rules: tuple[Rule, ...]
+    limits: Limits
+    relpath: str = ""  # sub-folder below the inbox
+    tag: str = "job"  # unique per job: names the staged temp files
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    rule: str
+    final: Path
+    bytes: int
+    width: int
+    height: int
+    staged: StagedOutput | None  # None in a dry run
+
+
+@dataclass
+class FileResult:
+    """What a worker did with one file. ``error`` set means it failed; nothing is staged."""
+
+    path: Path
+    status: str  # staged | unmatched | failed
+    rules: list[str] = field(default_factory=list)
+    outputs: list[PlannedOutput] = field(default_factory=list)
+    error: str | None = None
+    content_hash: str = ""
+    size: int = 0
+    mtime_ns: int = 0
+    seconds: float = 0.0
+
+
+def steps(rule: Rule) -> tuple[Operation, ...]:
+    """The rule's operations; orientation is always normalised, so a rule that does not
+    place ``auto_orient`` itself gets it first."""
+    ops = rule.operations
+    return ops if any(isinstance(op, AutoOrient) for op in ops) else (AutoOrient(), *ops)
+
+
+def decode_need(rules: Sequence[Rule], upright: Size, orientation: int) -> Size | None:
+    """The smallest upright size every rule can start from (shrink on load), or None when
+    some rule needs full resolution."""
+    need = (0, 0)
+    for rule in rules:
+        oriented, rule_need = orientation == 1, None
+        for op in steps(rule):
+            if isinstance(op, AutoOrient):
+                oriented = True
+                continue
+            # Before orientation is applied, sizes are not upright: no shrink hint there.
+            rule_need = op.decode_size(upright) if oriented else None
+            if rule_need is not None or not oriented or op.output_size(upright) != upright:
+                break
+        if rule_need is None:
+            return None
+        need = (max(need[0], rule_need[0]), max(need[1], rule_need[1]))
+    return need if need != (0, 0) else None
+
+
+def transform(picture: Picture, rule: Rule, path: Path) -> Picture:
+    """Apply the rule's operations; pixels always end upright (orientation normalised)."""
+    for op in steps(rule):
+        try:
+            picture = op.apply(picture)
+        except (ValueError, OSError, TypeError) as exc:
+            raise OperationError(path, f"{op.name}: {exc}") from None
+        except MemoryError:
+            raise OperationError(path, f"{op.name}: out of memory") from None
+    return picture
+
+
+def run(job: FileJob) -> FileResult:
+    """Process one file up to staged outputs. Never raises for a bad file: the result
+    carries the one-line error instead, and anything staged so far is removed."""
+    started = time.monotonic()
+    result = FileResult(path=job.path, status="failed")
+    try:
+        data, st = read_source(job.path, job.limits)
+        result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+        source = Source(job.path, data, job.limits, mtime=st.st_mtime)
+        del data
+        facts = source.facts
+        result.content_hash = facts.content_hash
+        rules = matching_rules(job.rules, facts)
+        result.rules = [r.name for r in rules]
+        if not rules:
+            result.status = "unmatched"
+            return result
+        decoded = source.decode(decode_need(rules, (facts.width, facts.height), facts.orientation))
+        for n, rule in enumerate(rules):
+            result.outputs.append(_one_output(job, rule, decoded, facts, n))
+        result.status = "staged"
+    except FileError as exc:
+        _discard(result)
+        result.error = str(exc)
+    except MemoryError:
+        _discard(result)
+        result.error = f"{job.path.name}: out of memory (worker_memory limit)"
+    except Exception as exc:  # a decoder or bug we did not foresee: one file, not the daemon
+        _discard(result)
+        result.error = f"{job.path.name}: unexpected error: {type(exc).__name__}: {exc}"
+    finally:
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _one_output(job: FileJob, rule: Rule, decoded: Picture, facts, n: int) -> PlannedOutput:
+    picture = transform(decoded, rule, job.path)
+    spec = rule.encode or default_spec(facts.format)
+    data = encode(picture, spec, rule.keep_metadata, job.path)
+    width, height = picture.size
+    values = TemplateValues(
+        stem=job.path.stem,
+        name=job.path.name,
+        ext=spec.extension,
+        rule=rule.name,
+        width=width,
+        height=height,
+        date=facts.date,
+        hash=facts.content_hash[:8],
+        relpath=job.relpath,
+    )
+    final = render(rule.output, values, job.path)
+    if final.resolve() == job.path.resolve():
+        raise OutputError(job.path, f"rule {rule.name} would overwrite the original")
+    staged = None
+    if not job.dry_run:
+        try:
+            staged = stage(data, final, rule.on_conflict, f"{job.tag}-{n}")
+        except OSError as exc:
+            raise OutputError(job.path, f"{final}: {exc.strerror or exc}") from None
+    return PlannedOutput(rule.name, final, len(data), width, height, staged)
+
+
+def _discard(result: FileResult) -> None:
+    for out in result.outputs:
+        if out.staged is not None:
+            out.staged.temp.unlink(missing_ok=True)
+    result.outputs.clear()

@@ -1,0 +1,96 @@
+"""How results reach a person or a script: one line per file, JSON lines, a progress bar,
+and the plain-text summary of a config for ``amberpicd check``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from amberpicd.commit import Report
+from amberpicd.config.schema import Config, Rule, Watch
+
+
+def json_line(report: Report) -> str:
+    return json.dumps(report.as_json(), ensure_ascii=False)
+
+
+def human_line(report: Report, dry_run: bool = False) -> str:
+    name = report.source.name
+    if report.status == "failed":
+        return f"failed  {report.error}"
+    if report.status == "unmatched":
+        return f"skipped {name}: no rule matches"
+    if report.status == "skipped":
+        return f"skipped {name}: outputs exist (on_conflict: skip)"
+    verb = "would write" if dry_run else "wrote"
+    targets = ", ".join(str(p) for p in report.outputs)
+    return f"done    {name}: {verb} {targets}"
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr):
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream = stream
+        self.enabled = stream.isatty() and total > 1
+
+    def update(self, report: Report) -> None:
+        self.done += 1
+        self.failed += report.status == "failed"
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * self.done // max(1, self.total)
+        bar = "#" * filled + "-" * (width - filled)
+        failed = f", {self.failed} failed" if self.failed else ""
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total}{failed}")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def describe_rule(rule: Rule) -> list[str]:
+    steps = []
+    for step in rule.pipeline:
+        options = step.model_dump(exclude_defaults=True, mode="json")
+        args = ", ".join(f"{k}={v}" for k, v in options.items())
+        steps.append(f"{step.name}({args})" if args else step.name)
+    conditions = rule.match.model_dump(exclude_defaults=True, mode="json")
+    match = ", ".join(f"{k}={v}" for k, v in conditions.items()) or "every image"
+    lines = [
+        f"  rule {rule.name}: {match}",
+        f"    pipeline: {' → '.join(steps)}",
+        f"    output:   {rule.output} (on conflict: {rule.on_conflict})",
+        f"    keeps metadata: {', '.join(rule.keep_metadata) or 'none'}",
+    ]
+    if rule.stop:
+        lines.append("    stop: later rules do not run")
+    return lines
+
+
+def describe_watch(config: Config, watch: Watch) -> list[str]:
+    where = f" → archive {watch.archive}" if watch.originals == "move" else ""
+    lines = [
+        f"inbox {watch.inbox}{' (recursive)' if watch.recursive else ''}"
+        f"{'' if watch.enabled else ' (disabled)'}",
+        f"  originals: {watch.originals}{where}",
+    ]
+    for rule in config.rules_for(watch):
+        lines.extend(describe_rule(rule))
+    return lines
+
+
+def describe_config(config: Config) -> str:
+    lines: list[str] = []
+    for watch in config.watch:
+        lines.extend(describe_watch(config, watch))
+    if not config.watch:
+        lines.append("no inboxes (this config is for `amberpicd process`)")
+        for rule in config.rules:
+            lines.extend(describe_rule(rule))
+    return "\n".join(lines)

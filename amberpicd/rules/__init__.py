@@ -1,0 +1,1 @@
+"""Which rules apply to a file: pure functions of the config and the file's Facts."""
