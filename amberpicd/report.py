@@ -31,10 +31,10 @@ def human_line(report: Report, dry_run: bool = False) -> str:
 class Progress:
     """A one-line progress bar on a terminal; silent elsewhere."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr):
+    def __init__(self, total: int, stream: TextIO | None = None):
         self.total, self.done, self.failed = total, 0, 0
-        self.stream = stream
-        self.enabled = stream.isatty() and total > 1
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() and total > 1
 
     def update(self, report: Report) -> None:
         self.done += 1

@@ -8,8 +8,8 @@ time, so a dead worker is noticed (its sentinel fires) and blamed on exactly one
 
 One dispatcher thread owns the workers. It blocks in multiprocessing.connection.wait() on the
 pipes, the process sentinels and a self-pipe that submit()/close() write to, so an idle pool
-costs no CPU. Workers start lazily (when a job is waiting) and are replaced the same way.
-Future callbacks run in the dispatcher thread: keep them short and never close() from one.
+costs no CPU. Workers start when a job is waiting for one, and are replaced the same way.
+Future callbacks run in the dispatcher thread: keep them short, never close() from one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -33,50 +32,41 @@ from amberpicd.errors import WorkerLost
 _STOP_GRACE = 2.0  # seconds an idle worker gets to exit by itself at close()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
-# What every worker runs first. A child unpickles its Process target before any of our code
-# runs, and a forkserver child starts with the *server's* sys.path (fixed when the server
-# started, maybe without this package or what the caller added, e.g. tests/). So the target is
-# the builtin exec, which installs the parent's sys.path and only then imports this module.
-_BOOT = (
-    "import sys\n"
-    "sys.path[:] = path\n"
-    f"from {__name__} import _worker_main\n"
-    "_worker_main(conn, lifeline, setup)\n"
-)
-
 
 # --- worker side -------------------------------------------------------------------------
 
 
 def _worker_main(
-    conn: connection.Connection, lifeline: connection.Connection, setup: bytes
+    conn: Any, lifeline: Any, memory_limit: int | None, initializer: Callable[[], None] | None
 ) -> None:
+    # Both spawn and forkserver children get the parent's current sys.path and cwd from
+    # multiprocessing's "preparation data" before our arguments are unpickled, so functions
+    # from modules the caller made importable at run time (e.g. tests/) work here too.
     # The parent decides shutdown; a Ctrl-C in a terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pass
+    threading.Thread(target=_exit_when_parent_dies, args=(lifeline,), daemon=True).start()
     try:
-        memory_limit, initializer = pickle.loads(setup)  # after sys.path is the parent's
-        if memory_limit is not None:
-            _limit_address_space(memory_limit)
-        if initializer is not None:
-            initializer()
-    except BaseException as exc:
-        conn.send_bytes(_dump_error(exc, "init"))
-        return  # a half set-up worker must not take jobs
-    conn.send_bytes(pickle.dumps(("ready", None)))
-    while True:
         try:
-            data = conn.recv_bytes()
-        except EOFError:  # the pool closed our pipe: normal shutdown
-            return
-        conn.send_bytes(_run_job(data))  # a helper, so the job's objects are freed first
+            if memory_limit is not None:
+                _limit_address_space(memory_limit)
+            if initializer is not None:
+                initializer()
+        except BaseException as exc:
+            conn.send_bytes(_dump_error(exc, "init"))
+            return  # a half set-up worker must not take jobs
+        conn.send_bytes(pickle.dumps(("ready", None)))
+        while True:
+            conn.send_bytes(_run_job(conn.recv_bytes()))
+    except (EOFError, OSError):  # the pool closed our pipe: shut down quietly
+        return
 
 
 def _run_job(data: bytes) -> bytes:
+    # A function of its own so that the job's objects are freed before the next recv.
     try:
         fn, args, kwargs = pickle.loads(data)
         result = fn(*args, **kwargs)
-    except BaseException as exc:  # SystemExit from a job must not end the worker either
+    except BaseException as exc:  # even SystemExit from a job must not end the worker
         return _dump_error(exc, "error")
     try:
         return pickle.dumps(("ok", result), _PROTOCOL)
@@ -84,23 +74,23 @@ def _run_job(data: bytes) -> bytes:
         return _dump_error(exc, "error")
 
 
-def _exit_when_parent_dies(lifeline: connection.Connection) -> None:
-    # Nobody writes to the lifeline and only the parent holds its other end, so it becomes
-    # readable (EOF) exactly when the parent is gone, even if it was SIGKILLed. Being a thread,
-    # this also works while a job runs (unless the job holds the GIL forever). prctl's
-    # PDEATHSIG would not do: a forkserver child's parent is the server, and the server only
-    # exits once every worker has closed its copy of the server's "alive" pipe.
+def _exit_when_parent_dies(lifeline: Any) -> None:
+    # Nobody writes to the lifeline and only the parent holds its other end, so it turns
+    # readable (EOF) exactly when the parent is gone, even after SIGKILL; as a thread this
+    # works while a job runs too (unless the job holds the GIL forever). prctl(PDEATHSIG) would
+    # not do: a forkserver child's parent is the server, which only exits when all workers
+    # have closed their copies of its "alive" pipe.
     connection.wait([lifeline])
     os._exit(1)
 
 
 def _limit_address_space(limit: int) -> None:
-    import resource  # POSIX only; imported here so the module still imports elsewhere
+    import resource  # POSIX only
 
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    # Huge allocations then fail with MemoryError here instead of waking the OOM killer.
+    # Huge allocations then fail with MemoryError in here instead of waking the OOM killer.
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
@@ -113,16 +103,12 @@ def _dump_error(exc: BaseException, kind: str) -> bytes:
             return data
         except Exception:
             continue
-    try:
-        text = repr(exc)
-    except Exception:
-        text = f"<unprintable {type(exc).__name__}>"
-    return pickle.dumps((kind, RuntimeError(text), tb), _PROTOCOL)
+    return pickle.dumps((kind, RuntimeError(repr(exc)), tb), _PROTOCOL)
 
 
 class _Portable:
-    """Pickles an exception as class + args + __dict__ and skips __init__ when rebuilding it:
-    FileError(path, reason) keeps only its message in args, so default unpickling fails."""
+    """Pickles an exception as class + args + __dict__, rebuilt without calling __init__:
+    FileError(path, reason) keeps only its message in args, so plain unpickling fails."""
 
     def __init__(self, exc: BaseException):
         self.exc = exc
@@ -139,7 +125,7 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
 
 
 class _RemoteTraceback(Exception):
-    """Set as __cause__ of a job's exception so logs show where in the worker it was raised."""
+    """Set as __cause__ of a job's exception: logs then show where in the worker it arose."""
 
     def __str__(self) -> str:
         return f'\n"""\n{self.args[0]}"""'
@@ -147,54 +133,39 @@ class _RemoteTraceback(Exception):
 
 def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
-        try:
+        with contextlib.suppress(ValueError):  # a real-time signal has no name
             return f"signal {-code}: {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
+        return f"signal {-code}"
     return f"exit code {code}"
 
 
 # --- parent side -------------------------------------------------------------------------
 
 
-class _Job:
-    __slots__ = ("future", "payload", "timeout")
-
-    def __init__(self, future: Future, payload: bytes, timeout: float | None):
-        self.future, self.payload, self.timeout = future, payload, timeout
-
-
 class _Worker:
-    """The parent's handle on one worker: process, our end of its pipe, its current job."""
+    """The parent's handle on one worker: its process, our end of its pipe, its job."""
 
-    def __init__(self, ctx: Any, setup: bytes):
+    def __init__(self, ctx: Any, setup: tuple[Any, ...]):
         self.conn, child_conn = ctx.Pipe()
         lifeline_r, self.lifeline = ctx.Pipe(duplex=False)
-        namespace = {
-            "path": [os.path.abspath(p) for p in sys.path if isinstance(p, str)],
-            "conn": child_conn,
-            "lifeline": lifeline_r,
-            "setup": setup,
-        }
-        self.process = ctx.Process(
-            target=exec, args=(_BOOT, namespace), name="amberpicd-worker", daemon=True
-        )
+        args = (child_conn, lifeline_r, *setup)
+        self.process = ctx.Process(target=_worker_main, args=args, daemon=True)
         try:
             self.process.start()
         finally:  # only the child may keep these ends, so that EOF on them means "peer gone"
             child_conn.close()
             lifeline_r.close()
         self.ready = False
-        self.job: _Job | None = None
+        self.job: tuple[Future, float | None] | None = None  # (future, timeout)
         self.deadline: float | None = None
         self.init_error: str | None = None
 
 
 class WorkerPool:
-    """Runs picklable top-level functions in `workers` processes, one job per process.
+    """Runs picklable top-level functions in up to ``workers`` processes, one job each.
 
-    ``workers=0`` runs every job inline, synchronously in the submitting thread, without
-    timeouts or memory limit (for debugging; the initializer runs once, in this process).
+    ``workers=0`` runs every job inline, synchronously in the submitting thread, with no
+    timeout and no memory limit: for debugging. The initializer then runs once, here.
     """
 
     def __init__(
@@ -207,40 +178,38 @@ class WorkerPool:
     ):
         if workers < 0:
             raise ValueError(f"workers must be >= 0, not {workers}")
-        if context not in ("forkserver", "spawn"):
+        if context not in ("forkserver", "spawn"):  # fork would copy the daemon's threads
             raise ValueError(f"context must be 'forkserver' or 'spawn', not {context!r}")
         self.size = workers
         self._lock = threading.Lock()
-        self._queue: deque[_Job] = deque()
+        self._queue: deque[tuple[Future, bytes, float | None]] = deque()
         self._workers: list[_Worker] = []
-        self._busy = 0
         self._closing = False
         self._close_deadline = 0.0
         if workers == 0:
             if initializer is not None:
                 initializer()
             return
-        if context not in get_all_start_methods():
-            context = "spawn"  # no forkserver on this platform
-        self._ctx = get_context(context)
-        self._setup = pickle.dumps((memory_limit, initializer), _PROTOCOL)  # fails early
+        self._ctx = get_context(context if context in get_all_start_methods() else "spawn")
+        self._setup = (memory_limit, initializer)
+        pickle.dumps(initializer)  # fail here, not in every worker
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)  # submit never blocks, even on a full pipe
+        os.set_blocking(self._wake_w, False)  # so submit never blocks, even on a full pipe
         self._thread = threading.Thread(target=self._run, name="amberpicd-workers", daemon=True)
         self._thread.start()
 
     @property
     def pending(self) -> int:
-        """Jobs submitted but not yet handed to a worker."""
+        """Jobs submitted and not yet handed to a worker."""
         with self._lock:
             return len(self._queue)
 
     @property
     def busy(self) -> int:
-        """Jobs running in a worker right now."""
+        """Jobs running in a worker now."""
         with self._lock:
-            return self._busy
+            return sum(w.job is not None for w in self._workers)
 
     @property
     def pids(self) -> list[int]:
@@ -251,7 +220,7 @@ class WorkerPool:
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Future:
-        """Queue ``fn(*args, **kwargs)``; never blocks. The future gets the result, the
+        """Queue ``fn(*args, **kwargs)``; never blocks. The future gets the return value, the
         exception raised, or WorkerLost if the worker died or ran past ``timeout`` seconds."""
         future: Future = Future()
         if self._closing:
@@ -263,7 +232,7 @@ class WorkerPool:
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        try:  # here, in the caller's thread: spreads the cost, and errors come back at once
+        try:  # in the caller's thread: spreads the cost, and the error comes back at once
             payload = pickle.dumps((fn, args, kwargs), _PROTOCOL)
         except Exception as exc:
             future.set_exception(exc)
@@ -271,28 +240,28 @@ class WorkerPool:
         with self._lock:
             if self._closing:
                 raise RuntimeError("cannot submit to a closed WorkerPool")
-            self._queue.append(_Job(future, payload, timeout))
+            self._queue.append((future, payload, timeout))
             self._wake()
         return future
 
     def close(self, *, wait: bool = True, cancel_pending: bool = False, grace: float = 5.0) -> None:
         """Stop taking jobs and end every worker process (joined: no zombies, no orphans).
 
-        With ``wait``, running jobs and (unless ``cancel_pending``) queued ones may finish
-        within ``grace`` seconds in total; then workers are killed, their jobs fail with
-        WorkerLost and what is still queued is cancelled. Without ``wait``, that happens now.
+        With ``wait``, running jobs and (unless ``cancel_pending``) queued ones get ``grace``
+        seconds in all to finish; then the workers are killed, their jobs fail with WorkerLost
+        and the queued ones are cancelled. Without ``wait`` that happens at once.
         """
-        cancelled: list[_Job] = []
         with self._lock:
             if not self._closing:
                 self._closing = True
                 self._close_deadline = time.monotonic() + (grace if wait else 0.0)
+            dropped: deque = deque()
             if cancel_pending or not wait:
-                cancelled, self._queue = list(self._queue), deque()
+                dropped, self._queue = self._queue, deque()
             if self.size:
                 self._wake()
-        for job in cancelled:
-            job.future.cancel()
+        for future, _, _ in dropped:
+            future.cancel()
         if self.size:
             self._thread.join()
             with self._lock:
@@ -305,11 +274,11 @@ class WorkerPool:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.close(cancel_pending=exc_type is not None)  # on an error, don't start more jobs
+        self.close(cancel_pending=exc_type is not None)  # after an error, start nothing new
 
     # --- dispatcher thread ---------------------------------------------------------------
 
-    def _wake(self) -> None:  # called with the lock held
+    def _wake(self) -> None:  # with the lock held
         if self._wake_w >= 0:
             with contextlib.suppress(BlockingIOError):  # pipe full: a wake-up is pending
                 os.write(self._wake_w, b"!")
@@ -318,7 +287,7 @@ class WorkerPool:
         try:
             while True:
                 with self._lock:
-                    drained = not self._queue and self._busy == 0
+                    drained = not self._queue and all(w.job is None for w in self._workers)
                     if self._closing and (drained or time.monotonic() >= self._close_deadline):
                         return
                 self._dispatch()
@@ -326,24 +295,21 @@ class WorkerPool:
                 if self._closing:
                     deadlines.append(self._close_deadline)
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                waitables: list[Any] = [self._wake_r]
+                waitables = [self._wake_r]
                 for w in self._workers:
                     waitables += [w.conn, w.process.sentinel]
                 ready = connection.wait(waitables, timeout)
-                if self._wake_r in ready:
-                    while True:
-                        try:
-                            os.read(self._wake_r, 4096)
-                        except BlockingIOError:
-                            break
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_r, 4096):
+                        pass
                 for w in list(self._workers):
                     if w.conn in ready or w.process.sentinel in ready:
                         self._service(w, exited=w.process.sentinel in ready)
                 now = time.monotonic()
                 for w in list(self._workers):
                     if w.job is not None and w.deadline is not None and now >= w.deadline:
-                        self._reap(w, f"timed out after {w.job.timeout:g} s")
-        finally:  # also after a bug here: fail everything rather than leave futures hanging
+                        self._reap(w, f"timed out after {w.job[1]:g} s")
+        finally:  # even after a bug in here: fail everything rather than leave futures hanging
             self._shutdown()
 
     def _dispatch(self) -> None:
@@ -357,39 +323,34 @@ class WorkerPool:
                     if len(self._workers) >= self.size or starting >= len(self._queue):
                         return
                 else:
-                    job = self._queue.popleft()
-                    if not job.future.set_running_or_notify_cancel():
+                    future, payload, timeout = self._queue.popleft()
+                    if not future.set_running_or_notify_cancel():
                         continue  # cancelled while queued
-                    idle.job = job
-                    self._busy += 1
+                    idle.job = (future, timeout)
             if idle is None:
-                self._start_worker()
+                try:
+                    worker = _Worker(self._ctx, self._setup)
+                except Exception as exc:
+                    self._fail_pending(f"worker failed to start ({exc})")
+                    continue
+                with self._lock:
+                    self._workers.append(worker)
                 continue
-            idle.deadline = None if job.timeout is None else time.monotonic() + job.timeout
+            idle.deadline = None if timeout is None else time.monotonic() + timeout
             with contextlib.suppress(OSError):  # if the worker just died, its sentinel tells
-                idle.conn.send_bytes(job.payload)
-            job.payload = b""
+                idle.conn.send_bytes(payload)
 
-    def _start_worker(self) -> None:
-        try:
-            worker = _Worker(self._ctx, self._setup)
-        except Exception as exc:
-            self._fail_pending(WorkerLost(f"worker failed to start ({exc})"))
-            return
-        with self._lock:
-            self._workers.append(worker)
-
-    def _fail_pending(self, error: WorkerLost) -> None:
-        # One queued job pays for each worker that cannot start, so a broken initializer
-        # fails jobs one by one instead of restarting workers forever.
+    def _fail_pending(self, reason: str) -> None:
+        # One queued job pays for each worker that could not start, so a broken initializer
+        # fails the jobs one by one instead of restarting workers forever.
         with self._lock:
             while self._queue:
-                job = self._queue.popleft()
-                if job.future.set_running_or_notify_cancel():
+                future = self._queue.popleft()[0]
+                if future.set_running_or_notify_cancel():
                     break
             else:
                 return
-        job.future.set_exception(error)
+        future.set_exception(WorkerLost(reason))
 
     def _service(self, w: _Worker, exited: bool) -> None:
         try:
@@ -403,53 +364,46 @@ class WorkerPool:
     def _handle(self, w: _Worker, data: bytes) -> None:
         try:
             kind, value, *tb = pickle.loads(data)
-        except Exception as exc:  # e.g. the result's class cannot be imported here
+        except Exception as exc:  # e.g. the result's class cannot be imported in the parent
             kind, value, tb = "error", exc, []
         if kind == "ready":
             w.ready = True
-            return
-        if kind == "init":
-            w.init_error = f"initializer raised {value!r}"
-            return
-        job, w.job, w.deadline = w.job, None, None
-        if job is None:
-            return
-        with self._lock:
-            self._busy -= 1
-        if kind == "ok":
-            job.future.set_result(value)
-        else:
-            if tb and tb[0]:
-                value.__cause__ = _RemoteTraceback(tb[0])
-            job.future.set_exception(value)
+        elif kind == "init":
+            w.init_error = f"initializer raised {value!r}"  # the worker exits next
+        elif w.job is not None:
+            with self._lock:
+                (future, _), w.job, w.deadline = w.job, None, None
+            if kind == "ok":
+                future.set_result(value)
+            else:
+                if tb:
+                    value.__cause__ = _RemoteTraceback(tb[0])
+                future.set_exception(value)
 
     def _reap(self, w: _Worker, reason: str | None = None) -> None:
-        """Make sure the worker is dead and joined; fail its job (or a queued one)."""
+        """Make sure the worker is dead and joined; fail its job, or a queued one."""
         if reason is None:
             w.process.join(1.0)  # EOF seen: the exit is imminent
         if w.process.is_alive():
             w.process.kill()
         w.process.join()
-        code = w.process.exitcode
         with self._lock:
             self._workers.remove(w)
-            if w.job is not None:
-                self._busy -= 1
         w.conn.close()
-        w.lifeline.close()  # (no process.close(): at exit, multiprocessing may still join it)
+        w.lifeline.close()  # no process.close(): multiprocessing's atexit may still join it
         if w.job is not None:
-            reason = reason or f"worker crashed ({_describe_exit(code)})"
-            w.job.future.set_exception(WorkerLost(reason))
-        elif not w.ready and not self._closing:
-            detail = w.init_error or _describe_exit(code)
-            self._fail_pending(WorkerLost(f"worker failed to start ({detail})"))
+            reason = reason or f"worker crashed ({_describe_exit(w.process.exitcode)})"
+            w.job[0].set_exception(WorkerLost(reason))
+        elif not w.ready:
+            detail = w.init_error or _describe_exit(w.process.exitcode)
+            self._fail_pending(f"worker failed to start ({detail})")
 
     def _shutdown(self) -> None:
         with self._lock:
             self._closing = True
-            leftovers, self._queue = list(self._queue), deque()
-        for job in leftovers:
-            job.future.cancel()
+            dropped, self._queue = self._queue, deque()
+        for future, _, _ in dropped:
+            future.cancel()
         for w in self._workers:
             if w.job is None:
                 w.conn.close()  # EOF asks an idle worker to exit by itself

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 from PIL.ExifTags import IFD, Base
 from PIL.JpegImagePlugin import get_sampling
+from pydantic import ValidationError
 
 import amberpicd.imaging.encode as encoder
 from amberpicd.errors import EncodeError
@@ -346,9 +347,9 @@ def test_codec_failure_is_an_encode_error() -> None:
         run(picture, "jpeg")
 
 
-def test_lossless_jpeg_is_refused() -> None:
-    with pytest.raises(EncodeError, match="jpeg cannot be lossless"):
-        run(still(), "jpeg", lossless=True)
+def test_lossless_jpeg_is_refused_at_load() -> None:
+    with pytest.raises(ValidationError, match="jpeg cannot be lossless"):
+        Encode(format="jpeg", lossless=True)
 
 
 # --- metadata, per output format, read back by Pillow and as raw bytes ---

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import multiprocessing
 import os
 import signal
@@ -57,8 +58,18 @@ def test_results_come_back_from_two_workers_running_at_once(tmp_path, context):
         assert os.getpid() not in p.pids
 
 
+def test_jobs_from_a_path_added_after_the_forkserver_started(pool, tmp_path, monkeypatch):
+    assert pool.submit(jobs.echo, 1).result(RESULT) == 1  # the forkserver runs by now
+    (tmp_path / "late_jobs_module.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "late_jobs_module", raising=False)
+    late = importlib.import_module("late_jobs_module")
+    with WorkerPool(1) as p:
+        assert p.submit(late.triple, 5).result(RESULT) == 15
+
+
 def test_exception_keeps_type_and_message_and_worker_survives(pool):
-    with pytest.raises(ValueError, match="^bad input$") as info:
+    with pytest.raises(ValueError, match=r"^bad input$") as info:
         pool.submit(jobs.fail, "bad input").result(RESULT)
     assert "in fail" in str(info.value.__cause__)  # the worker's traceback rides along
     assert pool.submit(jobs.echo, "still fine").result(RESULT) == "still fine"

@@ -15,7 +15,7 @@ c. **Quiet and stable (fallback).** It was created or modified, then saw no even
    ``quiet`` seconds, and its size and mtime did not change between two stats ``quiet``
    apart. This covers files that never give a clean close: hard links, ``mv`` seen only as a
    creation, copies whose close we missed. So a file taken by this rule is ready no sooner than
-   ``2 × quiet`` after its last event.
+   twice ``quiet`` after its last event.
 
 And these hold whatever the rule:
 

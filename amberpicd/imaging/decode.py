@@ -108,20 +108,26 @@ class Source:
         if fmt not in limits.formats:
             allowed = ", ".join(limits.formats)
             raise InputRejected(path, f"unsupported format {fmt} (allowed: {allowed})")
-        Image.MAX_IMAGE_PIXELS = limits.max_pixels
+        # Our own check below names the limit and the value; Pillow's guards decoding.
+        Image.MAX_IMAGE_PIXELS = None
         try:
             self.image = Image.open(io.BytesIO(data), formats=[PILLOW_NAMES[fmt]])
-            self.exif = self.image.getexif()
-        except Image.DecompressionBombError:
-            raise self._too_big(limits) from None
         except Exception as exc:
             raise DecodeError(path, _reason(exc)) from None
         width, height = self.image.size
         if width * height > limits.max_pixels:
             raise self._too_big(limits)
-        frames = getattr(self.image, "n_frames", 1) if fmt in ANIMATABLE else 1
-        if frames > limits.max_frames:
-            raise InputRejected(path, f"{frames} frames exceeds max_frames {limits.max_frames}")
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
+        try:
+            frames = getattr(self.image, "n_frames", 1) if fmt in ANIMATABLE else 1
+            if frames > limits.max_frames:
+                raise InputRejected(path, f"{frames} frames exceeds max_frames {limits.max_frames}")
+            # PNG reads its eXIf chunk by loading the image: only after the size check.
+            self.exif = self.image.getexif()
+        except InputRejected:
+            raise
+        except Exception as exc:
+            raise DecodeError(path, _reason(exc)) from None
         # HEIF decoders apply irot/imir themselves; their EXIF orientation is informative.
         orientation = 1 if fmt in ("heif", "avif") else self.exif.get(_ORIENTATION, 1)
         self.orientation = orientation if orientation in range(1, 9) else 1
@@ -169,7 +175,7 @@ class Source:
             frames=frames,
             source_format=self.facts.format,
             durations=durations,
-            loop=int(im.info.get("loop", 0) or 0),
+            loop=im.info.get("loop"),
             icc=im.info.get("icc_profile") or None,
             exif=self.exif,
             xmp=xmp.encode() if isinstance(xmp, str) else xmp,
@@ -192,7 +198,7 @@ def _plain(im: Image.Image) -> Image.Image:
     """The frame as a standalone image with no metadata attached: what we write out is
     decided by the metadata policy alone, never by what a plugin left in ``info``."""
     out = im.copy() if im.readonly or getattr(im, "fp", None) is not None else im
-    out.info = {}
+    out.info = {k: im.info[k] for k in ("transparency",) if k in im.info}
     return out
 
 

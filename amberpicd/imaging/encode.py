@@ -68,8 +68,6 @@ def encode(picture: Picture, spec: Encode, groups: Collection[str], path: Path) 
     highest quality (up to ``spec.quality`` or the default) whose output fits.
     """
     fmt = spec.format
-    if spec.lossless and fmt == "jpeg":
-        raise EncodeError(path, "jpeg cannot be lossless (use png, webp or tiff)")
     try:
         frames, icc = _prepare(picture, spec, keep_icc(groups))
         meta = _metadata(
@@ -201,7 +199,7 @@ def _animation(fmt: str, frames: list[Image.Image], picture: Picture) -> dict:
     durations = list(picture.durations[: len(frames)])
     durations += [DEFAULT_DURATION] * (len(frames) - len(durations))
     kw: dict[str, Any] = {"duration": durations}
-    if fmt != "avif":  # Pillow's AVIF writer has no loop count
+    if fmt != "avif" and picture.loop is not None:  # Pillow's AVIF writer has no loop count
         kw["loop"] = picture.loop
     if fmt == "gif" and any(f.has_transparency_data for f in frames):
         kw["disposal"] = 2  # frames are whole pictures: clear before drawing the next

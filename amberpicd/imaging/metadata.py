@@ -102,7 +102,19 @@ GROUPS: dict[str, dict[int, frozenset[int] | None]] = {
 # that make no sense outside the source file. XMP-in-EXIF: XMP is its own group.
 NEVER: dict[int, frozenset[int]] = {
     IFD0: frozenset({Base.Orientation, Base.XMLPacket, IFD.Exif, IFD.GPSInfo}),
-    IFD.Exif: frozenset({Base.MakerNote, Base.ExifInteroperabilityOffset, 0xEA1C}),
+    # Maker notes are opaque; serial numbers, owner and unique ids identify a person or a
+    # device: none of them is written, whatever groups are kept.
+    IFD.Exif: frozenset(
+        {
+            Base.MakerNote,
+            Base.ExifInteroperabilityOffset,
+            0xEA1C,
+            0xA420,  # ImageUniqueID
+            0xA430,  # CameraOwnerName
+            0xA431,  # BodySerialNumber
+            0xA435,  # LensSerialNumber
+        }
+    ),
     IFD.GPSInfo: frozenset(),
 }
 

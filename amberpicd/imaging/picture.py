@@ -20,7 +20,7 @@ class Picture:
     frames: list[Image.Image]
     source_format: str = ""
     durations: list[int] = field(default_factory=list)  # ms per frame; empty for stills
-    loop: int = 0
+    loop: int | None = 0  # 0 = forever; None = play once (no loop extension)
     icc: bytes | None = None
     exif: Image.Exif = field(default_factory=Image.Exif)
     xmp: bytes | None = None

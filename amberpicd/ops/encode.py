@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ByteSize, Field, field_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
 from amberpicd.ops.base import Step
 from amberpicd.ops.registry import register
@@ -46,6 +46,12 @@ class Encode(Step):
             value = value.lower()
             return {"jpg": "jpeg", "tif": "tiff"}.get(value, value)
         return value
+
+    @model_validator(mode="after")
+    def _lossless_where_possible(self) -> Encode:
+        if self.lossless and self.format == "jpeg":
+            raise ValueError("jpeg cannot be lossless (use png or webp with lossless: true)")
+        return self
 
     @property
     def extension(self) -> str:

@@ -1,0 +1,647 @@
+"""Inbox watching: filesystem events in, "this file is complete" calls out.
+
+:class:`InboxWatcher` runs one watchdog inotify observer with a schedule per inbox and feeds
+every file event into a :class:`~amberpicd.daemon.settle.Settler` (see settle.py for when a
+file counts as complete). Watchdog's threads only record events; one settle thread sleeps until
+the settler's next deadline (indefinitely while nothing is pending) and makes every callback:
+``ready(path)``, ``on_overflow()``, ``on_inbox_lost(inbox)``, ``on_inbox_back(inbox)``. Those
+callbacks must be cheap (enqueue and return); they may call the watcher's own methods.
+
+Never reported: directories, symlinks, FIFOs, sockets, devices, hidden names and anything under
+a hidden folder inside the inbox (our own temp files are hidden ``.amberpic-*``), partial or
+temp names (:data:`IGNORED_SUFFIXES`, a trailing ``~``), files in sub-folders of a
+non-recursive inbox, and whatever ``ignore(path)`` says (the daemon's own outputs). When inboxes
+nest, a file belongs to the deepest one, as in ``Config.watch_for``.
+
+Reported paths start with the inbox path as configured, even when it is (or lies under) a
+symlink; the folder watched is its resolved target. ``ready`` may see a path again after a new
+write, and rescans find files that were also reported: the consumer dedupes.
+
+Missing inboxes are created when first watched. When an inbox disappears (deleted, or moved
+away, e.g. to the trash, which inotify does not report on the folder itself),
+``on_inbox_lost`` fires; a guard watch on its nearest existing parent (a second observer with a
+narrow event mask, so its mask cannot clobber the inbox watches' on a shared folder) notices
+when it comes back, the inbox is watched again and ``on_inbox_back`` fires. Not noticed: an
+ancestor above the parent being renamed while the inbox exists.
+
+Inotify queue overflow is only logged by watchdog; a handler on its logger turns the log line
+into ``on_overflow()``. Files that were pending then fall back to the quiet-and-stable rule.
+Network filesystems deliver no inotify events for remote changes: only rescans see those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify import InotifyObserver
+
+from amberpicd.daemon.settle import Kind, Settler
+
+log = logging.getLogger(__name__)
+
+#: Names being downloaded or written by someone else (compared case-insensitively).
+IGNORED_SUFFIXES = (
+    ".part",  # Firefox, KDE, wget --continue
+    ".partial",
+    ".crdownload",  # Chromium
+    ".download",  # Safari
+    ".opdownload",  # Opera
+    ".filepart",  # WinSCP
+    ".crswap",  # Chromium File System Access
+    ".!ut",  # uTorrent
+    ".!qb",  # qBittorrent
+    ".tmp",
+    ".~tmp",
+    ".temp",
+    ".swp",
+)
+
+# Every inbox schedule uses the same filter, hence the same inotify mask: inotify_add_watch
+# replaces the mask of a folder that is already watched, so mixed masks would clobber each other.
+_INBOX_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileOpenedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+_GUARD_EVENTS = [
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,  # a symlink standing in for the inbox
+    FileDeletedEvent,
+    FileMovedEvent,
+]
+_KINDS: dict[type[FileSystemEvent], Kind] = {
+    FileCreatedEvent: "created",
+    FileModifiedEvent: "modified",
+    FileOpenedEvent: "opened",
+    FileClosedEvent: "closed",
+    FileClosedNoWriteEvent: "closed_nowrite",
+    FileDeletedEvent: "deleted",
+}
+_WATCHDOG_LOGGER = "watchdog.observers.inotify_c"
+
+
+def _never(path: Path) -> bool:
+    return False
+
+
+def is_ignored_name(rel: PurePath) -> bool:
+    """True for a path (relative to its inbox) that is hidden, partial or temporary."""
+    if any(part.startswith(".") for part in rel.parts):
+        return True
+    name = rel.name.lower()
+    return name.endswith("~") or name.endswith(IGNORED_SUFFIXES)
+
+
+def _ignored(ignore: Callable[[Path], bool], path: Path) -> bool:
+    try:
+        return bool(ignore(path))
+    except Exception:
+        # Safer to skip a file than to risk re-ingesting our own output forever.
+        log.exception("ignore(%s) failed; skipping the file", path)
+        return True
+
+
+def scan(
+    inbox: Path, recursive: bool = False, ignore: Callable[[Path], bool] = _never
+) -> Iterator[Path]:
+    """The regular files now in ``inbox`` that the watcher would report, in name order.
+
+    Symlinks are never followed (a link pointing inside the inbox names a file found anyway; one
+    pointing outside must not be read), FIFOs, sockets and devices are skipped by their
+    directory entry type, and nothing is opened. ``ignore`` is also asked about folders
+    (recursive scans), so it can prune the daemon's output folders. Unreadable folders are
+    logged and skipped; a missing inbox yields nothing.
+    """
+    inbox = Path(inbox)
+    stack = [inbox]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            log.debug("%s: gone while scanning", folder)
+            continue
+        except OSError as exc:
+            log.warning("%s: cannot list folder: %s", folder, exc.strerror or exc)
+            continue
+        subfolders = []
+        for entry in entries:
+            path = folder / entry.name
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive and not _ignored(ignore, path):
+                        subfolders.append(path)
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue  # symlink, FIFO, socket, device
+            except OSError:
+                continue
+            if not is_ignored_name(path.relative_to(inbox)) and not _ignored(ignore, path):
+                yield path
+        stack.extend(reversed(subfolders))
+
+
+def _dir_ident(path: Path) -> tuple[str, int, int] | None:
+    """(resolved path, st_dev, st_ino) of a folder, None if ``path`` is not one."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    return (real, st.st_dev, st.st_ino) if stat_mod.S_ISDIR(st.st_mode) else None
+
+
+def _nearest_parent(path: Path) -> Path | None:
+    return next((p for p in path.parents if os.path.isdir(p)), None)
+
+
+def _alive(observer: BaseObserver | None, watch: ObservedWatch) -> bool:
+    # Watchdog stops a watch's emitter when the watched folder itself is deleted.
+    return observer is not None and any(
+        e.watch == watch and e.should_keep_running() for e in list(observer.emitters)
+    )
+
+
+@dataclass(eq=False)
+class _Inbox:
+    path: Path  # absolute, as configured: reported paths start with it
+    recursive: bool
+    watch: ObservedWatch | None = None
+    ident: tuple[str, int, int] | None = None  # of the folder watched; [0] is its real path
+    guard: str | None = None  # real path of the folder guarding this inbox
+    guard_name: str = ""  # the component of ``path`` right below the guard
+    lost: bool = False  # on_inbox_lost was reported and on_inbox_back not yet
+
+    @property
+    def real(self) -> str | None:
+        return self.ident[0] if self.ident else None
+
+
+@dataclass(eq=False)
+class _Guard:
+    ident: tuple[str, int, int]
+    watch: ObservedWatch
+    users: set[_Inbox] = field(default_factory=set)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, callback: Callable[[FileSystemEvent], None]) -> None:
+        self._callback = callback
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        try:
+            self._callback(event)
+        except Exception:
+            # An exception here would end watchdog's dispatcher thread, and all watching.
+            log.exception("failed to handle %r", event)
+
+
+class _OverflowHandler(logging.Handler):
+    def __init__(self, notify: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._notify = notify
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self._notify()
+
+
+class InboxWatcher:
+    """Watches inboxes and calls ``ready(path)`` once a dropped file is complete."""
+
+    def __init__(
+        self,
+        inboxes: Sequence[tuple[Path, bool]],
+        ready: Callable[[Path], None],
+        *,
+        quiet: float = 2.0,
+        ignore: Callable[[Path], bool] = _never,
+        on_overflow: Callable[[], None] | None = None,
+        on_inbox_lost: Callable[[Path], None] | None = None,
+        on_inbox_back: Callable[[Path], None] | None = None,
+    ) -> None:
+        self._wanted = self._normalise(inboxes)
+        self._ready = ready
+        self._ignore = ignore
+        self._on_overflow = on_overflow
+        self._on_lost = on_inbox_lost
+        self._on_back = on_inbox_back
+        self._clock = time.monotonic
+        self._settler = Settler(quiet, self._clock)
+        self._cond = threading.Condition()  # guards the settler and the work lists below
+        self._manage = threading.RLock()  # serialises schedule changes
+        self._inboxes: dict[Path, _Inbox] = {}  # replaced whole, never mutated: read lock-free
+        self._guards: dict[str, _Guard] = {}
+        self._to_reconcile: set[_Inbox] = set()
+        self._notes: list[tuple[Callable[[Path], None] | None, Path]] = []
+        self._overflow = False
+        self._stopping = False
+        self._sleep_until = -math.inf  # the settle thread's wake-up time; -inf while awake
+        self._observer: BaseObserver | None = None
+        self._guard_observer: BaseObserver | None = None
+        self._thread: threading.Thread | None = None
+        self._log_handler = _OverflowHandler(self._overflowed)
+        self._log_level: int | None = None
+
+    @staticmethod
+    def _normalise(inboxes: Sequence[tuple[Path, bool]]) -> dict[Path, bool]:
+        wanted: dict[Path, bool] = {}
+        for path, recursive in inboxes:
+            key = Path(os.path.abspath(os.path.expanduser(path)))
+            wanted[key] = wanted.get(key, False) or bool(recursive)
+        return wanted
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create missing inboxes, start watching. Problems with one inbox are reported through
+        ``on_inbox_lost`` (and logged), not raised."""
+        with self._manage:
+            if self._observer is not None or self._stopping:
+                raise RuntimeError("InboxWatcher.start() called twice")
+            try:
+                self._observer = InotifyObserver(generate_full_events=True)
+                self._observer.name = "amberpicd-watch"
+                self._observer.start()
+                self._guard_observer = InotifyObserver()
+                self._guard_observer.name = "amberpicd-guard"
+                self._guard_observer.start()
+                self._attach_log_handler()
+                self._thread = threading.Thread(target=self._run, name="amberpicd-settle")
+                self._thread.daemon = True
+                self._thread.start()
+                self._apply(self._wanted)
+            except BaseException:
+                self.stop()
+                raise
+
+    def stop(self) -> None:
+        """Stop watching and join every thread this watcher started. Idempotent."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._manage:
+            for observer in (self._observer, self._guard_observer):
+                if observer is not None:
+                    observer.stop()
+                    if observer.ident is not None:
+                        observer.join()
+            self._observer = self._guard_observer = None
+            self._inboxes, self._guards = {}, {}
+            self._detach_log_handler()
+
+    def set_inboxes(self, inboxes: Sequence[tuple[Path, bool]]) -> None:
+        """Watch exactly these inboxes from now on; the others keep their watches."""
+        with self._manage:
+            self._wanted = self._normalise(inboxes)
+            if self._observer is not None and not self._stopping:
+                self._apply(self._wanted)
+
+    def rescan(self, inbox: Path | None = None) -> int:
+        """Feed the files now in ``inbox`` (default: every watched inbox) through the settle
+        fallback, so those still being written are not taken early; they reach ``ready`` once
+        quiet and stable. Returns how many files were found."""
+        with self._manage:
+            states = list(self._inboxes.values())
+        key = Path(os.path.abspath(inbox)) if inbox is not None else None
+        found = 0
+        for st in states:
+            if st.watch is None or (key is not None and st.path != key):
+                continue
+            nested = {o.path for o in states if o is not st and o.path.is_relative_to(st.path)}
+
+            def skip(path: Path, nested: set[Path] = nested) -> bool:
+                return path in nested or _ignored(self._ignore, path)
+
+            paths = list(scan(st.path, st.recursive, skip))
+            with self._cond:
+                for path in paths:
+                    self._settler.observe(path, "found")
+                self._poke()
+            found += len(paths)
+        return found
+
+    def pending(self) -> int:
+        """How many files are tracked and not yet reported."""
+        with self._cond:
+            return len(self._settler)
+
+    def lost(self) -> list[Path]:
+        """The inboxes that cannot be watched right now."""
+        return [st.path for st in self._inboxes.values() if st.watch is None]
+
+    # -- watch management (under self._manage) -----------------------------------------------
+
+    def _apply(self, wanted: dict[Path, bool]) -> None:
+        current = self._inboxes
+        states: dict[Path, _Inbox] = {}
+        for path, recursive in wanted.items():
+            old = current.get(path)
+            keep = old is not None and old.recursive == recursive
+            states[path] = old if keep and old is not None else _Inbox(path, recursive)
+        added = [st for st in states.values() if st not in current.values()]
+        dropped = [st for st in current.values() if st not in states.values()]
+        self._inboxes = states
+        # Watch the new ones before dropping the old: a changed ``recursive`` keeps no gap.
+        for st in added:
+            try:
+                st.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("%s: cannot create inbox: %s", st.path, exc.strerror or exc)
+            self._reconcile(st)
+        for st in dropped:
+            if st.watch is not None:
+                self._unschedule(self._observer, st.watch)
+                st.watch = None
+            self._release_guard(st)
+            if st.path not in states:
+                with self._cond:
+                    self._settler.forget(st.path)
+
+    def _reconcile(self, st: _Inbox) -> None:
+        """Bring one inbox's watch and guard in line with what is on disk now."""
+        if self._inboxes.get(st.path) is not st:
+            return  # dropped meanwhile
+        for _ in range(len(st.path.parts) + 8):
+            ident = _dir_ident(st.path)
+            if st.watch is not None and (ident != st.ident or not _alive(self._observer, st.watch)):
+                self._unschedule(self._observer, st.watch)
+                st.watch, st.ident = None, None
+                with self._cond:
+                    self._settler.forget(st.path)
+                self._mark_lost(st)
+            failed = False
+            if st.watch is None and ident is not None and self._observer is not None:
+                try:
+                    st.watch = self._observer.schedule(
+                        _Handler(lambda e, st=st: self._on_inbox_event(st, e)),
+                        ident[0],
+                        recursive=st.recursive,
+                        event_filter=_INBOX_EVENTS,
+                    )
+                    st.ident = ident
+                except OSError as exc:
+                    log.warning("%s: cannot watch inbox: %s", st.path, exc.strerror or exc)
+                    failed = True
+                else:
+                    if st.lost:
+                        st.lost = False
+                        self._note(self._on_back, st.path)
+            if st.watch is None:
+                self._mark_lost(st)
+            parent = _nearest_parent(st.path)
+            self._set_guard(st, parent)
+            # Stable when nothing moved while we (re)armed the watches; else go round again.
+            if failed or (_dir_ident(st.path) == st.ident and _nearest_parent(st.path) == parent):
+                return
+        log.warning("%s: still changing; will look again on its next event", st.path)
+
+    def _mark_lost(self, st: _Inbox) -> None:
+        if not st.lost:
+            st.lost = True
+            log.warning("%s: inbox is gone or cannot be watched", st.path)
+            self._note(self._on_lost, st.path)
+
+    def _set_guard(self, st: _Inbox, parent: Path | None) -> None:
+        ident = _dir_ident(parent) if parent is not None else None
+        if ident is None or self._guard_observer is None:
+            self._release_guard(st)
+            return
+        guard = self._guards.get(ident[0])
+        if guard is not None and (
+            guard.ident != ident or not _alive(self._guard_observer, guard.watch)
+        ):
+            # Its folder was deleted or replaced: re-arm it for the same users.
+            self._unschedule(self._guard_observer, guard.watch)
+            del self._guards[ident[0]]
+            users, guard = guard.users, None
+        else:
+            users = set()
+        if guard is None:
+            try:
+                watch = self._guard_observer.schedule(
+                    _Handler(lambda e, real=ident[0]: self._on_guard_event(real, e)),
+                    ident[0],
+                    recursive=False,
+                    event_filter=_GUARD_EVENTS,
+                )
+            except OSError as exc:
+                log.debug("%s: cannot guard: %s", parent, exc.strerror or exc)
+                self._release_guard(st)
+                return
+            guard = self._guards[ident[0]] = _Guard(ident, watch, users)
+        if st.guard != ident[0]:
+            self._release_guard(st)
+        guard.users.add(st)
+        st.guard = ident[0]
+        st.guard_name = st.path.relative_to(parent).parts[0]
+
+    def _release_guard(self, st: _Inbox) -> None:
+        guard = self._guards.get(st.guard) if st.guard else None
+        st.guard = None
+        if guard is not None:
+            guard.users.discard(st)
+            if not guard.users:
+                del self._guards[guard.ident[0]]
+                self._unschedule(self._guard_observer, guard.watch)
+
+    @staticmethod
+    def _unschedule(observer: BaseObserver | None, watch: ObservedWatch) -> None:
+        if observer is not None:
+            with contextlib.suppress(KeyError):  # already gone
+                observer.unschedule(watch)
+
+    # -- event intake (watchdog's threads: record and return) --------------------------------
+
+    def _on_inbox_event(self, st: _Inbox, event: FileSystemEvent) -> None:
+        real = st.real
+        if real is None:
+            return
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        if event.is_directory:
+            if src == real:
+                self._request(st)  # the inbox itself was deleted
+            elif isinstance(event, DirDeletedEvent | DirMovedEvent) and (
+                self._user_path(st, real, dest) is None
+            ):
+                # A sub-folder left the inbox: forget what was pending in it. (A folder renamed
+                # within the inbox brings per-file moved events of its own.)
+                gone = self._user_path(st, real, src)
+                if gone is not None:
+                    with self._cond:
+                        self._settler.forget(gone)
+            return
+        if isinstance(event, FileMovedEvent):
+            old = self._accept(st, real, src) if src else None
+            new = self._accept(st, real, dest) if dest else None
+            with self._cond:
+                if old is not None and new is not None:
+                    self._settler.renamed(old, new)
+                elif old is not None:
+                    self._settler.observe(old, "deleted")
+                elif new is not None:
+                    self._settler.observe(new, "moved_in")
+                self._poke()
+            return
+        kind = _KINDS.get(type(event))
+        path = self._accept(st, real, src) if kind is not None else None
+        if kind is not None and path is not None:
+            with self._cond:
+                self._settler.observe(path, kind)
+                self._poke()
+
+    def _user_path(self, st: _Inbox, real: str, raw: str) -> Path | None:
+        prefix = real.rstrip(os.sep) + os.sep
+        return st.path / raw[len(prefix) :] if raw.startswith(prefix) else None
+
+    def _accept(self, st: _Inbox, real: str, raw: str) -> Path | None:
+        """The reported path for a file event, or None if this inbox must not report it."""
+        path = self._user_path(st, real, raw)
+        if path is None or self._owner(raw) is not st:
+            return None
+        rel = path.relative_to(st.path)
+        if not st.recursive and len(rel.parts) != 1:
+            return None
+        if is_ignored_name(rel) or _ignored(self._ignore, path):
+            return None
+        return path
+
+    def _owner(self, raw: str) -> _Inbox | None:
+        # Nested inboxes: the deepest watched folder containing the file owns it.
+        best, depth = None, -1
+        for st in self._inboxes.values():
+            real = st.real
+            if real and len(real) > depth and raw.startswith(real.rstrip(os.sep) + os.sep):
+                best, depth = st, len(real)
+        return best
+
+    def _on_guard_event(self, real: str, event: FileSystemEvent) -> None:
+        guard = self._guards.get(real)
+        if guard is None:
+            return
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        names = {os.path.basename(src), os.path.basename(dest)}
+        for st in list(guard.users):
+            if src == real or st.guard_name in names:
+                self._request(st)
+
+    def _request(self, st: _Inbox) -> None:
+        with self._cond:
+            self._to_reconcile.add(st)
+            self._cond.notify()
+
+    def _note(self, callback: Callable[[Path], None] | None, path: Path) -> None:
+        with self._cond:
+            self._notes.append((callback, path))
+            self._cond.notify()
+
+    def _overflowed(self) -> None:
+        with self._cond:
+            self._overflow = True
+            self._cond.notify()
+
+    def _poke(self) -> None:
+        # Caller holds self._cond. Wake the settle thread only if a deadline moved earlier.
+        deadline = self._settler.next_deadline()
+        if deadline is not None and deadline < self._sleep_until:
+            self._cond.notify()
+
+    # -- the settle thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        clock = self._clock
+        while True:
+            with self._cond:
+                while not (self._stopping or self._to_reconcile or self._notes or self._overflow):
+                    now, deadline = clock(), self._settler.next_deadline()
+                    if deadline is not None and deadline <= now:
+                        break
+                    self._sleep_until = math.inf if deadline is None else deadline
+                    self._cond.wait(None if deadline is None else deadline - now)
+                self._sleep_until = -math.inf
+                if self._stopping:
+                    return
+                todo, self._to_reconcile = self._to_reconcile, set()
+                overflow, self._overflow = self._overflow, False
+                if overflow:
+                    self._settler.events_lost()
+            if todo:
+                with self._manage:
+                    for st in todo:
+                        self._reconcile(st)
+            with self._cond:
+                notes, self._notes = self._notes, []
+                ready = self._settler.due(clock())
+            for callback, path in notes:
+                self._call(callback, path)
+            if overflow:
+                log.warning("inotify queue overflowed: events were lost")
+                self._call(self._on_overflow)
+            for path in ready:
+                self._call(self._ready, path)
+
+    @staticmethod
+    def _call(callback: Callable[..., None] | None, *args: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("watcher callback %r failed", callback)
+
+    # -- overflow detection ------------------------------------------------------------------
+
+    def _attach_log_handler(self) -> None:
+        # Watchdog says nothing to handlers about an overflow; it only logs this warning.
+        logger = logging.getLogger(_WATCHDOG_LOGGER)
+        logger.addHandler(self._log_handler)
+        logger.disabled = False  # dictConfig(disable_existing_loggers=True) must not blind us
+        if logger.getEffectiveLevel() > logging.WARNING:
+            self._log_level = logger.level
+            logger.setLevel(logging.WARNING)
+
+    def _detach_log_handler(self) -> None:
+        logger = logging.getLogger(_WATCHDOG_LOGGER)
+        logger.removeHandler(self._log_handler)
+        if self._log_level is not None:
+            logger.setLevel(self._log_level)
+            self._log_level = None
