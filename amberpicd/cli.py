@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", parents=[common], help="validate the config and show what it does")
     sub.add_parser("init", parents=[common], help="write a commented starter config")
+    # Register the daemon's commands and the desktop ones (tray, install-service).
+    from amberpicd import cli_daemon, cli_desktop  # noqa: F401
+
     for extra in EXTRA_PARSERS:
         extra(sub, common)
     return parser

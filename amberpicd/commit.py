@@ -8,6 +8,7 @@ before the next, so a crash at any moment can be finished, never repeated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +19,10 @@ from amberpicd.pipeline import FileResult
 
 
 class Recorder(Protocol):
+    """Told each step of a commit before the next one happens (the daemon's journal)."""
+
     def staged(self, result: FileResult) -> None: ...
+    def publishing(self, n: int, name: Path) -> None: ...
     def published(self, outputs: list[Path]) -> None: ...
 
 
@@ -71,9 +75,10 @@ def commit(
     if recorder is not None:
         recorder.staged(result)
     try:
-        for out in result.outputs:
+        for n, out in enumerate(result.outputs):
             assert out.staged is not None
-            final = publish(out.staged)
+            hook = None if recorder is None else partial(recorder.publishing, n)
+            final = publish(out.staged, hook)
             if final is not None:
                 report.outputs.append(final)
     except OSError as exc:

@@ -20,7 +20,27 @@ A FileError's message is one line a user can act on, e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# What must not reach a terminal or a log line raw: C0/C1 controls (ESC sequences, line
+# breaks), Unicode line separators and bidi overrides, and undecodable file-name bytes
+# (lone surrogates from surrogateescape, which a strict UTF-8 stream cannot even write).
+CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[{CONTROLS}\udc80-\udcff]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show on one line: unprintable characters become ``\\xNN`` (an
+    undecodable byte shows as the byte) or ``\\uNNNN`` escapes."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match[0])
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(escape, text)
 
 
 class AmberpicError(Exception):
@@ -51,7 +71,8 @@ class FileError(AmberpicError):
         if action is not None:
             self.action = action
         action_part = f"{self.action}: " if self.action else ""
-        super().__init__(f"{self.path.name}: {action_part}{reason}")
+        # One line, whatever the file is called: the name is shown with escapes.
+        super().__init__(f"{printable(self.path.name)}: {action_part}{reason}")
 
 
 class InputRejected(FileError):

@@ -364,6 +364,11 @@ class Journal:
         with self._write() as conn:
             self._move(conn, job_id, ("published",), "done", finished=self._clock())
 
+    def no_match(self, job_id: int) -> None:
+        """running → unmatched: the worker found that no rule applies (a decision)."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("running",), "unmatched", finished=self._clock())
+
     def fail(self, job_id: int, error: str) -> None:
         """Any unfinished state → failed, with a one-line error for the user."""
         with self._write() as conn:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amberpicd.config.schema import Limits, Rule
-from amberpicd.errors import FileError, OperationError, OutputError
+from amberpicd.errors import FileError, OperationError, OutputError, printable
 from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
@@ -127,10 +127,12 @@ def run(job: FileJob) -> FileResult:
         result.error = str(exc)
     except MemoryError:
         _discard(result)
-        result.error = f"{job.path.name}: out of memory (worker_memory limit)"
+        result.error = f"{printable(job.path.name)}: out of memory (worker_memory limit)"
     except Exception as exc:  # a decoder or bug we did not foresee: one file, not the daemon
         _discard(result)
-        result.error = f"{job.path.name}: unexpected error: {type(exc).__name__}: {exc}"
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        name = printable(job.path.name)
+        result.error = f"{name}: unexpected error: {type(exc).__name__}: {printable(detail)}"
     finally:
         result.seconds = time.monotonic() - started
     return result

@@ -4,19 +4,27 @@ and the plain-text summary of a config for ``amberpicd check``."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TextIO
 
 from amberpicd.commit import Report
 from amberpicd.config.schema import Config, Rule, Watch
+from amberpicd.errors import printable
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def json_line(report: Report) -> str:
-    return json.dumps(report.as_json(), ensure_ascii=False)
+    """One JSON object, valid UTF-8 whatever the file names: an undecodable byte in a
+    name (a surrogate escape) is written as a ``\\udcNN`` escape, which ``json.loads``
+    turns back into the same string, and ``os.fsencode`` into the original bytes."""
+    text = json.dumps(report.as_json(), ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def human_line(report: Report, dry_run: bool = False) -> str:
-    name = report.source.name
+    name = printable(report.source.name)
     if report.status == "failed":
         return f"failed  {report.error}"
     if report.status == "unmatched":
@@ -24,7 +32,7 @@ def human_line(report: Report, dry_run: bool = False) -> str:
     if report.status == "skipped":
         return f"skipped {name}: outputs exist (on_conflict: skip)"
     verb = "would write" if dry_run else "wrote"
-    targets = ", ".join(str(p) for p in report.outputs)
+    targets = ", ".join(printable(str(p)) for p in report.outputs)
     return f"done    {name}: {verb} {targets}"
 
 

@@ -149,7 +149,9 @@ class _Worker:
         self.conn, child_conn = ctx.Pipe()
         lifeline_r, self.lifeline = ctx.Pipe(duplex=False)
         args = (child_conn, lifeline_r, *setup)
-        self.process = ctx.Process(target=_worker_main, args=args, daemon=True)
+        self.process = ctx.Process(
+            target=_worker_main, args=args, name="amberpicd-worker", daemon=True
+        )
         try:
             self.process.start()
         finally:  # only the child may keep these ends, so that EOF on them means "peer gone"

@@ -57,9 +57,12 @@ def exif_block(
     gps: bool = False,
     date: str | None = "2024:05:06 07:08:09",
     camera: bool = True,
+    description: str | None = None,
 ) -> Image.Exif:
     exif = Image.Exif()
     exif[ORIENTATION] = orientation
+    if description:
+        exif[0x010E] = description  # ImageDescription: makes otherwise equal files differ
     if camera:
         exif[0x010F] = "TestMake"
         exif[0x0110] = "TestModel"

@@ -168,10 +168,21 @@ class Watch(Strict):
         return self
 
 
+class Daemon(Strict):
+    """How ``amberpicd run`` behaves."""
+
+    workers: int | None = Field(default=None, ge=1)  # None: one per core
+    settle_seconds: float = Field(default=2.0, gt=0, le=3600)  # quiet period, see README
+    shutdown_grace: float = Field(default=5.0, ge=0, le=600)  # seconds for in-flight jobs
+    notify: Literal["errors", "all", "off"] = "errors"
+    tray: bool = True
+
+
 class Config(Strict):
     """The whole config.yaml."""
 
     version: Literal[1] = 1
+    daemon: Daemon = Daemon()
     limits: Limits = Limits()
     watch: tuple[Watch, ...] = ()
     rules: tuple[Rule, ...] = Field(min_length=1)

@@ -1,32 +1,22 @@
 """Inbox watching: filesystem events in, "this file is complete" calls out.
 
-:class:`InboxWatcher` runs one watchdog inotify observer with a schedule per inbox and feeds
-every file event into a :class:`~amberpicd.daemon.settle.Settler` (see settle.py for when a
-file counts as complete). Watchdog's threads only record events; one settle thread sleeps until
-the settler's next deadline (indefinitely while nothing is pending) and makes every callback:
-``ready(path)``, ``on_overflow()``, ``on_inbox_lost(inbox)``, ``on_inbox_back(inbox)``. Those
-callbacks must be cheap (enqueue and return); they may call the watcher's own methods.
+:class:`InboxWatcher` runs a watchdog inotify observer with a schedule per inbox and feeds each
+file event to a :class:`~amberpicd.daemon.settle.Settler` (settle.py says when a file is
+complete). Watchdog's threads only record events; one settle thread sleeps until the next
+deadline (indefinitely while nothing is pending) and makes every callback. Callbacks must be
+cheap (enqueue and return). Reported paths start with the inbox path as configured, also when it
+is a symlink. ``ready`` may see a path again after a new write, and rescans find files that were
+also reported: the consumer dedupes.
 
-Never reported: directories, symlinks, FIFOs, sockets, devices, hidden names and anything under
-a hidden folder inside the inbox (our own temp files are hidden ``.amberpic-*``), partial or
-temp names (:data:`IGNORED_SUFFIXES`, a trailing ``~``), files in sub-folders of a
-non-recursive inbox, and whatever ``ignore(path)`` says (the daemon's own outputs). When inboxes
-nest, a file belongs to the deepest one, as in ``Config.watch_for``.
+An inbox that disappears (deleted, or moved away, e.g. to the trash, which inotify does not
+report on the folder itself) is noticed by a guard watch on its nearest existing parent, which
+also notices its return. Guards live in a second observer: inotify keeps one mask per folder and
+per inotify instance, so a guard's narrow mask must not replace an inbox watch's. Not noticed:
+an ancestor above the parent being renamed while the inbox exists.
 
-Reported paths start with the inbox path as configured, even when it is (or lies under) a
-symlink; the folder watched is its resolved target. ``ready`` may see a path again after a new
-write, and rescans find files that were also reported: the consumer dedupes.
-
-Missing inboxes are created when first watched. When an inbox disappears (deleted, or moved
-away, e.g. to the trash, which inotify does not report on the folder itself),
-``on_inbox_lost`` fires; a guard watch on its nearest existing parent (a second observer with a
-narrow event mask, so its mask cannot clobber the inbox watches' on a shared folder) notices
-when it comes back, the inbox is watched again and ``on_inbox_back`` fires. Not noticed: an
-ancestor above the parent being renamed while the inbox exists.
-
-Inotify queue overflow is only logged by watchdog; a handler on its logger turns the log line
-into ``on_overflow()``. Files that were pending then fall back to the quiet-and-stable rule.
-Network filesystems deliver no inotify events for remote changes: only rescans see those.
+Watchdog only logs an inotify queue overflow; a handler on its logger turns that line into
+``on_overflow()``, and pending files fall back to the quiet-and-stable rule. Network
+filesystems deliver no inotify events for remote changes: only rescans see those.
 """
 
 from __future__ import annotations
@@ -38,24 +28,12 @@ import os
 import stat as stat_mod
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileClosedNoWriteEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+import watchdog.events as ev
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify import InotifyObserver
 
@@ -64,51 +42,21 @@ from amberpicd.daemon.settle import Kind, Settler
 log = logging.getLogger(__name__)
 
 #: Names being downloaded or written by someone else (compared case-insensitively).
-IGNORED_SUFFIXES = (
-    ".part",  # Firefox, KDE, wget --continue
-    ".partial",
-    ".crdownload",  # Chromium
-    ".download",  # Safari
-    ".opdownload",  # Opera
-    ".filepart",  # WinSCP
-    ".crswap",  # Chromium File System Access
-    ".!ut",  # uTorrent
-    ".!qb",  # qBittorrent
-    ".tmp",
-    ".~tmp",
-    ".temp",
-    ".swp",
-)
-
-# Every inbox schedule uses the same filter, hence the same inotify mask: inotify_add_watch
-# replaces the mask of a folder that is already watched, so mixed masks would clobber each other.
-_INBOX_EVENTS = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileOpenedEvent,
-    FileClosedEvent,
-    FileClosedNoWriteEvent,
-    FileMovedEvent,
-    FileDeletedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-]
-_GUARD_EVENTS = [
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileCreatedEvent,  # a symlink standing in for the inbox
-    FileDeletedEvent,
-    FileMovedEvent,
-]
-_KINDS: dict[type[FileSystemEvent], Kind] = {
-    FileCreatedEvent: "created",
-    FileModifiedEvent: "modified",
-    FileOpenedEvent: "opened",
-    FileClosedEvent: "closed",
-    FileClosedNoWriteEvent: "closed_nowrite",
-    FileDeletedEvent: "deleted",
+IGNORED_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".opdownload", ".filepart")
+IGNORED_SUFFIXES += (".crswap", ".!ut", ".!qb", ".tmp", ".~tmp", ".temp", ".swp")
+_KINDS: dict[type[ev.FileSystemEvent], Kind] = {
+    ev.FileCreatedEvent: "created",
+    ev.FileModifiedEvent: "modified",
+    ev.FileOpenedEvent: "opened",
+    ev.FileClosedEvent: "closed",
+    ev.FileClosedNoWriteEvent: "closed_nowrite",
+    ev.FileDeletedEvent: "deleted",
 }
+# One filter, hence one inotify mask, for all inbox schedules (see the module docstring).
+_INBOX_EVENTS = [*_KINDS, ev.FileMovedEvent, ev.DirDeletedEvent, ev.DirMovedEvent]
+_DIR_CHANGES = [ev.DirCreatedEvent, ev.DirDeletedEvent, ev.DirMovedEvent]
+# File events too: a symlink may stand in for the inbox.
+_GUARD_EVENTS = [*_DIR_CHANGES, ev.FileCreatedEvent, ev.FileDeletedEvent, ev.FileMovedEvent]
 _WATCHDOG_LOGGER = "watchdog.observers.inotify_c"
 
 
@@ -219,11 +167,11 @@ class _Guard:
     users: set[_Inbox] = field(default_factory=set)
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, callback: Callable[[FileSystemEvent], None]) -> None:
+class _Handler(ev.FileSystemEventHandler):
+    def __init__(self, callback: Callable[[ev.FileSystemEvent], None]) -> None:
         self._callback = callback
 
-    def dispatch(self, event: FileSystemEvent) -> None:
+    def dispatch(self, event: ev.FileSystemEvent) -> None:
         try:
             self._callback(event)
         except Exception:
@@ -241,8 +189,21 @@ class _OverflowHandler(logging.Handler):
             self._notify()
 
 
+def _not_shutdown_noise(record: logging.LogRecord) -> bool:
+    # Watchdog logs this ERROR when an emitter stops while a delayed move event is pending.
+    return "called when the thread is inactive" not in record.getMessage()
+
+
 class InboxWatcher:
-    """Watches inboxes and calls ``ready(path)`` once a dropped file is complete."""
+    """Watches inboxes and calls ``ready(path)`` once a dropped file is complete.
+
+    Never reported: folders, symlinks, FIFOs, sockets, devices, names :func:`is_ignored_name`
+    refuses, files in sub-folders of a non-recursive inbox, files of a nested inbox (the deepest
+    inbox owns a file), and paths ``ignore(path)`` accepts (the daemon's outputs; it runs on
+    watchdog's thread, keep it cheap). Every callback runs on the settle thread. An inbox that
+    cannot be created or watched, or disappears, gives ``on_inbox_lost``; its return gives
+    ``on_inbox_back``. After that, and after ``on_overflow``, call :meth:`rescan`.
+    """
 
     def __init__(
         self,
@@ -490,7 +451,7 @@ class InboxWatcher:
 
     # -- event intake (watchdog's threads: record and return) --------------------------------
 
-    def _on_inbox_event(self, st: _Inbox, event: FileSystemEvent) -> None:
+    def _on_inbox_event(self, st: _Inbox, event: ev.FileSystemEvent) -> None:
         real = st.real
         if real is None:
             return
@@ -499,7 +460,7 @@ class InboxWatcher:
         if event.is_directory:
             if src == real:
                 self._request(st)  # the inbox itself was deleted
-            elif isinstance(event, DirDeletedEvent | DirMovedEvent) and (
+            elif isinstance(event, ev.DirDeletedEvent | ev.DirMovedEvent) and (
                 self._user_path(st, real, dest) is None
             ):
                 # A sub-folder left the inbox: forget what was pending in it. (A folder renamed
@@ -509,7 +470,7 @@ class InboxWatcher:
                     with self._cond:
                         self._settler.forget(gone)
             return
-        if isinstance(event, FileMovedEvent):
+        if isinstance(event, ev.FileMovedEvent):
             old = self._accept(st, real, src) if src else None
             new = self._accept(st, real, dest) if dest else None
             with self._cond:
@@ -553,7 +514,7 @@ class InboxWatcher:
                 best, depth = st, len(real)
         return best
 
-    def _on_guard_event(self, real: str, event: FileSystemEvent) -> None:
+    def _on_guard_event(self, real: str, event: ev.FileSystemEvent) -> None:
         guard = self._guards.get(real)
         if guard is None:
             return
@@ -631,6 +592,15 @@ class InboxWatcher:
     # -- overflow detection ------------------------------------------------------------------
 
     def _attach_log_handler(self) -> None:
+        logging.getLogger("watchdog.observers.inotify").addFilter(_not_shutdown_noise)
+        # A recursive watch racing ``mkdir -p`` registers a sub-folder twice and watchdog warns
+        # from its reader thread; harmless, but as an error (pytest's -W error) it kills it.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Callback with id '\d+' already exists",
+            category=RuntimeWarning,
+            module=r"watchdog\.observers\.inotify",
+        )
         # Watchdog says nothing to handlers about an overflow; it only logs this warning.
         logger = logging.getLogger(_WATCHDOG_LOGGER)
         logger.addHandler(self._log_handler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import warnings
 from datetime import datetime
@@ -35,6 +36,8 @@ PILLOW_NAMES = {
 }
 ANIMATABLE = frozenset({"gif", "webp", "png", "avif"})
 _EXIF_IFD, _DATETIME_ORIGINAL, _DATETIME, _ORIENTATION = 0x8769, 0x9003, 0x0132, 0x0112
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _configured = False
 
 
@@ -48,6 +51,9 @@ def configure_pillow() -> None:
     pillow_heif.register_heif_opener()
     EpsImagePlugin.gs_binary = False  # never run Ghostscript, whatever is installed
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Plugins warn about what they skip in odd files (corrupt EXIF, bad tags): the file's
+    # outcome says what matters, and the log stays one line per file.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     _configured = True
 
@@ -126,6 +132,8 @@ class Source:
             self.exif = self.image.getexif()
         except InputRejected:
             raise
+        except _BOMB as exc:  # a later frame larger than the first (GIF frame extents)
+            raise self._too_big(limits, exc) from None
         except Exception as exc:
             raise DecodeError(path, _reason(exc)) from None
         # HEIF decoders apply irot/imir themselves; their EXIF orientation is informative.
@@ -149,9 +157,11 @@ class Source:
         )
         self.limits = limits
 
-    def _too_big(self, limits: Limits) -> InputRejected:
+    def _too_big(self, limits: Limits, exc: BaseException | None = None) -> InputRejected:
+        # Pillow's own check may have fired on a frame larger than the header's size.
+        found = _BOMB_PIXELS.search(str(exc)) if exc is not None else None
         w, h = getattr(getattr(self, "image", None), "size", (0, 0))
-        pixels = f"{w * h} pixels" if w else "image"
+        pixels = f"{found[1]} pixels" if found else f"{w * h} pixels" if w else "image"
         return InputRejected(self.path, f"{pixels} exceeds max_pixels {limits.max_pixels}")
 
     def decode(self, need: tuple[int, int] | None = None) -> Picture:
@@ -164,8 +174,8 @@ class Source:
                     need = (need[1], need[0])
                 im.draft(im.mode if im.mode in ("RGB", "L") else "RGB", need)
             frames, durations = self._frames(im)
-        except Image.DecompressionBombError:
-            raise self._too_big(self.limits) from None
+        except _BOMB as exc:
+            raise self._too_big(self.limits, exc) from None
         except MemoryError:
             raise DecodeError(self.path, "out of memory (worker_memory limit)") from None
         except Exception as exc:
@@ -189,7 +199,12 @@ class Source:
         frames, durations = [], []
         for index in range(self.facts.frames):
             im.seek(index)
-            frames.append(_plain(im.convert("RGBA")))
+            frame = im.convert("RGBA")
+            if frames and frame.size != frames[0].size:
+                # A GIF frame may reach past the logical screen and Pillow then grows the
+                # canvas; viewers clip to the screen, and encoders need one size for all.
+                frame = frame.crop((0, 0, *frames[0].size))
+            frames.append(_plain(frame))
             durations.append(int(im.info.get("duration", 100) or 100))
         return frames, durations
 
@@ -197,7 +212,12 @@ class Source:
 def _plain(im: Image.Image) -> Image.Image:
     """The frame as a standalone image with no metadata attached: what we write out is
     decided by the metadata policy alone, never by what a plugin left in ``info``."""
-    out = im.copy() if im.readonly or getattr(im, "fp", None) is not None else im
+    if im.readonly or getattr(im, "fp", None) is not None:
+        out = im.copy()
+    else:
+        # The same pixels in a new Image: replacing ``info`` on ``im`` itself would drop
+        # the source's ICC profile and XMP before decode() reads them (PNG, BMP, ...).
+        out = im._new(im.im)
     out.info = {k: im.info[k] for k in ("transparency",) if k in im.info}
     return out
 

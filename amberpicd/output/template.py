@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from amberpicd.errors import OutputError
+from amberpicd.errors import CONTROLS, OutputError
 
 NAME_MAX = 255  # bytes per path component on Linux filesystems
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+CONFLICT_ROOM = len("-9999")  # what the writer may add before the suffix on a name clash
+_MAX_SUFFIX = 16  # a longer "extension" is part of the name, not a format
+# Separators, and characters that change how a name displays (controls, bidi overrides).
+_UNSAFE = re.compile(f"[{CONTROLS}/\\\\]")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,19 @@ def clean_component(text: str, limit: int = NAME_MAX) -> str:
     if len(raw) > limit:
         text = raw[:limit].decode("utf-8", "ignore")
     return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates → "?"
+
+
+def fit_name(name: str, limit: int = NAME_MAX - CONFLICT_ROOM) -> str:
+    """A cleaned file name of at most ``limit`` bytes, cut in its stem so that the
+    extension survives, with room left for the writer's ``-N`` on a name clash."""
+    name = clean_component(name, limit=len(name.encode("utf-8", "surrogateescape")))
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    suffix = len((dot + ext).encode())
+    if not stem or suffix > _MAX_SUFFIX:
+        return clean_component(name, limit)
+    return clean_component(stem, limit - suffix) + dot + ext
 
 
 def clean_relpath(relpath: str) -> str:
@@ -73,7 +89,9 @@ def render(template: str, values: TemplateValues, path_for_errors: Path) -> Path
     relative = Path(rendered).relative_to(root) if rendered.startswith(str(root)) else None
     if relative is None:
         raise OutputError(path_for_errors, f"output path {rendered!r} is outside {root}")
-    cleaned = [clean_component(p) for p in relative.parts if p not in ("", ".")]
+    cleaned = [clean_component(p) for p in relative.parts[:-1] if p not in ("", ".")]
+    if relative.parts and relative.parts[-1] not in ("", "."):
+        cleaned.append(fit_name(relative.parts[-1]))
     if not cleaned or any(p == ".." for p in relative.parts):
         raise OutputError(path_for_errors, f"output path {rendered!r} escapes {root}")
     result = root.joinpath(*cleaned)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +73,15 @@ def discard(staged: StagedOutput) -> None:
     staged.temp.unlink(missing_ok=True)
 
 
-def publish(staged: StagedOutput) -> Path | None:
+def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = None) -> Path | None:
     """Give the staged file its final name; returns the name used, or None when
-    ``skip`` found the name taken. Safe to call again after a crash mid-publish."""
+    ``skip`` found the name taken. Safe to call again after a crash mid-publish.
+    ``before_link`` hears each name just before it is tried (the journal notes it, so
+    recovery knows where an output went)."""
     temp, final = staged.temp, staged.final
     if staged.on_conflict == "overwrite":
+        if before_link is not None:
+            before_link(final)
         if temp.exists():
             os.replace(temp, final)
             fsync_dir(final.parent)
@@ -86,6 +91,8 @@ def publish(staged: StagedOutput) -> Path | None:
         if staged.on_conflict == "skip" and n > 0:
             discard(staged)
             return None
+        if before_link is not None:
+            before_link(candidate)
         try:
             _link_noreplace(temp, candidate)
         except FileExistsError:

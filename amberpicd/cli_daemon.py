@@ -1,0 +1,140 @@
+"""Command-line commands that run or talk to the daemon: run, status, pause, resume,
+reload, retry, history. Control commands go through the control socket only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from amberpicd.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, command
+
+
+def setup_logging(verbose: bool) -> None:
+    # journald stamps each line itself; elsewhere we do.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("watchdog").setLevel(logging.INFO)  # its debug lines are per event
+
+
+@command("run")
+def _run(args: argparse.Namespace) -> int:
+    from amberpicd.daemon.service import run_daemon
+
+    setup_logging(args.verbose)
+    return run_daemon(Path(args.config) if args.config else None, tray=not args.no_tray)
+
+
+def _send(cmd: str, args: argparse.Namespace, **extra: object) -> dict:
+    from amberpicd.daemon.control import request, socket_path
+
+    return request(socket_path(), cmd, **extra)
+
+
+def _print_status(status: dict) -> None:
+    state = status["state"]
+    print(f"amberpicd {status['version']} (pid {status['pid']}): {state}")
+    print(f"  queue: {status['queue']} waiting, {status['in_flight']} in progress")
+    for inbox in status["inboxes"]:
+        flags = [] if inbox["enabled"] else ["disabled"]
+        if not inbox["watching"]:
+            flags.append("missing")
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(inbox["counts"].items())) or "nothing yet"
+        flag_text = f" ({', '.join(flags)})" if flags else ""
+        print(f"  inbox {inbox['inbox']}{flag_text}: {counts}")
+    if status["config"]["error"]:
+        print(f"  config error (running on the previous config): {status['config']['error']}")
+    failures = [r for r in status["recent"] if r["status"] == "failed"]
+    for r in failures[-5:]:
+        print(f"  failed: {r['error']}")
+
+
+def _control(name: str, **extra: object):
+    def handler(args: argparse.Namespace) -> int:
+        payload = dict(extra)
+        if name == "retry" and args.path:
+            payload["path"] = str(Path(args.path).absolute())
+        response = _send(name, args, **payload)
+        if args.json:
+            print(json.dumps(response))
+        elif name == "status" and response.get("ok"):
+            _print_status(response)
+        elif response.get("ok"):
+            detail = f": {response['queued']} files queued" if name == "retry" else ""
+            print(f"{name}: ok{detail}")
+        else:
+            print(f"amberpicd: {name}: {response.get('error')}", file=sys.stderr)
+        return EXIT_OK if response.get("ok") else EXIT_FAILED
+
+    return handler
+
+
+for _name in ("status", "pause", "resume", "reload", "retry"):
+    COMMANDS[_name] = _control(_name)
+
+
+@command("history")
+def _history(args: argparse.Namespace) -> int:
+    from amberpicd.journal import Journal
+    from amberpicd.paths import state_dir
+
+    path = state_dir() / "journal.db"
+    if not path.exists():
+        print("no history yet")
+        return EXIT_OK
+    with Journal(path) as journal:
+        jobs = journal.recent(args.n, failed_only=args.failed)
+    for job in jobs:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": job.id,
+                        "source": str(job.source),
+                        "state": job.state,
+                        "outputs": [str(p) for p in job.outputs],
+                        "rules": list(job.rules),
+                        "error": job.error,
+                        "created": job.created,
+                        "finished": job.finished,
+                    }
+                )
+            )
+            continue
+        when = datetime.fromtimestamp(job.finished or job.created).strftime("%Y-%m-%d %H:%M:%S")
+        detail = job.error if job.error else ", ".join(str(p) for p in job.outputs)
+        print(f"{when} {job.state:9} {job.source.name}: {detail}")
+    return EXIT_OK
+
+
+def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="run the daemon: watch the inboxes")
+    p.add_argument("--no-tray", action="store_true", help="no tray icon, even on a desktop")
+    for name, text in (
+        ("status", "show what the daemon is doing"),
+        ("pause", "stop taking new files (toggles persist)"),
+        ("resume", "take new files again"),
+        ("reload", "reload the config file"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    p = sub.add_parser("retry", parents=[common], help="try failed files again")
+    p.add_argument("path", nargs="?", help="only this file (default: every failed file)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("history", parents=[common], help="recent jobs from the journal")
+    p.add_argument("--failed", action="store_true", help="only failures")
+    p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON object per job per line")
+
+
+EXTRA_PARSERS.append(_parsers)

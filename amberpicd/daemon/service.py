@@ -1,0 +1,363 @@
+"""``amberpicd run``: wires the watcher, queue, dispatcher, journal, control socket and
+signals together, and owns the daemon's state (paused, inboxes, config, last failures).
+
+    InboxWatcher ──ready(path)──▶ PendingQueue ──▶ Dispatcher ──▶ WorkerPool (pipeline.run)
+                                                      │
+                                                      ▼
+                                    commit (publish, original) + Journal
+The tray, the CLI and the control socket read ``status()`` and send commands here; they
+never reach into the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from amberpicd import __version__
+from amberpicd.batch import worker_setup
+from amberpicd.commit import Report
+from amberpicd.config.loader import LoadedConfig, load_config
+from amberpicd.config.schema import Config, Watch
+from amberpicd.daemon import sdnotify
+from amberpicd.daemon.confwatch import ConfigFileWatcher
+from amberpicd.daemon.control import ControlServer, socket_path
+from amberpicd.daemon.desktop import Desktop
+from amberpicd.daemon.dispatcher import Dispatcher, job_for
+from amberpicd.daemon.lock import InstanceLock
+from amberpicd.daemon.queue import PendingQueue
+from amberpicd.daemon.recovery import recover
+from amberpicd.daemon.toggles import Toggles
+from amberpicd.daemon.watcher import InboxWatcher
+from amberpicd.errors import AmberpicError, ConfigError
+from amberpicd.journal import Journal
+from amberpicd.paths import state_dir
+from amberpicd.workers import WorkerPool
+
+log = logging.getLogger("amberpicd")
+RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
+
+
+class Daemon:
+    def __init__(self, config_path: Path | None = None, *, env=os.environ, tray: bool = True):
+        self.config_path = config_path
+        self.env = env
+        self.loaded: LoadedConfig = load_config(config_path, env=env)
+        self.state = state_dir(env)
+        self.toggles_file = self.state / "toggles.json"
+        self.toggles = Toggles.load(self.toggles_file)
+        self.queue = PendingQueue()
+        self.recent: deque[dict] = deque(maxlen=50)
+        self.failures_unseen = 0
+        self.config_error: str | None = None
+        self.generation = 0  # counts successful (re)loads
+        self.lost_inboxes: set[str] = set()
+        self.started = time.time()
+        self._stopping = False
+        self._reload_now = False
+        self._wake = threading.Event()  # the main loop sleeps on it
+        self._lock = threading.RLock()
+        self.desktop = Desktop(self, tray=tray, env=env)  # tray icon, notifications
+
+    # -- state read by status, the tray and the CLI ---------------------------------------
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    def watches(self) -> list[Watch]:
+        return [
+            w for w in self.config.watch if w.enabled and str(w.inbox) not in self.toggles.disabled
+        ]
+
+    def activity(self) -> str:
+        if self.toggles.paused:
+            return "paused"
+        if self.dispatcher.busy or self.watcher.pending():
+            return "busy"
+        if self.failures_unseen or self.config_error or self.lost_inboxes:
+            return "error"
+        return "idle"
+
+    def status(self) -> dict:
+        counts = self.journal.counts(since=self.started)
+        inboxes = []
+        for w in self.config.watch:
+            key = str(w.inbox)
+            inboxes.append(
+                {
+                    "inbox": key,
+                    "enabled": w.enabled and key not in self.toggles.disabled,
+                    "watching": key not in self.lost_inboxes,
+                    "recursive": w.recursive,
+                    "counts": counts.get(key, {}),
+                }
+            )
+        return {
+            "state": self.activity(),
+            "paused": self.toggles.paused,
+            "queue": len(self.queue) + self.watcher.pending(),
+            "in_flight": len(self.dispatcher.running),
+            "inboxes": inboxes,
+            "outputs": sorted({str(_root(r.output)) for r in self.config.rules}),
+            "recent": list(self.recent)[-10:],
+            "failures_unseen": self.failures_unseen,
+            "config": {
+                "source": str(self.loaded.source or "embedded"),
+                "error": self.config_error,
+                "generation": self.generation,
+            },
+            "pid": os.getpid(),
+            "version": __version__,
+        }
+
+    # -- commands ------------------------------------------------------------------------
+    def handle(self, request: dict) -> dict:
+        cmd = request.get("cmd")
+        with self._lock:
+            if cmd == "status":
+                return {"ok": True, **self.status()}
+            if cmd in ("pause", "resume"):
+                self.set_paused(cmd == "pause")
+                return {"ok": True, "paused": self.toggles.paused}
+            if cmd == "reload":
+                error = self.reload()
+                return {"ok": error is None, "error": error}
+            if cmd == "retry":
+                source = request.get("path")
+                return {"ok": True, "queued": self.retry(Path(source) if source else None)}
+            if cmd == "seen":
+                self.failures_unseen = 0
+                return {"ok": True}
+            if cmd in ("enable", "disable"):
+                return self.set_inbox(str(request.get("inbox", "")), cmd == "enable")
+            if cmd == "stop":
+                self.request_stop()
+                return {"ok": True}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    def set_paused(self, paused: bool) -> None:
+        self.toggles.paused = paused
+        self.dispatcher.paused = paused
+        self.toggles.save(self.toggles_file)
+        self.dispatcher.wake()
+        log.info("paused" if paused else "resumed")
+        self._notify_status()
+
+    def set_inbox(self, inbox: str, enabled: bool) -> dict:
+        known = {str(w.inbox) for w in self.config.watch}
+        if inbox not in known:
+            return {"ok": False, "error": f"no inbox {inbox!r} in the config"}
+        (self.toggles.disabled.discard if enabled else self.toggles.disabled.add)(inbox)
+        self.toggles.save(self.toggles_file)
+        self._apply_watches()
+        if enabled:
+            self.watcher.rescan(Path(inbox))
+        log.info("inbox %s %s", inbox, "enabled" if enabled else "disabled")
+        return {"ok": True}
+
+    def retry(self, source: Path | None) -> int:
+        jobs = self.journal.retry(source)
+        sources = list(dict.fromkeys(j.source for j in jobs))
+        for path in sources:
+            if path.exists():
+                self.queue.put(path)
+        self.failures_unseen = 0
+        return len(sources)
+
+    def reload(self) -> str | None:
+        """Load the config again; on error keep the running one and say why."""
+        try:
+            loaded = load_config(self.config_path, env=self.env)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            log.error("config not reloaded, keeping the running one: %s", exc)
+            return self.config_error
+        with self._lock:
+            self.loaded, self.config_error = loaded, None
+            self.generation += 1
+            self._apply_watches()
+        self.watcher.rescan()
+        log.info("config reloaded from %s", loaded.source or "embedded default")
+        return None
+
+    def request_stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload_now = True
+        self._wake.set()
+
+    # -- wiring ----------------------------------------------------------------------------
+    def _apply_watches(self) -> None:
+        self.watcher.set_inboxes([(w.inbox, w.recursive) for w in self.watches()])
+
+    def _ignore(self, path: Path) -> bool:
+        return self.journal.is_output(path)
+
+    def _on_report(self, report: Report) -> None:
+        entry = {
+            "source": str(report.source),
+            "status": report.status,
+            "outputs": [str(p) for p in report.outputs],
+            "error": report.error,
+            "time": time.time(),
+        }
+        self.recent.append(entry)
+        if report.status == "failed":
+            self.failures_unseen += 1
+            log.error("%s", report.error)
+        elif report.status == "done":
+            log.info("%s → %s", report.source.name, ", ".join(p.name for p in report.outputs))
+        self._notify_status()
+        self.desktop.report(report)
+
+    def _lost(self, inbox: Path) -> None:
+        self.lost_inboxes.add(str(inbox))
+        log.error("inbox %s is gone; watching for it to come back", inbox)
+
+    def _back(self, inbox: Path) -> None:
+        self.lost_inboxes.discard(str(inbox))
+        log.info("inbox %s is back", inbox)
+
+    def _overflow(self) -> None:
+        log.warning("too many events at once; rescanning the inboxes")
+        self.watcher.rescan()
+
+    def _notify_status(self) -> None:
+        queued = len(self.queue) + len(self.dispatcher.running)
+        text = (
+            "paused"
+            if self.toggles.paused
+            else (f"processing {queued} files" if queued else "idle")
+        )
+        sdnotify.status(text)
+
+    # -- run -----------------------------------------------------------------------------
+    def run(self) -> int:
+        self.state.mkdir(parents=True, exist_ok=True)
+        with InstanceLock(self.state / "daemon.lock"):
+            self.journal = Journal(self.state / "journal.db")
+            if self.journal.recovered_from is not None:
+                log.error(
+                    "the journal was unreadable; kept it as %s and started a fresh one "
+                    "(files already in the inboxes will be processed again)",
+                    self.journal.recovered_from,
+                )
+            try:
+                return self._serve()
+            finally:
+                self.journal.close()
+
+    def _serve(self) -> int:
+        daemon_cfg = self.config.daemon
+        workers = daemon_cfg.workers or os.cpu_count() or 1
+        self.pool = WorkerPool(
+            workers, memory_limit=int(self.config.limits.worker_memory), initializer=worker_setup
+        )
+        self.dispatcher = Dispatcher(
+            self.journal,
+            self.pool,
+            self.queue,
+            lambda: self.config,
+            in_flight=workers * 2,
+            on_report=self._on_report,
+        )
+        self.dispatcher.paused = self.toggles.paused
+        self.watcher = InboxWatcher(
+            [],
+            self.queue.put,
+            quiet=daemon_cfg.settle_seconds,
+            ignore=self._ignore,
+            on_overflow=self._overflow,
+            on_inbox_lost=self._lost,
+            on_inbox_back=self._back,
+        )
+        self.control = ControlServer(socket_path(self.env), self.handle)
+        confwatch = ConfigFileWatcher(self.loaded.source, self.request_reload)
+        previous = self._install_signals()
+        try:
+            self.dispatcher.start()
+            recover(self.journal, self.config, self._rerun)
+            self.watcher.start()
+            self._apply_watches()
+            self.watcher.rescan()
+            confwatch.start()
+            self.control.start()  # answering status means: inboxes exist and are watched
+            inboxes = ", ".join(str(w.inbox) for w in self.watches()) or "no inboxes"
+            log.info("amberpicd %s watching %s with %d workers", __version__, inboxes, workers)
+            sdnotify.ready(f"watching {inboxes}")
+            self.desktop.start()
+            self._main_loop()
+        finally:
+            sdnotify.stopping()
+            self.desktop.stop()
+            log.info("stopping")
+            confwatch.stop()
+            self.watcher.stop()
+            self.dispatcher.stop(timeout=daemon_cfg.shutdown_grace)
+            self.pool.close(wait=True, cancel_pending=True, grace=daemon_cfg.shutdown_grace)
+            self.control.stop()
+            self._restore_signals(previous)
+        return 0
+
+    def _rerun(self, job) -> None:
+        watch = self.config.watch_for(job.source)
+        if watch is None:
+            self.journal.fail(job.id, f"{job.source.name}: no inbox holds it any more")
+            return
+        file_job, originals = job_for(self.config, watch, job.source, str(job.id))
+        key = (job.content_hash, job.fingerprint)
+        self.dispatcher.resubmit(job.id, file_job, originals, watch, key)
+
+    def _main_loop(self) -> None:
+        watchdog = sdnotify.Watchdog(self.env)
+        while not self._stopping:
+            self._wake.wait(watchdog.interval)  # None: sleep until something happens
+            self._wake.clear()
+            watchdog.ping_if_due()
+            if self._reload_now and not self._stopping:
+                # Editors save in several steps: reload once the file has been quiet a moment.
+                while self._wake.wait(RELOAD_SETTLE) and not self._stopping:
+                    self._wake.clear()
+                self._reload_now = False
+                self.reload()
+
+    def _install_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def stop(signum, frame) -> None:
+            self.request_stop()
+
+        def hup(signum, frame) -> None:
+            self.request_reload()
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+        return previous
+
+    def _restore_signals(self, previous: dict) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _root(template: str) -> Path:
+    from amberpicd.output.template import fixed_root
+
+    return fixed_root(template)
+
+
+def run_daemon(config_path: Path | None, tray: bool = True) -> int:
+    try:
+        return Daemon(config_path, tray=tray).run()
+    except AmberpicError as exc:
+        log.error("%s", exc)
+        return 1
