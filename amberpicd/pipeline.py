@@ -23,6 +23,7 @@ from amberpicd.ops.base import Operation, Size
 from amberpicd.output.template import TemplateValues, render
 from amberpicd.output.writer import StagedOutput, stage
 from amberpicd.rules.match import matching_rules
+from amberpicd.workers import limit_job_memory
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def transform(picture: Picture, rule: Rule, path: Path) -> Picture:
         except (ValueError, OSError, TypeError) as exc:
             raise OperationError(path, f"{op.name}: {exc}") from None
         except MemoryError:
-            raise OperationError(path, f"{op.name}: out of memory") from None
+            raise OperationError(path, f"{op.name}: out of memory (worker_memory limit)") from None
     return picture
 
 
@@ -106,6 +107,7 @@ def run(job: FileJob) -> FileResult:
     carries the one-line error instead, and anything staged so far is removed."""
     started = time.monotonic()
     result = FileResult(path=job.path, status="failed")
+    limit_job_memory(int(job.limits.worker_memory))
     try:
         data, st = read_source(job.path, job.limits)
         result.size, result.mtime_ns = st.st_size, st.st_mtime_ns

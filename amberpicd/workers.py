@@ -29,6 +29,7 @@ from typing import Any
 
 from amberpicd.errors import WorkerLost
 
+_in_worker = False  # set in worker processes only
 _STOP_GRACE = 2.0  # seconds an idle worker gets to exit by itself at close()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -44,6 +45,8 @@ def _worker_main(
     # from modules the caller made importable at run time (e.g. tests/) work here too.
     # The parent decides shutdown; a Ctrl-C in a terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _in_worker
+    _in_worker = True
     threading.Thread(target=_exit_when_parent_dies, args=(lifeline,), daemon=True).start()
     try:
         try:
@@ -82,6 +85,13 @@ def _exit_when_parent_dies(lifeline: Any) -> None:
     # have closed their copies of its "alive" pipe.
     connection.wait([lifeline])
     os._exit(1)
+
+
+def limit_job_memory(limit: int) -> None:
+    """In a pool worker, cap this job's address space (per-inbox ``worker_memory``);
+    elsewhere (inline mode, tests) do nothing: the caller's own process is not ours."""
+    if _in_worker:
+        _limit_address_space(limit)
 
 
 def _limit_address_space(limit: int) -> None:

@@ -309,3 +309,35 @@ def test_real_subprocess_and_python_dash_m(tmp_path: Path, home):
     row = json.loads(proc.stdout)
     out = assert_clean(Path(row["outputs"][0]))
     assert out.size == (100, 75) and images.corner_is_marker(out)
+
+
+def test_per_inbox_worker_memory_limit_applies_to_its_jobs(tmp_path: Path, home, capsys):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    cfg = write_config(
+        tmp_path,
+        f"""
+watch:
+  - inbox: {inbox}
+    limits: {{worker_memory: 200MiB}}
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: {tmp_path}/out/{{stem}}.{{ext}}
+""",
+    )
+    images.png(inbox / "big.png", (6000, 6000), mode="RGB")  # 108 MB decoded, more to encode
+    images.png(tmp_path / "outside.png", (6000, 6000), mode="RGB")
+    code, out, _ = run_cli(
+        "-c",
+        str(cfg),
+        "process",
+        "--json",
+        str(inbox),
+        str(tmp_path / "outside.png"),
+        capsys=capsys,
+    )
+    rows = json_lines(out)
+    assert code == 1
+    assert rows["big.png"]["status"] == "failed" and "memory" in rows["big.png"]["error"]
+    assert rows["outside.png"]["status"] == "done"  # the global 4 GiB applies outside the inbox

@@ -172,8 +172,7 @@ class Dispatcher:
             log.error("%s: cannot read: %s", path.name, exc.strerror or exc)
             return
         rules = config.rules_for(watch)
-        limits = config.limits_for(watch)
-        key = (digest, fingerprint(rules, limits, watch))
+        key = (digest, fingerprint(rules))
         earlier = self.journal.decision(*key)
         if earlier is not None or key in self._keys:
             if earlier is not None and earlier.state == "failed":

@@ -224,6 +224,7 @@ class Daemon:
     def _back(self, inbox: Path) -> None:
         self.lost_inboxes.discard(str(inbox))
         log.info("inbox %s is back", inbox)
+        self.watcher.rescan(inbox)  # files dropped before the watch returned
 
     def _overflow(self) -> None:
         log.warning("too many events at once; rescanning the inboxes")

@@ -1,7 +1,8 @@
-"""A stable fingerprint of what processing a file means: its rules and limits.
+"""A stable fingerprint of what processing a file means: the rules that apply to it.
 
 The journal keys "already processed" on (content hash, fingerprint): changing a rule
-makes every file it applies to due again; changing an unrelated rule does not.
+makes every file it applies to due again; changing an unrelated rule, a limit or the
+originals policy does not (that would reprocess, and duplicate, every kept original).
 """
 
 from __future__ import annotations
@@ -10,14 +11,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from amberpicd.config.schema import Limits, Rule, Watch
+from amberpicd.config.schema import Rule
 
 
-def fingerprint(rules: Sequence[Rule], limits: Limits, watch: Watch | None = None) -> str:
-    doc = {
-        "rules": [r.model_dump(mode="json") for r in rules],
-        "limits": limits.model_dump(mode="json"),
-        "originals": None if watch is None else [watch.originals, str(watch.archive)],
-    }
+def fingerprint(rules: Sequence[Rule]) -> str:
+    doc = [r.model_dump(mode="json") for r in rules]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
