@@ -12,6 +12,7 @@
     │   └── WorkerError        the worker process crashed or timed out
     ├── WorkerLost             a worker process died or overran its time (no file known yet)
     ├── JournalError           the state database cannot be used
+    │   └── JournalLocked      another process holds it locked
     └── ControlError           the control socket failed, or no daemon answers
 
 A FileError's message is one line a user can act on, e.g.
@@ -114,6 +115,10 @@ class WorkerLost(AmberpicError):
 
 class JournalError(AmberpicError):
     """The journal (SQLite state database) cannot be opened or written."""
+
+
+class JournalLocked(JournalError):
+    """Another process holds the journal locked (the daemon waits for it)."""
 
 
 class ControlError(AmberpicError):

@@ -18,8 +18,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from amberpicd.daemon.scan import is_ignored_name, scan
 from amberpicd.daemon.settle import Settler
-from amberpicd.daemon.watcher import InboxWatcher, is_ignored_name, scan
+from amberpicd.daemon.watcher import InboxWatcher
 
 QUIET = 0.3
 
@@ -76,6 +77,16 @@ def test_close_after_write_is_ready_at_once(fs: FakeFS, settler: Settler) -> Non
     assert settler.next_deadline() == fs.now
     assert settler.due() == [A]
     assert settler.due() == [] and len(settler) == 0 and settler.next_deadline() is None
+
+
+def test_a_reader_right_after_the_close_does_not_strand_the_file(
+    fs: FakeFS, settler: Settler
+) -> None:
+    # A thumbnailer or file manager opens the new file before we took it.
+    for kind in ("created", "opened", "modified", "closed", "opened", "closed_nowrite"):
+        settler.observe(A, kind)
+    fs.put(A, 10)
+    assert settler.due() == [A]
 
 
 def test_close_without_a_write_is_not_ready(fs: FakeFS, settler: Settler) -> None:
@@ -430,6 +441,13 @@ def test_write_and_close_reports_once_from_the_settle_thread(tmp_path, watch) ->
     assert h.rec.count(a) == 1
     assert h.rec.threads == {"amberpicd-settle"}
     assert h.watcher.pending() == 0
+
+
+def test_file_read_right_after_it_was_written_is_reported(tmp_path, watch) -> None:
+    h = watch([(tmp_path, False)])
+    a = write(tmp_path / "a.jpg")
+    a.read_bytes()  # a thumbnailer peeks before the settle thread runs
+    assert h.rec.wait_for(lambda: a in h.rec.ready)
 
 
 def test_partial_download_renamed_reports_the_final_name_once(tmp_path, watch) -> None:

@@ -34,13 +34,14 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.errors import AmberpicError, ConfigError
+from amberpicd.errors import AmberpicError, ConfigError, JournalLocked
 from amberpicd.journal import Journal
 from amberpicd.paths import state_dir
 from amberpicd.workers import WorkerPool
 
 log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
+JOURNAL_RETRY = 2.0  # seconds between attempts to open a locked journal
 
 
 class Daemon:
@@ -111,6 +112,7 @@ class Daemon:
                 "error": self.config_error,
                 "generation": self.generation,
             },
+            "journal": {"recovered_from": _str_or_none(self.journal.recovered_from)},
             "pid": os.getpid(),
             "version": __version__,
         }
@@ -243,7 +245,9 @@ class Daemon:
     def run(self) -> int:
         self.state.mkdir(parents=True, exist_ok=True)
         with InstanceLock(self.state / "daemon.lock"):
-            self.journal = Journal(self.state / "journal.db")
+            self.journal = self._open_journal()
+            if self.journal is None:
+                return 0  # asked to stop while waiting for the lock
             if self.journal.recovered_from is not None:
                 log.error(
                     "the journal was unreadable; kept it as %s and started a fresh one "
@@ -254,6 +258,25 @@ class Daemon:
                 return self._serve()
             finally:
                 self.journal.close()
+
+    def _open_journal(self) -> Journal | None:
+        """The journal; while another process holds it locked, say so and wait (a
+        refusal would leave the user with nothing running)."""
+        previous = self._install_signals()
+        try:
+            said = False
+            while not self._stopping:
+                try:
+                    return Journal(self.state / "journal.db")
+                except JournalLocked as exc:
+                    if not said:
+                        log.error("%s; waiting for it to be released", exc)
+                        said = True
+                    self._wake.wait(JOURNAL_RETRY)
+                    self._wake.clear()
+            return None
+        finally:
+            self._restore_signals(previous)
 
     def _serve(self) -> int:
         daemon_cfg = self.config.daemon
@@ -348,6 +371,10 @@ class Daemon:
     def _restore_signals(self, previous: dict) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _root(template: str) -> Path:

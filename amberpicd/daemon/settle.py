@@ -147,7 +147,11 @@ class Settler:
             entry.open = False
             if not entry.written:
                 del self._entries[path]
-            elif not entry.signalled:
+            elif entry.signalled:
+                # A reader (a thumbnailer, a file manager) peeked at a finished file:
+                # its readiness, suspended by the open, stands again.
+                self._set_deadline(path, entry, now)
+            else:
                 self._set_deadline(path, entry, now + self.quiet)  # resume the fallback
             return
 

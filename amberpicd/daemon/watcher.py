@@ -8,42 +8,35 @@ cheap (enqueue and return). Reported paths start with the inbox path as configur
 is a symlink. ``ready`` may see a path again after a new write, and rescans find files that were
 also reported: the consumer dedupes.
 
-An inbox that disappears (deleted, or moved away, e.g. to the trash, which inotify does not
-report on the folder itself) is noticed by a guard watch on its nearest existing parent, which
-also notices its return. Guards live in a second observer: inotify keeps one mask per folder and
-per inotify instance, so a guard's narrow mask must not replace an inbox watch's. Not noticed:
-an ancestor above the parent being renamed while the inbox exists.
-
-Watchdog only logs an inotify queue overflow; a handler on its logger turns that line into
-``on_overflow()``, and pending files fall back to the quiet-and-stable rule. Network
-filesystems deliver no inotify events for remote changes: only rescans see those.
+An inbox that disappears, and its return, is noticed by a guard watch on its nearest existing
+parent (guard.py). An inotify queue overflow, which watchdog only logs (watchdog_glue.py), gives
+``on_overflow()``, and pending files fall back to the quiet-and-stable rule. Network filesystems
+deliver no inotify events for remote changes: only rescans see those. Which files count, and
+:func:`~amberpicd.daemon.scan.scan`, live in scan.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import stat as stat_mod
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import watchdog.events as ev
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify import InotifyObserver
 
+from amberpicd.daemon.guard import Guards, dir_ident, nearest_parent
+from amberpicd.daemon.scan import ignored, is_ignored_name, never, scan
 from amberpicd.daemon.settle import Kind, Settler
+from amberpicd.daemon.watchdog_glue import SafeHandler, WatchdogLogs, alive, unschedule
 
 log = logging.getLogger(__name__)
 
-#: Names being downloaded or written by someone else (compared case-insensitively).
-IGNORED_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".opdownload", ".filepart")
-IGNORED_SUFFIXES += (".crswap", ".!ut", ".!qb", ".tmp", ".~tmp", ".temp", ".swp")
 _KINDS: dict[type[ev.FileSystemEvent], Kind] = {
     ev.FileCreatedEvent: "created",
     ev.FileModifiedEvent: "modified",
@@ -52,97 +45,8 @@ _KINDS: dict[type[ev.FileSystemEvent], Kind] = {
     ev.FileClosedNoWriteEvent: "closed_nowrite",
     ev.FileDeletedEvent: "deleted",
 }
-# One filter, hence one inotify mask, for all inbox schedules (see the module docstring).
+# One filter, hence one inotify mask, for all inbox schedules (see guard.py).
 _INBOX_EVENTS = [*_KINDS, ev.FileMovedEvent, ev.DirDeletedEvent, ev.DirMovedEvent]
-_DIR_CHANGES = [ev.DirCreatedEvent, ev.DirDeletedEvent, ev.DirMovedEvent]
-# File events too: a symlink may stand in for the inbox.
-_GUARD_EVENTS = [*_DIR_CHANGES, ev.FileCreatedEvent, ev.FileDeletedEvent, ev.FileMovedEvent]
-_WATCHDOG_LOGGER = "watchdog.observers.inotify_c"
-
-
-def _never(path: Path) -> bool:
-    return False
-
-
-def is_ignored_name(rel: PurePath) -> bool:
-    """True for a path (relative to its inbox) that is hidden, partial or temporary."""
-    if any(part.startswith(".") for part in rel.parts):
-        return True
-    name = rel.name.lower()
-    return name.endswith("~") or name.endswith(IGNORED_SUFFIXES)
-
-
-def _ignored(ignore: Callable[[Path], bool], path: Path) -> bool:
-    try:
-        return bool(ignore(path))
-    except Exception:
-        # Safer to skip a file than to risk re-ingesting our own output forever.
-        log.exception("ignore(%s) failed; skipping the file", path)
-        return True
-
-
-def scan(
-    inbox: Path, recursive: bool = False, ignore: Callable[[Path], bool] = _never
-) -> Iterator[Path]:
-    """The regular files now in ``inbox`` that the watcher would report, in name order.
-
-    Symlinks are never followed (a link pointing inside the inbox names a file found anyway; one
-    pointing outside must not be read), FIFOs, sockets and devices are skipped by their
-    directory entry type, and nothing is opened. ``ignore`` is also asked about folders
-    (recursive scans), so it can prune the daemon's output folders. Unreadable folders are
-    logged and skipped; a missing inbox yields nothing.
-    """
-    inbox = Path(inbox)
-    stack = [inbox]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except FileNotFoundError:
-            log.debug("%s: gone while scanning", folder)
-            continue
-        except OSError as exc:
-            log.warning("%s: cannot list folder: %s", folder, exc.strerror or exc)
-            continue
-        subfolders = []
-        for entry in entries:
-            path = folder / entry.name
-            if entry.name.startswith("."):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if recursive and not _ignored(ignore, path):
-                        subfolders.append(path)
-                    continue
-                if not entry.is_file(follow_symlinks=False):
-                    continue  # symlink, FIFO, socket, device
-            except OSError:
-                continue
-            if not is_ignored_name(path.relative_to(inbox)) and not _ignored(ignore, path):
-                yield path
-        stack.extend(reversed(subfolders))
-
-
-def _dir_ident(path: Path) -> tuple[str, int, int] | None:
-    """(resolved path, st_dev, st_ino) of a folder, None if ``path`` is not one."""
-    try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
-    except (OSError, ValueError):
-        return None
-    return (real, st.st_dev, st.st_ino) if stat_mod.S_ISDIR(st.st_mode) else None
-
-
-def _nearest_parent(path: Path) -> Path | None:
-    return next((p for p in path.parents if os.path.isdir(p)), None)
-
-
-def _alive(observer: BaseObserver | None, watch: ObservedWatch) -> bool:
-    # Watchdog stops a watch's emitter when the watched folder itself is deleted.
-    return observer is not None and any(
-        e.watch == watch and e.should_keep_running() for e in list(observer.emitters)
-    )
 
 
 @dataclass(eq=False)
@@ -151,47 +55,11 @@ class _Inbox:
     recursive: bool
     watch: ObservedWatch | None = None
     ident: tuple[str, int, int] | None = None  # of the folder watched; [0] is its real path
-    guard: str | None = None  # real path of the folder guarding this inbox
-    guard_name: str = ""  # the component of ``path`` right below the guard
     lost: bool = False  # on_inbox_lost was reported and on_inbox_back not yet
 
     @property
     def real(self) -> str | None:
         return self.ident[0] if self.ident else None
-
-
-@dataclass(eq=False)
-class _Guard:
-    ident: tuple[str, int, int]
-    watch: ObservedWatch
-    users: set[_Inbox] = field(default_factory=set)
-
-
-class _Handler(ev.FileSystemEventHandler):
-    def __init__(self, callback: Callable[[ev.FileSystemEvent], None]) -> None:
-        self._callback = callback
-
-    def dispatch(self, event: ev.FileSystemEvent) -> None:
-        try:
-            self._callback(event)
-        except Exception:
-            # An exception here would end watchdog's dispatcher thread, and all watching.
-            log.exception("failed to handle %r", event)
-
-
-class _OverflowHandler(logging.Handler):
-    def __init__(self, notify: Callable[[], None]) -> None:
-        super().__init__(logging.WARNING)
-        self._notify = notify
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self._notify()
-
-
-def _not_shutdown_noise(record: logging.LogRecord) -> bool:
-    # Watchdog logs this ERROR when an emitter stops while a delayed move event is pending.
-    return "called when the thread is inactive" not in record.getMessage()
 
 
 class InboxWatcher:
@@ -211,7 +79,7 @@ class InboxWatcher:
         ready: Callable[[Path], None],
         *,
         quiet: float = 2.0,
-        ignore: Callable[[Path], bool] = _never,
+        ignore: Callable[[Path], bool] = never,
         on_overflow: Callable[[], None] | None = None,
         on_inbox_lost: Callable[[Path], None] | None = None,
         on_inbox_back: Callable[[Path], None] | None = None,
@@ -227,17 +95,15 @@ class InboxWatcher:
         self._cond = threading.Condition()  # guards the settler and the work lists below
         self._manage = threading.RLock()  # serialises schedule changes
         self._inboxes: dict[Path, _Inbox] = {}  # replaced whole, never mutated: read lock-free
-        self._guards: dict[str, _Guard] = {}
+        self._guards: Guards[_Inbox] = Guards(self._request)
         self._to_reconcile: set[_Inbox] = set()
         self._notes: list[tuple[Callable[[Path], None] | None, Path]] = []
         self._overflow = False
         self._stopping = False
         self._sleep_until = -math.inf  # the settle thread's wake-up time; -inf while awake
         self._observer: BaseObserver | None = None
-        self._guard_observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
-        self._log_handler = _OverflowHandler(self._overflowed)
-        self._log_level: int | None = None
+        self._logs = WatchdogLogs(self._overflowed)
 
     @staticmethod
     def _normalise(inboxes: Sequence[tuple[Path, bool]]) -> dict[Path, bool]:
@@ -259,10 +125,8 @@ class InboxWatcher:
                 self._observer = InotifyObserver(generate_full_events=True)
                 self._observer.name = "amberpicd-watch"
                 self._observer.start()
-                self._guard_observer = InotifyObserver()
-                self._guard_observer.name = "amberpicd-guard"
-                self._guard_observer.start()
-                self._attach_log_handler()
+                self._guards.start()
+                self._logs.attach()
                 self._thread = threading.Thread(target=self._run, name="amberpicd-settle")
                 self._thread.daemon = True
                 self._thread.start()
@@ -279,14 +143,14 @@ class InboxWatcher:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         with self._manage:
-            for observer in (self._observer, self._guard_observer):
-                if observer is not None:
-                    observer.stop()
-                    if observer.ident is not None:
-                        observer.join()
-            self._observer = self._guard_observer = None
-            self._inboxes, self._guards = {}, {}
-            self._detach_log_handler()
+            if self._observer is not None:
+                self._observer.stop()
+                if self._observer.ident is not None:
+                    self._observer.join()
+            self._guards.stop()
+            self._observer = None
+            self._inboxes = {}
+            self._logs.detach()
 
     def set_inboxes(self, inboxes: Sequence[tuple[Path, bool]]) -> None:
         """Watch exactly these inboxes from now on; the others keep their watches."""
@@ -309,7 +173,7 @@ class InboxWatcher:
             nested = {o.path for o in states if o is not st and o.path.is_relative_to(st.path)}
 
             def skip(path: Path, nested: set[Path] = nested) -> bool:
-                return path in nested or _ignored(self._ignore, path)
+                return path in nested or ignored(self._ignore, path)
 
             paths = list(scan(st.path, st.recursive, skip))
             with self._cond:
@@ -349,9 +213,9 @@ class InboxWatcher:
             self._reconcile(st)
         for st in dropped:
             if st.watch is not None:
-                self._unschedule(self._observer, st.watch)
+                unschedule(self._observer, st.watch)
                 st.watch = None
-            self._release_guard(st)
+            self._guards.release(st)
             if st.path not in states:
                 with self._cond:
                     self._settler.forget(st.path)
@@ -361,9 +225,9 @@ class InboxWatcher:
         if self._inboxes.get(st.path) is not st:
             return  # dropped meanwhile
         for _ in range(len(st.path.parts) + 8):
-            ident = _dir_ident(st.path)
-            if st.watch is not None and (ident != st.ident or not _alive(self._observer, st.watch)):
-                self._unschedule(self._observer, st.watch)
+            ident = dir_ident(st.path)
+            if st.watch is not None and (ident != st.ident or not alive(self._observer, st.watch)):
+                unschedule(self._observer, st.watch)
                 st.watch, st.ident = None, None
                 with self._cond:
                     self._settler.forget(st.path)
@@ -372,7 +236,7 @@ class InboxWatcher:
             if st.watch is None and ident is not None and self._observer is not None:
                 try:
                     st.watch = self._observer.schedule(
-                        _Handler(lambda e, st=st: self._on_inbox_event(st, e)),
+                        SafeHandler(lambda e, st=st: self._on_inbox_event(st, e)),
                         ident[0],
                         recursive=st.recursive,
                         event_filter=_INBOX_EVENTS,
@@ -387,10 +251,10 @@ class InboxWatcher:
                         self._note(self._on_back, st.path)
             if st.watch is None:
                 self._mark_lost(st)
-            parent = _nearest_parent(st.path)
-            self._set_guard(st, parent)
+            parent = nearest_parent(st.path)
+            self._guards.set(st, st.path, parent)
             # Stable when nothing moved while we (re)armed the watches; else go round again.
-            if failed or (_dir_ident(st.path) == st.ident and _nearest_parent(st.path) == parent):
+            if failed or (dir_ident(st.path) == st.ident and nearest_parent(st.path) == parent):
                 return
         log.warning("%s: still changing; will look again on its next event", st.path)
 
@@ -399,55 +263,6 @@ class InboxWatcher:
             st.lost = True
             log.warning("%s: inbox is gone or cannot be watched", st.path)
             self._note(self._on_lost, st.path)
-
-    def _set_guard(self, st: _Inbox, parent: Path | None) -> None:
-        ident = _dir_ident(parent) if parent is not None else None
-        if ident is None or self._guard_observer is None:
-            self._release_guard(st)
-            return
-        guard = self._guards.get(ident[0])
-        if guard is not None and (
-            guard.ident != ident or not _alive(self._guard_observer, guard.watch)
-        ):
-            # Its folder was deleted or replaced: re-arm it for the same users.
-            self._unschedule(self._guard_observer, guard.watch)
-            del self._guards[ident[0]]
-            users, guard = guard.users, None
-        else:
-            users = set()
-        if guard is None:
-            try:
-                watch = self._guard_observer.schedule(
-                    _Handler(lambda e, real=ident[0]: self._on_guard_event(real, e)),
-                    ident[0],
-                    recursive=False,
-                    event_filter=_GUARD_EVENTS,
-                )
-            except OSError as exc:
-                log.debug("%s: cannot guard: %s", parent, exc.strerror or exc)
-                self._release_guard(st)
-                return
-            guard = self._guards[ident[0]] = _Guard(ident, watch, users)
-        if st.guard != ident[0]:
-            self._release_guard(st)
-        guard.users.add(st)
-        st.guard = ident[0]
-        st.guard_name = st.path.relative_to(parent).parts[0]
-
-    def _release_guard(self, st: _Inbox) -> None:
-        guard = self._guards.get(st.guard) if st.guard else None
-        st.guard = None
-        if guard is not None:
-            guard.users.discard(st)
-            if not guard.users:
-                del self._guards[guard.ident[0]]
-                self._unschedule(self._guard_observer, guard.watch)
-
-    @staticmethod
-    def _unschedule(observer: BaseObserver | None, watch: ObservedWatch) -> None:
-        if observer is not None:
-            with contextlib.suppress(KeyError):  # already gone
-                observer.unschedule(watch)
 
     # -- event intake (watchdog's threads: record and return) --------------------------------
 
@@ -501,7 +316,7 @@ class InboxWatcher:
         rel = path.relative_to(st.path)
         if not st.recursive and len(rel.parts) != 1:
             return None
-        if is_ignored_name(rel) or _ignored(self._ignore, path):
+        if is_ignored_name(rel) or ignored(self._ignore, path):
             return None
         return path
 
@@ -513,17 +328,6 @@ class InboxWatcher:
             if real and len(real) > depth and raw.startswith(real.rstrip(os.sep) + os.sep):
                 best, depth = st, len(real)
         return best
-
-    def _on_guard_event(self, real: str, event: ev.FileSystemEvent) -> None:
-        guard = self._guards.get(real)
-        if guard is None:
-            return
-        src = os.fsdecode(event.src_path)
-        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
-        names = {os.path.basename(src), os.path.basename(dest)}
-        for st in list(guard.users):
-            if src == real or st.guard_name in names:
-                self._request(st)
 
     def _request(self, st: _Inbox) -> None:
         with self._cond:
@@ -588,30 +392,3 @@ class InboxWatcher:
             callback(*args)
         except Exception:
             log.exception("watcher callback %r failed", callback)
-
-    # -- overflow detection ------------------------------------------------------------------
-
-    def _attach_log_handler(self) -> None:
-        logging.getLogger("watchdog.observers.inotify").addFilter(_not_shutdown_noise)
-        # A recursive watch racing ``mkdir -p`` registers a sub-folder twice and watchdog warns
-        # from its reader thread; harmless, but as an error (pytest's -W error) it kills it.
-        warnings.filterwarnings(
-            "ignore",
-            message=r"Callback with id '\d+' already exists",
-            category=RuntimeWarning,
-            module=r"watchdog\.observers\.inotify",
-        )
-        # Watchdog says nothing to handlers about an overflow; it only logs this warning.
-        logger = logging.getLogger(_WATCHDOG_LOGGER)
-        logger.addHandler(self._log_handler)
-        logger.disabled = False  # dictConfig(disable_existing_loggers=True) must not blind us
-        if logger.getEffectiveLevel() > logging.WARNING:
-            self._log_level = logger.level
-            logger.setLevel(logging.WARNING)
-
-    def _detach_log_handler(self) -> None:
-        logger = logging.getLogger(_WATCHDOG_LOGGER)
-        logger.removeHandler(self._log_handler)
-        if self._log_level is not None:
-            logger.setLevel(self._log_level)
-            self._log_level = None

@@ -1,8 +1,6 @@
-"""The journal: an SQLite record of every job, the crash-safety and dedupe memory of the daemon.
+"""The Journal's job API: each lifecycle state change as one committed transaction, and queries.
 
 A job moves running → staged → published → done, or ends failed (later retry) or unmatched.
-Every state change is its own committed transaction with synchronous=FULL, because a committed
-"published" gates deleting originals. See ``Journal`` for the API.
 """
 
 from __future__ import annotations
@@ -10,47 +8,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 
 from amberpicd.errors import JournalError
+from amberpicd.journal.store import Store
 
 DECISIONS = ("done", "failed", "unmatched")  # states that decide whether a key is due again
 UNFINISHED = ("running", "staged", "published")
 _IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
 _IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
-
-# _MIGRATIONS[i] brings user_version i to i + 1; append new tuples, never edit old ones.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: "latest" means highest id
-            source TEXT NOT NULL, inbox TEXT,
-            content_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
-            state TEXT NOT NULL, rules TEXT NOT NULL DEFAULT '[]',
-            outputs TEXT NOT NULL DEFAULT '[]', error TEXT,
-            size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0,
-            created REAL NOT NULL, started REAL, finished REAL)""",
-        "CREATE INDEX jobs_key ON jobs (content_hash, fingerprint, id)",
-        "CREATE INDEX jobs_state ON jobs (state, id)",
-        "CREATE INDEX jobs_source ON jobs (source)",
-        """CREATE TABLE staged (
-            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-            n INTEGER NOT NULL, temp TEXT NOT NULL, final TEXT NOT NULL,
-            on_conflict TEXT NOT NULL, published_path TEXT,
-            PRIMARY KEY (job_id, n))""",
-        # Paths we wrote or are about to write, so the watcher never re-ingests our outputs.
-        """CREATE TABLE output_paths (
-            path TEXT NOT NULL, job_id INTEGER NOT NULL,
-            PRIMARY KEY (path, job_id)) WITHOUT ROWID""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 _COLS = (
     "id, source, inbox, content_hash, fingerprint, state, rules, outputs, error,"
     " size, mtime_ns, created, started, finished"
@@ -90,24 +59,7 @@ def _job(row: tuple) -> Job:
     return Job(id_, Path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
 
 
-def _code(exc: sqlite3.Error) -> int:
-    return getattr(exc, "sqlite_errorcode", -1) & 0xFF  # primary result code (Python 3.11+)
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return _code(exc) in (5, 6) or "database is locked" in str(exc)  # SQLITE_BUSY, SQLITE_LOCKED
-
-
-def _is_corrupt(exc: sqlite3.Error) -> bool:
-    msg = str(exc)
-    return _code(exc) in (11, 26) or "not a database" in msg or "malformed" in msg
-
-
-class _Corrupt(Exception):
-    pass
-
-
-class Journal:
+class Journal(Store):
     """The job journal in one SQLite file; thread-safe (one connection behind a lock).
 
     Every method raises JournalError when the database cannot be used, including a job id that
@@ -117,134 +69,8 @@ class Journal:
     def __init__(
         self, path: str | Path, *, timeout: float = 5.0, clock: Callable[[], float] = time.time
     ):
-        self.path = Path(path)
-        self.recovered_from: Path | None = None  # where a corrupt journal was moved, if it was
-        self._timeout = timeout
         self._clock = clock
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(f"{self.path.name}: cannot create folder: {exc}") from exc
-        try:
-            self._conn: sqlite3.Connection | None = self._open()
-        except _Corrupt:
-            self.recovered_from = self._move_aside()
-            try:
-                self._conn = self._open()
-            except _Corrupt as exc:
-                raise JournalError(
-                    f"{self.path.name}: still corrupt after moving it aside"
-                ) from exc
-
-    def _error(self, exc: sqlite3.Error) -> JournalError:
-        if _is_busy(exc):
-            return JournalError(f"{self.path.name}: locked by another process")
-        return JournalError(f"{self.path.name}: {exc}")
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise JournalError(f"{self.path.name}: cannot use WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            if conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
-                raise _Corrupt
-            self._migrate(conn)
-            return conn
-        except sqlite3.Error as exc:
-            conn.close()
-            if _is_corrupt(exc):
-                raise _Corrupt from exc
-            raise self._error(exc) from exc
-        except BaseException:
-            conn.close()
-            raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # Runs in BEGIN IMMEDIATE, which also proves at open that nobody else holds the lock.
-        with self._tx(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(f"{self.path.name}: made by a newer amberpicd (v{version})")
-            for statement in (s for m in _MIGRATIONS[version:] for s in m):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def _move_aside(self) -> Path:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        dest = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while dest.exists():
-            dest = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        try:
-            os.replace(self.path, dest)
-            for suffix in ("-wal", "-shm"):  # closing may already have checkpointed/dropped them
-                side = Path(f"{self.path}{suffix}")
-                if side.exists():
-                    os.replace(side, f"{dest}{suffix}")
-        except OSError as exc:
-            raise JournalError(
-                f"{self.path.name}: corrupt and cannot be moved aside: {exc}"
-            ) from exc
-        return dest
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _live(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise JournalError(f"{self.path.name}: journal is closed")
-        return self._conn
-
-    @contextmanager
-    def _tx(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        """One committed transaction; IMMEDIATE so a lock shows up at BEGIN, not mid-way."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise self._error(exc) from exc
-            raise
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._tx(self._live()) as conn:
-            yield conn
-
-    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self._lock:
-            try:
-                return self._live().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise self._error(exc) from exc
-
-    def pragma(self, name: str) -> object:
-        """The value of a PRAGMA on the journal's own connection (diagnostics, tests)."""
-        if not name.isidentifier():
-            raise JournalError(f"{self.path.name}: bad pragma name {name!r}")
-        return self._read(f"PRAGMA {name}")[0][0]
+        super().__init__(path, timeout=timeout)
 
     # --- state changes ---------------------------------------------------------------------
 

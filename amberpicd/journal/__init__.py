@@ -1,0 +1,12 @@
+"""The journal: an SQLite record of every job, the crash-safety and dedupe memory of the daemon.
+
+A job moves running → staged → published → done, or ends failed (later retry) or unmatched.
+Every state change is its own committed transaction with synchronous=FULL, because a committed
+"published" gates deleting originals. ``store`` opens and guards the SQLite file; ``jobs`` holds
+the ``Journal`` API on top of it.
+"""
+
+from amberpicd.journal.jobs import DECISIONS, UNFINISHED, Job, Journal, StagedOutput
+from amberpicd.journal.store import SCHEMA_VERSION
+
+__all__ = ["DECISIONS", "SCHEMA_VERSION", "UNFINISHED", "Job", "Journal", "StagedOutput"]
