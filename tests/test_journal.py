@@ -19,6 +19,13 @@ from amberpicd.errors import JournalError
 from amberpicd.journal import SCHEMA_VERSION, Journal, StagedOutput
 
 
+def unmatched(journal: Journal, source: Path, content_hash: str, fp: str, **kw: object) -> int:
+    """What the daemon records for a file no rule matches: begun, then no match."""
+    job_id = journal.begin(source, content_hash, fp, **kw)  # type: ignore[arg-type]
+    journal.no_match(job_id)
+    return job_id
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "journal.db"
@@ -80,7 +87,7 @@ def test_lifecycle_commits_every_state(journal: Journal, db: Path) -> None:
     assert committed_state(db, failing) == "failed"
     assert journal.get(failing).error == "b.jpg: decode failed: file is truncated"
 
-    lonely = journal.unmatched(Path("/in/c.txt"), "h3", "fp1", inbox=inbox)
+    lonely = unmatched(journal, Path("/in/c.txt"), "h3", "fp1", inbox=inbox)
     assert committed_state(db, lonely) == "unmatched"
     assert journal.get(lonely).finished is not None
 
@@ -118,8 +125,8 @@ def test_decision_semantics(journal: Journal) -> None:
     assert journal.decision("h2", "fp") is None  # the file changed
     assert journal.decision("h", "fp2") is None  # its rules changed
 
-    unmatched = journal.unmatched(Path("/in/x.txt"), "hx", "fp")
-    assert journal.decision("hx", "fp").id == unmatched
+    lonely = unmatched(journal, Path("/in/x.txt"), "hx", "fp")
+    assert journal.decision("hx", "fp").id == lonely
 
 
 def test_decision_is_latest_by_id_for_concurrent_begins(journal: Journal) -> None:
@@ -249,7 +256,7 @@ def test_garbage_file_is_moved_aside(db: Path) -> None:
 def test_corrupt_pages_are_detected_by_quick_check(db: Path) -> None:
     with Journal(db) as j:
         for n in range(1500):
-            j.unmatched(Path(f"/in/{'long name ' * 10}{n}.txt"), f"h{n}", "fp")
+            j.begin(Path(f"/in/{'long name ' * 10}{n}.txt"), f"h{n}", "fp")
     with db.open("r+b") as f:  # keep the header page, smash a run of pages after it
         f.seek(4096 * 4)
         f.write(os.urandom(4096 * 6))
@@ -329,7 +336,7 @@ def test_counts_per_inbox_and_since(db: Path) -> None:
         now[0] = 2000.0
         run_job(j, "b.jpg", "hb", inbox=photos)
         run_job(j, "c.jpg", "hc", inbox=scans)
-        j.unmatched(Path("/d.txt"), "hd", "fp")
+        unmatched(j, Path("/d.txt"), "hd", "fp")
         j.begin(Path("/e.jpg"), "he", "fp", inbox=scans)
         assert j.counts() == {
             str(photos): {"done": 2, "failed": 1},

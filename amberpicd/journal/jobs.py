@@ -52,11 +52,26 @@ class StagedOutput:
     published: Path | None = None  # set by mark_published: where this output went (or is going)
 
 
+def _db(path: str | os.PathLike[str]) -> str | bytes:
+    """A path as stored: text, or its raw bytes (a BLOB) when the name is not UTF-8. Linux
+    allows such names and SQLite text must be UTF-8; a path always maps to the same value."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _path(value: str | bytes) -> Path:
+    return Path(os.fsdecode(value))
+
+
 def _job(row: tuple) -> Job:
     id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
-    inbox = Path(inbox) if inbox is not None else None
+    inbox = _path(inbox) if inbox is not None else None
     rules, outputs = tuple(json.loads(rules)), tuple(Path(p) for p in json.loads(outputs))
-    return Job(id_, Path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
+    return Job(id_, _path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
 
 
 class Journal(Store):
@@ -75,7 +90,7 @@ class Journal(Store):
     # --- state changes ---------------------------------------------------------------------
 
     def _insert(self, source: Path, inbox: Path | None, rules: Sequence[str], *rest: object) -> int:
-        row = (os.fspath(source), os.fspath(inbox) if inbox else None, json.dumps(list(rules)))
+        row = (_db(source), _db(inbox) if inbox else None, json.dumps(list(rules)))
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
@@ -99,22 +114,6 @@ class Journal(Store):
         t = self._clock()
         return self._insert(
             source, inbox, rules, content_hash, fingerprint, "running", size, mtime_ns, t, t, None
-        )
-
-    def unmatched(
-        self,
-        source: Path,
-        content_hash: str,
-        fingerprint: str,
-        *,
-        inbox: Path | None = None,
-        size: int = 0,
-        mtime_ns: int = 0,
-    ) -> int:
-        """Record that no rule matched this file (a decision, like done)."""
-        t = self._clock()
-        return self._insert(
-            source, inbox, (), content_hash, fingerprint, "unmatched", size, mtime_ns, t, None, t
         )
 
     def _move(
@@ -142,7 +141,7 @@ class Journal(Store):
         with self._write() as conn:
             self._move(conn, job_id, ("running",), "staged")
             for n, out in enumerate(outputs):
-                temp, final = os.fspath(out.temp), os.fspath(out.final)
+                temp, final = _db(out.temp), _db(out.final)
                 conn.execute(
                     "INSERT INTO staged (job_id, n, temp, final, on_conflict) VALUES (?,?,?,?,?)",
                     (job_id, n, temp, final, out.on_conflict),
@@ -160,18 +159,18 @@ class Journal(Store):
             self._move(conn, job_id, ("staged",), "staged")
             cur = conn.execute(
                 "UPDATE staged SET published_path = ? WHERE job_id = ? AND n = ?",
-                (os.fspath(path), job_id, n),
+                (_db(path), job_id, n),
             )
             if cur.rowcount != 1:
                 raise JournalError(f"{self.path.name}: job {job_id} has no staged output {n}")
             conn.execute(
                 "INSERT OR IGNORE INTO output_paths (path, job_id) VALUES (?, ?)",
-                (os.fspath(path), job_id),
+                (_db(path), job_id),
             )
 
     def published(self, job_id: int, outputs: Sequence[Path]) -> None:
         """staged → published, with the final paths actually written (skipped ones left out)."""
-        paths = [os.fspath(p) for p in outputs]
+        paths = [os.fspath(p) for p in outputs]  # JSON text: escapes undecodable bytes
         with self._write() as conn:
             self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(paths))
             # Forget intended names not used (skipped, renamed on conflict): someone else's file.
@@ -182,7 +181,7 @@ class Journal(Store):
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO output_paths (path, job_id) VALUES (?, ?)",
-                [(p, job_id) for p in paths],
+                [(_db(p), job_id) for p in paths],
             )
 
     def finish(self, job_id: int) -> None:
@@ -205,7 +204,7 @@ class Journal(Store):
         returns them; returns them oldest first (a source may appear more than once)."""
         where, params = "state = 'failed'", []
         if source is not None:
-            where, params = "state = 'failed' AND source = ?", [os.fspath(source)]
+            where, params = "state = 'failed' AND source = ?", [_db(source)]
         with self._write() as conn:
             rows = conn.execute(f"SELECT {_COLS} FROM jobs WHERE {where} ORDER BY id", params)
             jobs = [replace(_job(r), state="retry") for r in rows.fetchall()]
@@ -245,7 +244,7 @@ class Journal(Store):
             " ORDER BY n",
             (job_id,),
         )
-        return [StagedOutput(Path(t), Path(f), c, Path(p) if p else None) for t, f, c, p in rows]
+        return [StagedOutput(_path(t), _path(f), c, _path(p) if p else None) for t, f, c, p in rows]
 
     def decision(self, content_hash: str, fingerprint: str) -> Job | None:
         """The latest (highest id) done, failed or unmatched job for this key, or None if due."""
@@ -277,10 +276,10 @@ class Journal(Store):
         )
         result: dict[str, dict[str, int]] = {}
         for inbox, state, n in rows:
-            result.setdefault(inbox, {})[state] = n
+            result.setdefault(os.fsdecode(inbox), {})[state] = n
         return result
 
     def is_output(self, path: Path) -> bool:
         """Whether path is an output (or temp) we wrote or are writing: never ingest it."""
-        rows = self._read("SELECT 1 FROM output_paths WHERE path = ? LIMIT 1", (os.fspath(path),))
+        rows = self._read("SELECT 1 FROM output_paths WHERE path = ? LIMIT 1", (_db(path),))
         return bool(rows)
