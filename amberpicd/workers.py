@@ -30,6 +30,7 @@ from typing import Any
 from amberpicd.errors import WorkerLost
 
 _in_worker = False  # set in worker processes only
+_retiring = False  # this worker exits after the current job
 _STOP_GRACE = 2.0  # seconds an idle worker gets to exit by itself at close()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -59,7 +60,12 @@ def _worker_main(
             return  # a half set-up worker must not take jobs
         conn.send_bytes(pickle.dumps(("ready", None)))
         while True:
-            conn.send_bytes(_run_job(conn.recv_bytes()))
+            reply = _run_job(conn.recv_bytes())
+            if _retiring:  # said first, so the pool gives us no new job after this reply
+                conn.send_bytes(pickle.dumps(("retiring", None)))
+            conn.send_bytes(reply)
+            if _retiring:
+                return
     except (EOFError, OSError):  # the pool closed our pipe: shut down quietly
         return
 
@@ -85,6 +91,13 @@ def _exit_when_parent_dies(lifeline: Any) -> None:
     # have closed their copies of its "alive" pipe.
     connection.wait([lifeline])
     os._exit(1)
+
+
+def retire_after_job() -> None:
+    """Ask for this worker to be replaced once the current job's result is sent: after a
+    MemoryError, a half-imported plugin or a broken allocator must not fail later jobs."""
+    global _retiring
+    _retiring = True
 
 
 def limit_job_memory(limit: int) -> None:
@@ -168,6 +181,7 @@ class _Worker:
             child_conn.close()
             lifeline_r.close()
         self.ready = False
+        self.retiring = False  # asked to be replaced after its current job
         self.job: tuple[Future, float | None] | None = None  # (future, timeout)
         self.deadline: float | None = None
         self.init_error: str | None = None
@@ -329,10 +343,14 @@ class WorkerPool:
             with self._lock:
                 if not self._queue:
                     return
-                idle = next((w for w in self._workers if w.ready and w.job is None), None)
+                idle = next(
+                    (w for w in self._workers if w.ready and not w.retiring and w.job is None),
+                    None,
+                )
                 if idle is None:
                     starting = sum(not w.ready for w in self._workers)
-                    if len(self._workers) >= self.size or starting >= len(self._queue):
+                    live = sum(not w.retiring for w in self._workers)
+                    if live >= self.size or starting >= len(self._queue):
                         return
                 else:
                     future, payload, timeout = self._queue.popleft()
@@ -380,6 +398,8 @@ class WorkerPool:
             kind, value, tb = "error", exc, []
         if kind == "ready":
             w.ready = True
+        elif kind == "retiring":
+            w.retiring = True
         elif kind == "init":
             w.init_error = f"initializer raised {value!r}"  # the worker exits next
         elif w.job is not None:

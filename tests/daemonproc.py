@@ -35,7 +35,14 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "c
 class DaemonProc:
     """``amberpicd run`` in a subprocess with its own HOME, XDG dirs and config."""
 
-    def __init__(self, root: Path, config_text: str, *, settle: float = 0.3):
+    def __init__(
+        self,
+        root: Path,
+        config_text: str,
+        *,
+        settle: float = 0.3,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.root = root
         self.inbox = root / "inbox"
         self.out = root / "out"
@@ -53,6 +60,7 @@ class DaemonProc:
         }
         for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "DISPLAY", "WAYLAND_DISPLAY"):
             self.env.pop(key, None)
+        self.env.update(extra_env or {})  # e.g. the network tripwire (tests/nonet)
         self.write_config(config_text.format(root=root, settle=settle))
         self.proc: subprocess.Popen[str] | None = None
         self.log = root / "daemon.log"
@@ -130,6 +138,11 @@ class DaemonProc:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.logfile.close()
+
+    def pids(self) -> list[int]:
+        """The daemon's pid, then every process below it (forkserver, workers)."""
+        assert self.proc is not None
+        return [self.proc.pid, *_descendants(self.proc.pid)]
 
     def workers(self) -> list[int]:
         """The worker processes: the forkserver's children."""

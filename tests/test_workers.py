@@ -289,3 +289,11 @@ def test_bad_arguments():
         WorkerPool(-1)
     with pytest.raises(ValueError):
         WorkerPool(1, context="fork")
+
+
+def test_a_retiring_worker_returns_its_result_and_is_replaced() -> None:
+    with WorkerPool(1) as pool:
+        first = pool.submit(jobs.retire_and_report_pid).result(timeout=RESULT)
+        results = [pool.submit(jobs.whoami).result(timeout=RESULT)[0] for _ in range(3)]
+    assert first not in results  # a fresh worker took the next jobs
+    assert len(set(results)) == 1  # and kept them: only the asking worker retired

@@ -95,3 +95,10 @@ def is_initialized() -> bool:
 
 def broken_initializer() -> None:
     raise ValueError("no codecs here")
+
+
+def retire_and_report_pid() -> int:
+    from amberpicd.workers import retire_after_job
+
+    retire_after_job()
+    return os.getpid()

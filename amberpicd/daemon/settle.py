@@ -115,6 +115,12 @@ class Settler:
         """How many files are tracked (pending, open, or waiting with zero bytes)."""
         return len(self._entries)
 
+    def pending(self) -> int:
+        """How many files are being written or settling: those tracked, less the zero-byte ones
+        parked until a new event (which may never come: an empty file left in an inbox must
+        not look like work in progress forever)."""
+        return sum(1 for e in self._entries.values() if e.deadline is not None or e.open)
+
     def __contains__(self, path: object) -> bool:
         return path in self._entries
 

@@ -184,9 +184,10 @@ class InboxWatcher:
         return found
 
     def pending(self) -> int:
-        """How many files are tracked and not yet reported."""
+        """How many files are being written or settling (not yet reported); zero-byte files
+        waiting for content do not count."""
         with self._cond:
-            return len(self._settler)
+            return self._settler.pending()
 
     def lost(self) -> list[Path]:
         """The inboxes that cannot be watched right now."""
