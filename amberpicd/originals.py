@@ -43,9 +43,11 @@ def handle_original(
                 raise OriginalError(path, "originals: move needs an archive folder")
             return _move(path, archive / relpath)
         if policy == "trash":
-            from send2trash import send2trash
+            # The freedesktop implementation itself: the package's default would load GIO
+            # into the daemon when PyGObject is importable (it is, for the tray).
+            from send2trash import plat_other
 
-            send2trash(str(path))
+            plat_other.send2trash(str(path))
             return None
         if policy == "delete":
             path.unlink()

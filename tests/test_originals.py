@@ -36,13 +36,11 @@ def test_delete(tmp_path):
     assert handle_original(p, "delete", **seen) is None and not p.exists()
 
 
-def test_trash_goes_to_the_freedesktop_trash(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_trash_goes_to_the_freedesktop_trash(tmp_path, trash_home):
     p, seen = original(tmp_path)
     assert handle_original(p, "trash", **seen) is None
     assert not p.exists()
-    trashed = list((tmp_path / "data" / "Trash" / "files").iterdir())
+    trashed = list((trash_home / "files").iterdir())
     assert [t.read_bytes() for t in trashed] == [b"photo"]
 
 

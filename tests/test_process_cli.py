@@ -217,8 +217,7 @@ rules:
 
 
 @pytest.mark.parametrize("policy", ["keep", "move", "trash", "delete"])
-def test_originals_policies(tmp_path: Path, home, policy, capsys, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+def test_originals_policies(tmp_path: Path, home, policy, capsys, trash_home):
     cfg = originals_config(tmp_path, policy)
     (tmp_path / "inbox" / "trip").mkdir(parents=True)
     src = images.jpeg(tmp_path / "inbox" / "trip" / "a.jpg")
@@ -229,7 +228,7 @@ def test_originals_policies(tmp_path: Path, home, policy, capsys, monkeypatch):
     assert (tmp_path / "out" / "trip" / "a.webp").exists()
     assert src.exists() == (policy == "keep")
     assert (tmp_path / "archive" / "trip" / "a.jpg").exists() == (policy == "move")
-    trash = tmp_path / "data" / "Trash" / "files"
+    trash = trash_home / "files"
     assert (trash.exists() and any(trash.iterdir())) == (policy == "trash")
 
 

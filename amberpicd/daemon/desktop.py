@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from amberpicd.daemon.service import Daemon
 
 log = logging.getLogger("amberpicd")
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 3.0  # seconds the tray may take to go when the daemon stops
 
 
 def why_no_tray(env: Mapping[str, str], *, flag: bool, configured: bool) -> str | None:
@@ -62,8 +62,11 @@ class Desktop:
         self.notifier.report(report)
 
     def stop(self) -> None:
-        if self.tray is not None:
-            self.tray.stop()
-        if self._thread is not None:
+        if self.tray is not None and self._thread is not None:
+            # pystray's stop can block on its toolkit's loop (the xorg backend waits for it
+            # without a timeout): stop from a helper thread and wait a bounded time.
+            threading.Thread(target=self.tray.stop, name="amberpicd-tray-stop", daemon=True).start()
             self._thread.join(STOP_TIMEOUT)
+            if self._thread.is_alive():
+                log.warning("the tray icon did not go within %g s; exiting anyway", STOP_TIMEOUT)
         self.notifier.close()

@@ -1,0 +1,60 @@
+"""Command-line commands for the desktop: tray, install-service, uninstall-service."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from amberpicd.cli import EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, command
+
+
+@command("tray")
+def _tray(args: argparse.Namespace) -> int:
+    from amberpicd.cli_daemon import setup_logging
+    from amberpicd.daemon.control import socket_path
+    from amberpicd.tray.app import OverSocket, TrayApp
+
+    setup_logging(args.verbose)
+    app = TrayApp(OverSocket(socket_path()), standalone=True)
+    return EXIT_OK if app.run() else EXIT_FAILED
+
+
+@command("install-service")
+def _install(args: argparse.Namespace) -> int:
+    from amberpicd.service_install import install
+
+    config = Path(args.config).absolute() if args.config else None
+    return install(now=args.now, autostart=args.autostart, config=config)
+
+
+@command("uninstall-service")
+def _uninstall(args: argparse.Namespace) -> int:
+    from amberpicd.service_install import uninstall
+
+    return uninstall()
+
+
+def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    sub.add_parser(
+        "tray", parents=[common], help="show the tray icon for a running daemon (no daemon inside)"
+    )
+    p = sub.add_parser(
+        "install-service",
+        parents=[common],
+        help="start amberpicd at login: a systemd user unit (or an XDG autostart entry)",
+    )
+    p.add_argument("--now", action="store_true", help="also start it now")
+    p.add_argument(
+        "--autostart",
+        action="store_true",
+        help="write an XDG autostart entry instead of a systemd unit "
+        "(for sessions that never start graphical-session.target)",
+    )
+    sub.add_parser(
+        "uninstall-service",
+        parents=[common],
+        help="undo install-service (unit and autostart entry)",
+    )
+
+
+EXTRA_PARSERS.append(_parsers)

@@ -1,0 +1,1 @@
+"""The tray icon: ``menu`` (what it shows, pure), ``icons`` (Pillow drawing), ``app`` (pystray)."""
