@@ -63,6 +63,9 @@ def plan(config: Config, path: Path, *, rule: str | None = None, dry_run: bool =
     return job, originals
 
 
+WORKER_PRELOAD = ("amberpicd.pipeline",)  # the engine, imported once for every worker
+
+
 def worker_setup() -> None:
     from amberpicd.imaging.decode import configure_pillow
 
@@ -84,7 +87,10 @@ def process(
     pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy]] = {}
     limit = max(1, workers) * 2  # bounded in-flight work: flat memory on huge folders
     with WorkerPool(
-        workers, memory_limit=int(config.limits.worker_memory), initializer=worker_setup
+        workers,
+        memory_limit=int(config.limits.worker_memory),
+        initializer=worker_setup,
+        preload=WORKER_PRELOAD,
     ) as pool:
 
         def drain(block: bool) -> None:

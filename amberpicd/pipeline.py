@@ -3,7 +3,9 @@ each rule's operations → encode → stage (temp file + fsync). Nothing is publ
 ``commit`` does that in the parent, after the journal knows what was staged.
 
     run(job) = read_source → Source(facts) → matching_rules → decode(need)
-               → for each rule: transform → encode → render path → stage
+               → for each rule, larger outputs first: transform (from the decode, or from
+                 a larger output's resized picture when ``derive`` finds that safe)
+               → encode → render path → stage
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amberpicd import derive
 from amberpicd.config.schema import Limits, Rule
 from amberpicd.errors import FileError, OperationError, OutputError, printable
 from amberpicd.imaging.decode import Source, read_source
@@ -20,10 +23,11 @@ from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops.auto_orient import AutoOrient
 from amberpicd.ops.base import Operation, Size
+from amberpicd.ops.resize import Resize
 from amberpicd.output.template import TemplateValues, render
 from amberpicd.output.writer import StagedOutput, stage
 from amberpicd.rules.match import matching_rules
-from amberpicd.workers import limit_job_memory
+from amberpicd.workers import limit_job_memory, retire_after_job
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def decode_need(rules: Sequence[Rule], upright: Size, orientation: int) -> Size 
 
 def transform(picture: Picture, rule: Rule, path: Path) -> Picture:
     """Apply the rule's operations; pixels always end upright (orientation normalised)."""
-    for op in steps(rule):
+    for op in turn_late(steps(rule), picture.orientation):
         try:
             picture = op.apply(picture)
         except (ValueError, OSError, TypeError) as exc:
@@ -100,6 +104,21 @@ def transform(picture: Picture, rule: Rule, path: Path) -> Picture:
         except MemoryError:
             raise OperationError(path, f"{op.name}: out of memory (worker_memory limit)") from None
     return picture
+
+
+def turn_late(ops: tuple[Operation, ...], orientation: int) -> tuple[Operation, ...]:
+    """``ops`` with a leading "auto_orient, resize" run as "resize, auto_orient" when the
+    resize keeps the whole image: the same pixels, but the turn moves the small picture,
+    not the full decode. For orientations 5-8 the stored picture lies on its side, so the
+    resize box turns too; a fill resize crops by gravity and keeps its place."""
+    if orientation == 1 or len(ops) < 2 or not isinstance(ops[0], AutoOrient):
+        return ops
+    resize = ops[1]
+    if not isinstance(resize, Resize) or resize.mode == "fill":
+        return ops
+    if orientation >= 5:
+        resize = resize.model_copy(update={"width": resize.height, "height": resize.width})
+    return (resize, ops[0], *ops[2:])
 
 
 def run(job: FileJob) -> FileResult:
@@ -120,9 +139,16 @@ def run(job: FileJob) -> FileResult:
         if not rules:
             result.status = "unmatched"
             return result
-        decoded = source.decode(decode_need(rules, (facts.width, facts.height), facts.orientation))
-        for n, rule in enumerate(rules):
-            result.outputs.append(_one_output(job, rule, decoded, facts, n))
+        upright = (facts.width, facts.height)
+        decoded = source.decode(decode_need(rules, upright, facts.orientation))
+        made: list[Picture] = []  # resized upright pictures that smaller outputs may start from
+        for n in derive.order(rules, upright):
+            start = derive.start(rules[n], upright, made) or decoded
+            picture = transform(start, rules[n], job.path)
+            if derive.reusable(rules[n]):
+                made.append(picture)
+            result.outputs.append(_one_output(job, rules[n], picture, facts, n))
+        result.outputs.sort(key=lambda out: result.rules.index(out.rule))  # rule order
         result.status = "staged"
     except FileError as exc:
         _discard(result)
@@ -137,11 +163,16 @@ def run(job: FileJob) -> FileResult:
         result.error = f"{name}: unexpected error: {type(exc).__name__}: {printable(detail)}"
     finally:
         result.seconds = time.monotonic() - started
+    if result.error is not None and (
+        "out of memory" in result.error or "unexpected" in result.error
+    ):
+        # Memory exhaustion or an unforeseen failure can leave a codec half set up
+        # (e.g. a plugin whose import failed): later jobs get a fresh worker.
+        retire_after_job()
     return result
 
 
-def _one_output(job: FileJob, rule: Rule, decoded: Picture, facts, n: int) -> PlannedOutput:
-    picture = transform(decoded, rule, job.path)
+def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> PlannedOutput:
     spec = rule.encode or default_spec(facts.format)
     data = encode(picture, spec, rule.keep_metadata, job.path)
     width, height = picture.size

@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from multiprocessing import connection, get_all_start_methods, get_context
 from typing import Any
@@ -201,6 +201,7 @@ class WorkerPool:
         memory_limit: int | None = None,
         initializer: Callable[[], None] | None = None,
         context: str = "forkserver",
+        preload: Sequence[str] = (),
     ):
         if workers < 0:
             raise ValueError(f"workers must be >= 0, not {workers}")
@@ -217,6 +218,10 @@ class WorkerPool:
                 initializer()
             return
         self._ctx = get_context(context if context in get_all_start_methods() else "spawn")
+        if preload and self._ctx.get_start_method() == "forkserver":
+            # Imported once in the fork server, so every worker starts with them loaded.
+            # (It applies when the server starts: the first pool of a process decides.)
+            self._ctx.set_forkserver_preload(list(preload))
         self._setup = (memory_limit, initializer)
         pickle.dumps(initializer)  # fail here, not in every worker
         self._wake_r, self._wake_w = os.pipe()

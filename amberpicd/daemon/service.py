@@ -20,7 +20,7 @@ from collections import deque
 from pathlib import Path
 
 from amberpicd import __version__
-from amberpicd.batch import worker_setup
+from amberpicd.batch import WORKER_PRELOAD, worker_setup
 from amberpicd.commit import Report
 from amberpicd.config.loader import LoadedConfig, load_config
 from amberpicd.config.schema import Config, Watch
@@ -282,7 +282,10 @@ class Daemon:
         daemon_cfg = self.config.daemon
         workers = daemon_cfg.workers or os.cpu_count() or 1
         self.pool = WorkerPool(
-            workers, memory_limit=int(self.config.limits.worker_memory), initializer=worker_setup
+            workers,
+            memory_limit=int(self.config.limits.worker_memory),
+            initializer=worker_setup,
+            preload=WORKER_PRELOAD,
         )
         self.dispatcher = Dispatcher(
             self.journal,

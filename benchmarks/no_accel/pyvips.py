@@ -1,0 +1,3 @@
+"""Put this folder on PYTHONPATH to run amberpicd as if pyvips were not installed."""
+
+raise ImportError("pyvips disabled for the Pillow-only benchmark run")
