@@ -314,3 +314,42 @@ def test_no_tray_flag_and_headless_runs_say_so(tmp_path: Path, desktop, daemons)
     assert d.stop() == 0 and h.stop() == 0
     for proc in (d, h):
         assert proc.logs().count("no tray icon") == 1
+
+
+def test_daemon_tray_and_notifications_open_no_network_socket(tmp_path: Path, desktop, daemons):
+    """The privacy tripwire (tests/nonet) over the daemon with its tray on an X display and
+    notifications over D-Bus: files are processed, one fails, a notification is sent, the
+    menu opens, and no process of the tree opens anything but a Unix socket."""
+    need_modules("gi", "jeepney")
+    from desktopenv import FakeNotificationService
+    from test_torture_daemon import tripwire
+
+    xs, env, _ = desktop
+    log = tmp_path / "nonet.log"
+    d = DesktopDaemon(tmp_path, {**env, **tripwire(log)})
+    d.write_config(d.config.read_text().replace('notify: "off"', "notify: all"))
+    daemons.append(d)
+    service = FakeNotificationService(env["DBUS_SESSION_BUS_ADDRESS"])
+    try:
+        d.start()
+        icon = docked(xs)
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        for i in range(10):
+            images.jpeg(staging / f"n{i}.jpg", (64 + i, 48))
+        (staging / "bad.jpg").write_bytes(images.encoded(images.upright(64, 48), "JPEG")[:300])
+        for f in sorted(staging.iterdir()):
+            f.rename(d.inbox / f.name)
+        wait_for(lambda: len(d.history()) == 11 and d.idle(), 60, "11 files processed")
+        wait_for(lambda: service.received, 20, "a notification over D-Bus")
+        wait_for(lambda: in_sync(xs, icon, d.status()), 10, "the tray to catch up")
+        assert open_menu(xs, icon)
+        assert d.stop() == 0
+    finally:
+        service.close()
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if line.startswith("VIOLATION")] == []
+    armed = {
+        int(line.split()[1].removeprefix("pid=")) for line in lines if line.startswith("armed")
+    }
+    assert d.proc.pid in armed, "the daemon ran without the tripwire"
