@@ -27,7 +27,7 @@ from amberpicd.ops.resize import Resize
 from amberpicd.output.template import TemplateValues, render
 from amberpicd.output.writer import StagedOutput, stage
 from amberpicd.rules.match import matching_rules
-from amberpicd.workers import limit_job_memory, retire_after_job
+from amberpicd.worker_process import limit_job_memory, retire_after_job
 
 
 @dataclass(frozen=True)
