@@ -13,9 +13,8 @@ from pathlib import Path
 
 from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config
-from amberpicd.errors import WorkerError, WorkerLost
 from amberpicd.output.writer import is_temp_name
-from amberpicd.pipeline import FileJob, FileResult, run
+from amberpicd.pipeline import FileJob, FileResult, collect, run
 from amberpicd.workers import WorkerPool
 
 
@@ -113,10 +112,5 @@ def process(
 
 
 def _finish(future: Future[FileResult], job: FileJob, originals: OriginalsPolicy) -> Report:
-    try:
-        result = future.result()
-    except WorkerLost as exc:
-        result = FileResult(job.path, "failed", error=str(WorkerError(job.path, exc.reason)))
-    except Exception as exc:  # the pool itself failed for this job
-        result = FileResult(job.path, "failed", error=f"{job.path.name}: {exc}")
+    result = collect(future, job)
     return commit(result, originals, relpath=job.relpath, dry_run=job.dry_run)

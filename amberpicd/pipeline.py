@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amberpicd import derive
 from amberpicd.config.schema import Limits, Rule
-from amberpicd.errors import FileError, OperationError, OutputError, printable
+from amberpicd.errors import (
+    FileError,
+    OperationError,
+    OutputError,
+    WorkerError,
+    WorkerLost,
+    printable,
+)
 from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
@@ -170,6 +178,17 @@ def run(job: FileJob) -> FileResult:
         # (e.g. a plugin whose import failed): later jobs get a fresh worker.
         retire_after_job()
     return result
+
+
+def collect(future: Future[FileResult], job: FileJob) -> FileResult:
+    """The worker's result for ``job``, or a failed one saying what became of the worker."""
+    try:
+        return future.result()
+    except WorkerLost as exc:
+        error = str(WorkerError(job.path, exc.reason))
+    except Exception as exc:  # the pool itself failed for this job
+        error = str(WorkerError(job.path, printable(str(exc))))
+    return FileResult(job.path, "failed", error=error)
 
 
 def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> PlannedOutput:

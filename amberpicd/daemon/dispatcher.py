@@ -21,10 +21,10 @@ from pathlib import Path
 
 from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config, Watch
-from amberpicd.errors import WorkerError, WorkerLost
+from amberpicd.errors import printable
 from amberpicd.journal import Journal
 from amberpicd.journal import StagedOutput as JournalStaged
-from amberpicd.pipeline import FileJob, FileResult, run
+from amberpicd.pipeline import FileJob, FileResult, collect, run
 from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers import WorkerPool
 
@@ -210,18 +210,14 @@ class Dispatcher:
     def _finish(self, item: Running, future: Future[FileResult]) -> None:
         self.running.pop(item.job_id, None)
         job = item.job
-        try:
-            result = future.result()
-        except WorkerLost as exc:
-            result = FileResult(job.path, "failed", error=str(WorkerError(job.path, exc.reason)))
-        except Exception as exc:
-            result = FileResult(job.path, "failed", error=f"{job.path.name}: {exc}")
+        result = collect(future, job)
         started = time.monotonic()
         try:
             report = self._record(item, result)
         except Exception as exc:  # the journal itself failed: say so, keep running
-            log.exception("%s: could not be recorded", job.path.name)
-            report = Report(job.path, "failed", error=f"{job.path.name}: journal: {exc}")
+            name = printable(job.path.name)
+            log.exception("%s: could not be recorded", name)
+            report = Report(job.path, "failed", error=f"{name}: journal: {exc}")
         finally:
             self._keys.discard(item.key)  # type: ignore[arg-type]
         report.seconds = result.seconds + (time.monotonic() - started)
