@@ -21,3 +21,14 @@ def trash_home(tmp_path, monkeypatch):
     yield data / "Trash"
     monkeypatch.undo()
     importlib.reload(plat_other)
+
+
+@pytest.fixture(scope="session")
+def pillow_images() -> Path:
+    """Pillow's own test images (tests/corpus.py), fetched once; skips when unavailable."""
+    import corpus
+
+    try:
+        return corpus.pillow_images()
+    except corpus.CorpusUnavailable as exc:
+        pytest.skip(f"Pillow's test images are not available: {exc}")

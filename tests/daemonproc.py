@@ -63,6 +63,7 @@ class DaemonProc:
         self.env.update(extra_env or {})  # e.g. the network tripwire (tests/nonet)
         self.write_config(config_text.format(root=root, settle=settle))
         self.proc: subprocess.Popen[str] | None = None
+        self.run_args: tuple[str, ...] = ("-v",)  # arguments after ``run``
         self.log = root / "daemon.log"
 
     def write_config(self, text: str) -> None:
@@ -75,7 +76,7 @@ class DaemonProc:
     def start(self, wait: bool = True) -> DaemonProc:
         self.logfile = open(self.log, "a")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amberpicd", "-c", str(self.config), "run", "-v"],
+            [sys.executable, "-m", "amberpicd", "-c", str(self.config), "run", *self.run_args],
             env=self.env,
             stdout=self.logfile,
             stderr=subprocess.STDOUT,

@@ -266,14 +266,6 @@ def check_tripwire(log: Path, d: DaemonProc, procs: dict[int, int]) -> None:
 # --- the corpus ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pillow_images() -> Path:
-    try:
-        return corpus.pillow_images()
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"Pillow's test images are not available: {exc}")
-
-
 def hang_entries() -> list[corpus.Entry]:
     # 49 MP to decode and resample: far more than HANG_TIMEOUT; the worker is killed.
     bomb = corpus.Entry(

@@ -229,14 +229,6 @@ def check_no_temp_files(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pillow_images() -> Path:
-    try:
-        return corpus.pillow_images()
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"Pillow's test images are not available: {exc}")
-
-
-@pytest.fixture(scope="module")
 def crafted_run(tmp_path_factory) -> Run:
     base = tmp_path_factory.mktemp("crafted")
     entries = corpus.populate(base / "inbox", corpus.crafted())

@@ -42,7 +42,7 @@ class DesktopDaemon(DaemonProc):
     def __init__(self, root: Path, env: dict[str, str], *, tray: bool = True, args=()):
         super().__init__(root, CONFIG.replace("{tray}", "true" if tray else "false"))
         self.env.update(env)
-        self.args = tuple(args)
+        self.run_args = tuple(args)
         # Under the daemon's HOME, as on a desktop: the menu shows them as ~/...
         self.inbox = root / "home" / "Pictures" / "Inbox"
         self.inbox2 = root / "home" / "Downloads" / "Camera"
@@ -54,19 +54,6 @@ class DesktopDaemon(DaemonProc):
         """The menu the tray shows now, built as the tray builds it."""
         status = None if offline else self.status()
         return status, build_menu(status, standalone=standalone, home=self.env["HOME"])
-
-    def start(self, wait: bool = True) -> DesktopDaemon:
-        self.logfile = open(self.log, "a")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amberpicd", "-c", str(self.config), "run", *self.args],
-            env=self.env,
-            stdout=self.logfile,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        if wait:
-            wait_for(self.ready, 30, "the daemon to answer status")
-        return self
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
 from amberpicd.errors import AmberpicError, ConfigError, JournalLocked
 from amberpicd.journal import Journal
+from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
 from amberpicd.workers import WorkerPool
 
@@ -104,7 +105,7 @@ class Daemon:
             "queue": len(self.queue) + self.watcher.pending(),
             "in_flight": len(self.dispatcher.running),
             "inboxes": inboxes,
-            "outputs": sorted({str(_root(r.output)) for r in self.config.rules}),
+            "outputs": sorted({str(fixed_root(r.output)) for r in self.config.rules}),
             "recent": list(self.recent)[-10:],
             "failures_unseen": self.failures_unseen,
             "config": {
@@ -378,12 +379,6 @@ class Daemon:
 
 def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _root(template: str) -> Path:
-    from amberpicd.output.template import fixed_root
-
-    return fixed_root(template)
 
 
 def run_daemon(config_path: Path | None, tray: bool = True) -> int:

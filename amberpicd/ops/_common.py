@@ -30,12 +30,6 @@ Gravity = Literal[
 ]
 
 Resample = Literal["lanczos", "bicubic", "bilinear", "nearest"]
-RESAMPLE: dict[str, Image.Resampling] = {
-    "lanczos": Image.Resampling.LANCZOS,
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-}
 
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
