@@ -311,6 +311,23 @@ def test_real_subprocess_and_python_dash_m(tmp_path: Path, home):
     assert out.size == (100, 75) and images.corner_is_marker(out)
 
 
+def test_inline_mode_logs_nothing_of_libvips(tmp_path: Path, home):
+    """``-j 0`` runs the engine in the CLI's own process, whose log shows INFO: libvips'
+    per-resize chatter must not reach it."""
+    photo = images.jpeg(tmp_path / "a.jpg", (640, 480))
+    cfg = originals_config(tmp_path, "keep")
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "amberpicd", "-c", str(cfg), "process", "-j", "0", str(photo)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
 def test_per_inbox_worker_memory_limit_applies_to_its_jobs(tmp_path: Path, home, capsys):
     inbox = tmp_path / "inbox"
     inbox.mkdir()

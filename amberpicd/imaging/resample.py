@@ -10,6 +10,7 @@ pyvips, or for anything it does not handle the same way, Pillow resamples as bef
 from __future__ import annotations
 
 import ctypes
+import logging
 from typing import Any
 
 from PIL import Image
@@ -46,6 +47,8 @@ def accelerator() -> Any:
 
             # Pixels are borrowed from Pillow: nothing may outlive one call in a cache.
             pyvips.cache_set_max(0)
+            # libvips reports every resize step at INFO: noise in our log (-j 0 runs here).
+            logging.getLogger("pyvips").setLevel(logging.WARNING)
             _vips = pyvips
         except Exception:  # ImportError, or OSError when libvips itself fails to load
             _vips = False
