@@ -15,7 +15,7 @@ from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config
 from amberpicd.output.writer import is_temp_name
 from amberpicd.pipeline import FileJob, FileResult, collect, run
-from amberpicd.workers import WorkerPool
+from amberpicd.workers import ENGINE, WorkerPool
 
 
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
@@ -62,9 +62,6 @@ def plan(config: Config, path: Path, *, rule: str | None = None, dry_run: bool =
     return job, originals
 
 
-WORKER_PRELOAD = ("amberpicd.pipeline",)  # the engine, imported once for every worker
-
-
 def worker_setup() -> None:
     from amberpicd.imaging.decode import configure_pillow
 
@@ -89,7 +86,7 @@ def process(
         workers,
         memory_limit=int(config.limits.worker_memory),
         initializer=worker_setup,
-        preload=WORKER_PRELOAD,
+        preload=ENGINE,
     ) as pool:
 
         def drain(block: bool) -> None:

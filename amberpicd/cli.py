@@ -38,6 +38,10 @@ def _load(args: argparse.Namespace):
 
 @command("process")
 def _process(args: argparse.Namespace) -> int:
+    if args.jobs != 0:
+        from amberpicd.workers import start_fork_server
+
+        start_fork_server()  # the workers' imports overlap ours
     from amberpicd import batch, report
 
     loaded = _load(args)

@@ -30,6 +30,19 @@ from amberpicd.errors import WorkerLost
 from amberpicd.worker_process import PROTOCOL, worker_main
 
 _STOP_GRACE = 2.0  # seconds an idle worker gets to exit by itself at close()
+ENGINE = ("amberpicd.worker_preload",)  # what amberpicd's workers load before forking
+
+
+def start_fork_server(preload: Sequence[str] = ENGINE) -> None:
+    """Start the fork server now, importing ``preload`` in it, so that its imports run
+    while the caller is still importing and reading its config (on two cores that halves
+    the start-up before the first job). Pools made later in this process use it."""
+    if "forkserver" not in get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    get_context("forkserver").set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
 
 
 class _RemoteTraceback(Exception):

@@ -102,3 +102,10 @@ def retire_and_report_pid() -> int:
 
     retire_after_job()
     return os.getpid()
+
+
+def loaded(names: list[str]) -> dict[str, bool]:
+    """Which of the modules ``names`` the worker had loaded before this job."""
+    import sys
+
+    return {name: name in sys.modules for name in names}

@@ -20,7 +20,7 @@ from collections import deque
 from pathlib import Path
 
 from amberpicd import __version__
-from amberpicd.batch import WORKER_PRELOAD, worker_setup
+from amberpicd.batch import worker_setup
 from amberpicd.commit import Report
 from amberpicd.config.loader import LoadedConfig, load_config
 from amberpicd.config.schema import Config, Watch
@@ -38,7 +38,7 @@ from amberpicd.errors import AmberpicError, ConfigError, JournalLocked
 from amberpicd.journal import Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
-from amberpicd.workers import WorkerPool
+from amberpicd.workers import ENGINE, WorkerPool
 
 log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
@@ -286,7 +286,7 @@ class Daemon:
             workers,
             memory_limit=int(self.config.limits.worker_memory),
             initializer=worker_setup,
-            preload=WORKER_PRELOAD,
+            preload=ENGINE,
         )
         self.dispatcher = Dispatcher(
             self.journal,

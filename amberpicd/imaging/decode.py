@@ -7,7 +7,9 @@ Ghostscript is never run. Header-declared sizes are checked before any pixel is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import io
 import os
 import re
@@ -35,6 +37,17 @@ PILLOW_NAMES = {
     "heif": "HEIF",
     "avif": "AVIF",
 }
+# Pillow's modules for the formats above, imported up front: Image.open and save would
+# otherwise import all ~40 of Pillow's plugins the first time a format is not loaded yet.
+PLUGINS = (
+    "PIL.JpegImagePlugin",
+    "PIL.PngImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.WebPImagePlugin",
+    "PIL.TiffImagePlugin",
+    "PIL.BmpImagePlugin",
+    "PIL.AvifImagePlugin",
+)
 ANIMATABLE = frozenset({"gif", "webp", "png", "avif"})
 _EXIF_IFD, _DATETIME_ORIGINAL, _DATETIME, _ORIENTATION = 0x8769, 0x9003, 0x0132, 0x0112
 _READ_CHUNK = 16 * 1024**2
@@ -52,9 +65,7 @@ def configure_pillow() -> None:
     global _configured
     if _configured:
         return
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
+    load_plugins()
     EpsImagePlugin.gs_binary = False  # never run Ghostscript, whatever is installed
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     # Plugins warn about what they skip in odd files (corrupt EXIF, bad tags): the file's
@@ -63,6 +74,16 @@ def configure_pillow() -> None:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     tune_for_images()  # pixels in one block, freed memory reused: see imaging/memory.py
     _configured = True
+
+
+def load_plugins() -> None:
+    """Import the allowed formats' Pillow plugins (and pillow-heif's opener); idempotent."""
+    import pillow_heif
+
+    for name in PLUGINS:
+        with contextlib.suppress(ImportError):  # AVIF: Pillow 11.3 and later
+            importlib.import_module(name)
+    pillow_heif.register_heif_opener()
 
 
 def read_source(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:

@@ -1,0 +1,17 @@
+"""What every worker would otherwise load during its first job, loaded once in the fork
+server before it forks any worker (``workers.start_fork_server`` preloads this module):
+the engine, the allowed formats' Pillow plugins, libvips and the EXIF date parser.
+
+Only loading here, no work: libvips starts its threads at its first operation, not when
+it is loaded, and a process with threads must not fork.
+"""
+
+from __future__ import annotations
+
+import _strptime  # noqa: F401  (datetime.strptime imports it on first use: EXIF dates)
+
+import amberpicd.pipeline  # noqa: F401  (the engine)
+from amberpicd.imaging import decode, resample
+
+decode.load_plugins()
+resample.accelerator()
