@@ -63,9 +63,13 @@ class TreeMonitor:
             if pid in self.ignore:
                 continue
             try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 stat = Path(f"/proc/{pid}/stat").read_text()
                 status = Path(f"/proc/{pid}/status").read_text()
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                # An exec between the reads would pair our fork's memory (the harness's,
+                # up to a GiB after quality checks) with the new program's name.
+                if Path(f"/proc/{pid}/cmdline").read_bytes() != cmdline:
+                    continue
             except OSError:
                 continue
             if cmdline == self.parent_cmdline:
