@@ -9,17 +9,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from amberpicd.imaging import decode
+
 TESTS = Path(__file__).resolve().parent
-ALLOWED_PLUGINS = {
-    "PIL.JpegImagePlugin",
-    "PIL.PngImagePlugin",
-    "PIL.GifImagePlugin",
-    "PIL.WebPImagePlugin",
-    "PIL.TiffImagePlugin",
-    "PIL.BmpImagePlugin",
-    "PIL.AvifImagePlugin",
-    "PIL.PpmImagePlugin",  # Pillow's preinit() always loads it; it never opens our inputs
-}
+# Pillow's preinit() always loads PPM too; it never opens our inputs (formats=[...]).
+ALLOWED_PLUGINS = {*decode.PLUGINS, "PIL.PpmImagePlugin"}
 
 
 def python(code: str, **env: str) -> str:
