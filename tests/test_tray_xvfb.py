@@ -181,11 +181,16 @@ def test_daemon_tray_docks_opens_its_menu_and_its_toggles_work(tmp_path: Path, d
     status = d.status()
     wait_for(lambda: in_sync(xs, icon, status), 10, "the tray to catch up")
     (menu,) = open_menu(xs, icon)
-    assert menu_is_drawn(xs.screenshot(), menu)
+    # Mapped is not painted yet: wait for GTK to draw it.
+    wait_for(lambda: menu_is_drawn(xs.screenshot(), menu), 10, "the menu drawn")
     xs.keys(*["Down"] * presses(build_menu(status), "Recent activity"), "Right")
     menus = wait_for(lambda: len(xs.menus()) == 2 and xs.menus(), 10, "the submenu")
-    shot = xs.screenshot()
-    assert all(menu_is_drawn(shot, m) for m in menus)
+
+    def drawn():
+        shot = xs.screenshot()
+        return shot if all(menu_is_drawn(shot, m) for m in menus) else None
+
+    shot = wait_for(drawn, 10, "the submenu drawn")
     _keep_screenshot(shot, [*menus, xs.geometry(icon)], tmp_path)
     xs.keys("Escape", "Escape")
     wait_for(lambda: not xs.menus(), 10, "the menus to close")
