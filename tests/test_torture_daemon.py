@@ -1,5 +1,5 @@
 """Hostile input through the running daemon: the torture corpus (tests/corpus.py) dropped
-into a live inbox, and a load run of 10,000 files and then a trickle.
+into a live inbox. (The load run is in test_load_daemon.py.)
 
 The daemon, its forkserver and its workers run under the network tripwire (tests/nonet).
 For every regular file that should be taken: one journal row with a final state (done,
@@ -9,17 +9,14 @@ group of identical files gets exactly one row. Hidden and empty files, symlinks,
 devices get none. Outputs decode cleanly and obey their rule, originals are byte-identical,
 no temp file is left, the daemon still answers, and a rescan retries nothing.
 
-The full corpus and the load run are ``slow``; ``pytest -m 'not slow'`` skips them.
+The full corpus is ``slow``; ``pytest -m 'not slow'`` skips it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import stat
-import statistics
 import threading
 import time
 from collections import defaultdict
@@ -34,14 +31,24 @@ import pytest
 import test_torture_engine as engine
 from daemonproc import DaemonProc, wait_for
 from exifcheck import exiftool, leaks
-from PIL import Image
 
 NONET = Path(__file__).parent / "nonet"
-BENCH_OUT = Path(__file__).parent.parent / "benchmarks" / "out"
 FINAL = {"done", "failed", "unmatched"}
 HANG_TIMEOUT = 0.05  # job_timeout of the "hang" inbox: its bomb costs its worker
-MIB = 1024 * 1024
 SETTLE = 0.3  # settle_seconds of every daemon here
+
+# One inbox, one rule: every JPEG becomes a 16 px PNG (also the load test's config).
+SMALL_CONFIG = """
+daemon:
+  settle_seconds: {settle}
+  workers: 2
+watch:
+  - inbox: {root}/inbox
+rules:
+  - name: small
+    pipeline: [{{resize: {{width: 16}}}}, {{encode: png}}]
+    output: {root}/out/{{stem}}.{{ext}}
+"""
 
 DAEMON = """
 daemon:
@@ -302,7 +309,7 @@ def test_quick_corpus_through_the_daemon(tmp_path: Path, pillow_images: Path):
 def test_an_empty_file_left_in_the_inbox_does_not_look_like_work(tmp_path: Path):
     """A zero-byte file waits for content (a download's placeholder), but is not queued
     work: the daemon goes idle, and takes the file once it is written."""
-    d = DaemonProc(tmp_path, LOAD_CONFIG, settle=SETTLE).start()
+    d = DaemonProc(tmp_path, SMALL_CONFIG, settle=SETTLE).start()
     try:
         empty = d.inbox / "empty.jpg"
         empty.touch()
@@ -328,162 +335,3 @@ def test_full_pillow_corpus_through_the_daemon(tmp_path: Path, pillow_images: Pa
     check_daemon_run(run)
     done = sum(r["state"] == "done" for r in run.rows.values())
     assert done > 400, f"only {done} of {len(run.rows)} jobs done"
-
-
-# --- load ----------------------------------------------------------------------------------
-
-LOAD_CONFIG = """
-daemon:
-  settle_seconds: {settle}
-  workers: 2
-watch:
-  - inbox: {root}/inbox
-rules:
-  - name: small
-    pipeline: [{{resize: {{width: 16}}}}, {{encode: png}}]
-    output: {root}/out/{{stem}}.{{ext}}
-"""
-BURST = 10_000
-TRICKLE_SECONDS = 60.0
-TRICKLE_EVERY = 0.25  # seconds between two trickle files
-RSS_BOUND = 300 * MIB  # peak over the idle baseline, whole process tree
-
-
-def rss(pid: int) -> int:
-    """Resident set size in bytes, 0 for a process that is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-class RssSampler(threading.Thread):
-    """Samples (time, daemon RSS, RSS summed over the daemon's process tree) every second."""
-
-    def __init__(self, d: DaemonProc, interval: float = 1.0):
-        super().__init__(name="rss-sampler", daemon=True)
-        self.d, self.interval = d, interval
-        self.samples: list[tuple[float, int, int]] = []
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            pids = self.d.pids()
-            own = rss(pids[0])
-            self.samples.append((time.monotonic(), own, own + sum(map(rss, pids[1:]))))
-            if self.stopped.wait(self.interval):
-                return
-
-    def between(self, start: float, end: float) -> list[tuple[float, int, int]]:
-        return [s for s in self.samples if start <= s[0] <= end]
-
-
-def small_jpeg(base: bytes, n: int) -> bytes:
-    """``base`` with a comment segment carrying ``n``: a valid JPEG with its own hash."""
-    tag = b"load %07d" % n
-    return base[:2] + b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag + base[2:]
-
-
-def outputs(folder: Path) -> int:
-    if not folder.exists():
-        return 0
-    with os.scandir(folder) as it:
-        return sum(1 for e in it if not e.name.startswith("."))
-
-
-def mib(n: float) -> float:
-    return round(n / MIB, 1)
-
-
-def mean(samples: list[tuple[float, int, int]], column: int) -> float:
-    return statistics.fmean(s[column] for s in samples)
-
-
-@pytest.mark.slow
-def test_load_burst_then_trickle(tmp_path: Path):
-    nonet = tmp_path / "nonet.log"
-    d = DaemonProc(tmp_path, LOAD_CONFIG, settle=SETTLE, extra_env=tripwire(nonet)).start()
-    sampler = RssSampler(d)
-    try:
-        base = corpus.encoded(images.upright(32, 24), "JPEG", quality=85)
-        with Image.open(io.BytesIO(small_jpeg(base, 0))) as im:
-            im.load()  # the comment keeps it a valid JPEG
-        sampler.start()
-        wait_for(lambda: len(sampler.samples) >= 3, 30, "an idle baseline")
-        idle = list(sampler.samples)
-
-        burst_start = time.monotonic()
-        for n in range(BURST):
-            (d.inbox / f"b{n:05}.jpg").write_bytes(small_jpeg(base, n))
-        written = time.monotonic() - burst_start
-        wait_for(lambda: outputs(d.out) >= BURST, 600, f"{BURST} outputs")
-        burst_seconds = time.monotonic() - burst_start
-        throughput = BURST / burst_seconds
-        print(
-            f"\nburst: {BURST} files written in {written:.1f} s, processed in "
-            f"{burst_seconds:.1f} s: {throughput:.1f} files/s"
-        )
-
-        # A steady trickle, paced on the clock (load generation, not synchronisation).
-        trickle_start = time.monotonic()
-        trickle = 0
-        while (now := time.monotonic()) < trickle_start + TRICKLE_SECONDS:
-            (d.inbox / f"t{trickle:05}.jpg").write_bytes(small_jpeg(base, BURST + trickle))
-            trickle += 1
-            threading.Event().wait(max(0.0, trickle_start + trickle * TRICKLE_EVERY - now))
-        trickle_end = time.monotonic()
-        total = BURST + trickle
-        wait_for(lambda: outputs(d.out) >= total and d.idle(), 120, f"{total} outputs")
-        sampler.stopped.set()
-        sampler.join()
-
-        # Nothing missed, nothing twice.
-        names = sorted(p.name for p in d.out.iterdir())
-        want = sorted(
-            [f"b{n:05}.png" for n in range(BURST)] + [f"t{n:05}.png" for n in range(trickle)]
-        )
-        assert names == want
-        hist = d.history()
-        assert len(hist) == total and {h["state"] for h in hist} == {"done"}
-        assert len({h["source"] for h in hist}) == total
-        for name in (want[0], want[BURST // 2], want[-1]):
-            with Image.open(d.out / name) as im:
-                assert im.format == "PNG" and im.size == (16, 12)
-        engine.check_no_temp_files(tmp_path)
-        assert d.status()["ok"] and d.proc is not None and d.proc.poll() is None
-
-        # Flat memory.
-        base_own, base_total = mean(idle, 1), mean(idle, 2)
-        after = [s for s in sampler.samples if s[0] >= burst_start]
-        peak_own, peak_total = max(s[1] for s in after), max(s[2] for s in after)
-        first = sampler.between(trickle_start, trickle_start + 10)
-        last = sampler.between(trickle_end - 10, trickle_end)
-        result = {
-            "files": BURST,
-            "burst_write_seconds": round(written, 2),
-            "burst_seconds": round(burst_seconds, 1),
-            "files_per_second": round(throughput, 1),
-            "trickle_files": trickle,
-            "trickle_seconds": round(trickle_end - trickle_start, 1),
-            "workers": 2,
-            "cpus": os.cpu_count(),
-            "idle_rss_mib": {"daemon": mib(base_own), "tree": mib(base_total)},
-            "peak_rss_mib": {"daemon": mib(peak_own), "tree": mib(peak_total)},
-            "trickle_first10_rss_mib": {"daemon": mib(mean(first, 1)), "tree": mib(mean(first, 2))},
-            "trickle_last10_rss_mib": {"daemon": mib(mean(last, 1)), "tree": mib(mean(last, 2))},
-            "samples": len(sampler.samples),
-        }
-        print(json.dumps(result, indent=2))
-        BENCH_OUT.mkdir(parents=True, exist_ok=True)
-        (BENCH_OUT / "load.json").write_text(json.dumps(result, indent=2) + "\n")
-        assert peak_total <= base_total + RSS_BOUND, result
-        for column in (1, 2):
-            assert mean(last, column) <= mean(first, column) * 1.10 + 30 * MIB, result
-        check_tripwire(nonet, d, tree(d))
-        assert d.stop() == 0
-    finally:
-        sampler.stopped.set()
-        d.close()
