@@ -163,3 +163,22 @@ def test_a_libvips_error_falls_back_to_pillow(monkeypatch):
     monkeypatch.setattr(rs, "_with_vips", fail)
     im = photo()
     assert rs.resample(im, (200, 150), "lanczos").tobytes() == pillow(im, (200, 150)).tobytes()
+
+
+@needs_vips
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_results_written_in_place_equal_copied_ones(monkeypatch, mode):
+    """For L and RGB libvips writes into the new Pillow image's own memory; the pixels are
+    exactly those of the copying path, and the image owns them like any other."""
+    monkeypatch.setattr(rs, "USE_ACCELERATOR", True)
+    im = photo(mode=mode)
+    direct = rs.resample(im, (320, 240), "lanczos")
+    monkeypatch.setattr(rs, "_DIRECT", frozenset())
+    copied = rs.resample(im, (320, 240), "lanczos")
+    assert direct.mode == copied.mode == mode and direct.tobytes() == copied.tobytes()
+    before = direct.tobytes()
+    rs.resample(photo((640, 480), mode), (320, 240), "bicubic")  # nothing shared with it
+    assert direct.tobytes() == before
+    colour = (7, 8, 9) if mode == "RGB" else 7
+    direct.paste(colour, (0, 0, 10, 10))
+    assert direct.getpixel((5, 5)) == colour and direct.getpixel((20, 20)) != colour

@@ -92,6 +92,7 @@ def _with_pillow(im: Image.Image, size: Size, method: str, box: Box) -> Image.Im
 _WORKING = {"L": "L", "RGB": "RGB", "RGBA": "RGBa"}
 _BANDS = {"L": 1, "RGB": 4, "RGBa": 4}
 _RAW = {"L": "L", "RGB": "RGBX", "RGBA": "RGBa", "RGBa": "RGBa"}
+_DIRECT = frozenset({"L", "RGB"})  # modes whose result libvips can write as Pillow keeps it
 
 
 def _with_vips(vips: Any, im: Image.Image, size: Size, method: str, box: Box) -> Image.Image | None:
@@ -107,6 +108,15 @@ def _with_vips(vips: Any, im: Image.Image, size: Size, method: str, box: Box) ->
     out = source.resize(size[0] / width, vscale=size[1] / height, kernel=KERNELS[method])
     if (out.width, out.height) != size:
         return None  # libvips rounded the size differently: let Pillow do it exactly
+    if mode in _DIRECT:
+        result = Image.new(mode, size)
+        target, borrowed = _view(vips, result)
+        if borrowed is not None:
+            # libvips computes the resize straight into the new image's pixel memory: no
+            # intermediate buffer, no copy (for RGB the pad byte is resampled too).
+            out.write(target)
+            del borrowed, keep
+            return result
     data = out.write_to_memory()  # computes the resize; Pillow's pixels are read here
     del keep
     if mode == "RGB":  # map the RGBX bytes, then one copy into a fresh RGB image
@@ -117,18 +127,28 @@ def _with_vips(vips: Any, im: Image.Image, size: Size, method: str, box: Box) ->
 def _borrow(vips: Any, im: Image.Image) -> tuple[Any, Any]:
     """A libvips image on ``im``'s own pixel memory when Pillow holds it in one block,
     else on a copy; and what must stay referenced while libvips reads it."""
+    source, borrowed = _view(vips, im)
+    if borrowed is not None:
+        return source, borrowed
+    data = im.tobytes("raw", _RAW[im.mode])
+    return vips.Image.new_from_memory(data, im.width, im.height, _BANDS[im.mode], "uchar"), data
+
+
+def _view(vips: Any, im: Image.Image) -> tuple[Any, Any]:
+    """A libvips image on ``im``'s own pixel memory (readable and writable) and what must
+    stay referenced while libvips uses it; (None, None) when Pillow does not hold the
+    pixels in one block it can export (several blocks, or Pillow before 11.2)."""
     bands = _BANDS[im.mode]
     try:
         schema, array = im.__arrow_c_array__()
-    except (ValueError, AttributeError):  # rows in several blocks, or Pillow before 11.2
-        schema = array = None
-    address = _arrow_data(array, im.width * im.height * bands) if array is not None else None
+    except (ValueError, AttributeError):
+        return None, None
+    address = _arrow_data(array, im.width * im.height * bands)
     if address is None:
-        data: Any = im.tobytes("raw", _RAW[im.mode])
-    else:
-        data = (ctypes.c_ubyte * (im.width * im.height * bands)).from_address(address)
-    source = vips.Image.new_from_memory(data, im.width, im.height, bands, "uchar")
-    return source, (im, schema, array, data)
+        return None, None
+    data = (ctypes.c_ubyte * (im.width * im.height * bands)).from_address(address)
+    view = vips.Image.new_from_memory(data, im.width, im.height, bands, "uchar")
+    return view, (im, schema, array, data)
 
 
 class _ArrowArray(ctypes.Structure):
