@@ -15,22 +15,17 @@ from collections.abc import Sequence
 
 from amberpicd.config.schema import Rule
 from amberpicd.imaging.picture import Picture
-from amberpicd.ops.auto_orient import AutoOrient
-from amberpicd.ops.base import Operation, Size
+from amberpicd.ops.auto_orient import AutoOrient, oriented_first
+from amberpicd.ops.base import Size
 from amberpicd.ops.resize import Resize
 
 GAP = 3.0  # the intermediate must be this many times the output, on both axes
 
 
-def _steps(rule: Rule) -> tuple[Operation, ...]:
-    ops = rule.operations
-    return ops if any(isinstance(op, AutoOrient) for op in ops) else (AutoOrient(), *ops)
-
-
 def _first_resize(rule: Rule) -> Resize | None:
     """The rule's resize when its pipeline starts "auto_orient, resize" (filtered, not
     nearest-neighbour), else None."""
-    steps = _steps(rule)
+    steps = oriented_first(rule.operations)
     if len(steps) < 2 or not isinstance(steps[0], AutoOrient):
         return None
     resize = steps[1]
@@ -45,7 +40,7 @@ def reusable(rule: Rule) -> bool:
     resize = _first_resize(rule)
     return (
         resize is not None
-        and len(_steps(rule)) == 2
+        and len(oriented_first(rule.operations)) == 2
         and resize.mode == "fit"
         and (resize.scale is None or resize.scale <= 1)
         and not resize.enlarge
@@ -75,7 +70,7 @@ def order(rules: Sequence[Rule], upright: Size) -> list[int]:
 
     def area(index: int) -> float:
         size: Size | None = upright
-        for op in _steps(rules[index]):
+        for op in oriented_first(rules[index].operations):
             size = op.output_size(size) if size is not None else None
         return float("inf") if size is None else size[0] * size[1]
 

@@ -29,7 +29,7 @@ from amberpicd.errors import (
 from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
-from amberpicd.ops.auto_orient import AutoOrient
+from amberpicd.ops.auto_orient import AutoOrient, oriented_first
 from amberpicd.ops.base import Operation, Size
 from amberpicd.ops.resize import Resize
 from amberpicd.output.template import TemplateValues, render
@@ -78,8 +78,7 @@ class FileResult:
 def steps(rule: Rule) -> tuple[Operation, ...]:
     """The rule's operations; orientation is always normalised, so a rule that does not
     place ``auto_orient`` itself gets it first."""
-    ops = rule.operations
-    return ops if any(isinstance(op, AutoOrient) for op in ops) else (AutoOrient(), *ops)
+    return oriented_first(rule.operations)
 
 
 def decode_need(rules: Sequence[Rule], upright: Size, orientation: int) -> Size | None:

@@ -42,3 +42,9 @@ class AutoOrient(Operation):
 
     def decode_size(self, size: Size) -> Size | None:
         return size
+
+
+def oriented_first(ops: tuple[Operation, ...]) -> tuple[Operation, ...]:
+    """``ops`` with orientation always normalised: ``auto_orient`` first unless they
+    place it themselves."""
+    return ops if any(isinstance(op, AutoOrient) for op in ops) else (AutoOrient(), *ops)
