@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from statistics import median
 
 MIB = 1024 * 1024
@@ -27,20 +28,29 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def throughput(results: dict) -> str:
-    scenarios = list(results["scenarios"])
+def _rows(
+    results: dict, tools: list[tuple[str, str]], cell: Callable[[str, dict], str | None]
+) -> list[list[str]]:
+    """A row per (label, tool) and a column per scenario, holding ``cell(tool, that
+    scenario's results by tool)``, or "-" where it gives None."""
     rows = []
-    for tool in results["tools"]:
-        row = [tool]
-        for s in scenarios:
-            cell = results["scenarios"][s]["tools"].get(tool)
-            if not cell or not cell["rounds"]:
-                row.append("-")
-            else:
-                flag = " ⚠" if cell.get("errors") else ""
-                row.append(f"{_rate(cell):.2f} ({_best(cell):.2f}) · {_cpu(cell):.3f}{flag}")
-        rows.append(row)
-    header = ["tool", *(f"{s} ({results['scenarios'][s]['files']} files)" for s in scenarios)]
+    for label, tool in tools:
+        texts = (cell(tool, s["tools"]) for s in results["scenarios"].values())
+        rows.append([label, *("-" if text is None else text for text in texts)])
+    return rows
+
+
+def throughput(results: dict) -> str:
+    def cell(tool: str, cells: dict) -> str | None:
+        c = cells.get(tool)
+        if not c or not c["rounds"]:
+            return None
+        flag = " ⚠" if c.get("errors") else ""
+        return f"{_rate(c):.2f} ({_best(c):.2f}) · {_cpu(c):.3f}{flag}"
+
+    rows = _rows(results, [(t, t) for t in results["tools"]], cell)
+    scenarios = results["scenarios"]
+    header = ["tool", *(f"{s} ({scenarios[s]['files']} files)" for s in scenarios)]
     title = (
         "Throughput: images/s, median of rounds (best round) · CPU-seconds per image, "
         "all processes of the run:"
@@ -49,50 +59,40 @@ def throughput(results: dict) -> str:
 
 
 def ratios(results: dict) -> str:
-    scenarios = list(results["scenarios"])
-    rows = []
-    for tool in results["tools"]:
-        if tool == OURS:
-            continue
-        row = [f"{OURS} ÷ {tool}"]
-        for s in scenarios:
-            cells = results["scenarios"][s]["tools"]
-            ours, theirs = cells.get(OURS), cells.get(tool)
-            if not ours or not theirs or not ours["rounds"] or not theirs["rounds"]:
-                row.append("-")
-            else:
-                speed, cpu = _rate(ours) / _rate(theirs), _cpu(theirs) / _cpu(ours)
-                row.append(f"{speed:.2f}x (CPU {cpu:.2f}x)")
-        rows.append(row)
+    def cell(tool: str, cells: dict) -> str | None:
+        ours, theirs = cells.get(OURS), cells.get(tool)
+        if not ours or not theirs or not ours["rounds"] or not theirs["rounds"]:
+            return None
+        speed, cpu = _rate(ours) / _rate(theirs), _cpu(theirs) / _cpu(ours)
+        return f"{speed:.2f}x (CPU {cpu:.2f}x)"
+
+    others = [(f"{OURS} ÷ {t}", t) for t in results["tools"] if t != OURS]
     title = (
         "amberpicd's speed over each tool: median images/s ratio (and the inverse ratio of "
         "CPU-seconds per image); above 1 means amberpicd is faster:"
     )
-    return title + "\n\n" + _md(["", *scenarios], rows)
+    return title + "\n\n" + _md(["", *results["scenarios"]], _rows(results, others, cell))
 
 
 def quality(results: dict) -> str:
-    scenarios = list(results["scenarios"])
-    rows = []
-    for tool in results["tools"]:
-        row = [tool]
-        for s in scenarios:
-            cell = results["scenarios"][s]["tools"].get(tool)
-            q = cell.get("quality") if cell else None
-            if not q:
-                row.append("-")
-                continue
-            parts = [
-                f"{name} {v['psnr']:.2f} dB / {v['ssim']:.4f} / {v['kib']:.0f} KiB"
-                for name, v in q["outputs"].items()
-            ]
-            if q["leaks"]:
-                parts.append(f"⚠ metadata left in {q['leaks']} of {q['checked']} outputs")
-            row.append("<br>".join(parts))
-        rows.append(row)
+    def cell(tool: str, cells: dict) -> str | None:
+        c = cells.get(tool)
+        q = c.get("quality") if c else None
+        if not q:
+            return None
+        parts = [
+            f"{name} {v['psnr']:.2f} dB / {v['ssim']:.4f} / {v['kib']:.0f} KiB"
+            for name, v in q["outputs"].items()
+        ]
+        if q["leaks"]:
+            parts.append(f"⚠ metadata left in {q['leaks']} of {q['checked']} outputs")
+        return "<br>".join(parts)
+
+    rows = _rows(results, [(t, t) for t in results["tools"]], cell)
     return (
         "Quality against a float Lanczos-3 reference of the upright source (mean PSNR / "
-        "SSIM over a sample of files; mean output size):\n\n" + _md(["tool", *scenarios], rows)
+        "SSIM over a sample of files; mean output size):\n\n"
+        + _md(["tool", *results["scenarios"]], rows)
     )
 
 
