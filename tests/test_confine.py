@@ -1,0 +1,283 @@
+"""Promise 2, confinement: nothing is written, moved or deleted outside the folders the
+config names, whatever symlinks or races the filesystem holds.
+
+Engine level and deterministic: the real pipeline and commit run in this process, on real
+files and real symlinks; a folder is swapped for a symlink at a precise moment (between
+stage and publish, or while a job runs) by doing it between the two calls.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import images
+import pytest
+
+from amberpicd import batch, pipeline
+from amberpicd.commit import Report, commit
+from amberpicd.config.loader import parse_config
+from amberpicd.output.template import fixed_root
+
+LINK_OUT = "is a symbolic link; refusing to write through it"
+
+
+def make_config(
+    tmp_path: Path,
+    output: str,
+    *,
+    on_conflict: str = "rename",
+    originals: str = "keep",
+    recursive: bool = False,
+):
+    text = f"""
+watch:
+  - inbox: {tmp_path}/inbox
+    recursive: {str(recursive).lower()}
+    originals: {originals}
+    archive: {tmp_path}/archive
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: "{output}"
+    on_conflict: {on_conflict}
+"""
+    return parse_config(text, None, tmp_path)
+
+
+def stage(config, path: Path) -> tuple[pipeline.FileResult, batch.OriginalsPolicy, str]:
+    job, originals = batch.plan(config, path)
+    return pipeline.run(job), originals, job.relpath
+
+
+def process(config, path: Path) -> Report:
+    result, originals, relpath = stage(config, path)
+    return commit(result, originals, relpath=relpath)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (not following links) and its bytes."""
+    found = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            p = Path(dirpath, name)
+            found[str(p.relative_to(folder))] = p.read_bytes() if not p.is_symlink() else b"->"
+    return found
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder no config names, holding an unrelated file the attacks aim at."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "IMG_1.png").write_bytes(b"unrelated, must survive")
+    return folder
+
+
+def drop(tmp_path: Path, rel: str = "IMG_1.jpg") -> Path:
+    path = tmp_path / "inbox" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return images.jpeg(path, size=(64, 48))
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on_conflict", ["rename", "overwrite", "skip"])
+def test_template_folder_that_is_a_symlink_is_refused(tmp_path, outside, on_conflict):
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/Thumbs/{{date:%Y}}/{{stem}}.{{ext}}", on_conflict=on_conflict
+    )
+    (tmp_path / "out/Thumbs").mkdir(parents=True)
+    (tmp_path / "out/Thumbs/2024").symlink_to(outside)
+    before = snapshot(outside)
+    src = drop(tmp_path)
+    report = process(config, src)
+    assert report.status == "failed"
+    assert report.error == f"IMG_1.jpg: write failed: Thumbs/2024 {LINK_OUT}"
+    assert snapshot(outside) == before
+    assert src.exists()
+
+
+def test_output_sub_folder_from_relpath_that_is_a_symlink_is_refused(tmp_path, outside):
+    config = make_config(tmp_path, f"{tmp_path}/out/{{relpath}}/{{stem}}.{{ext}}", recursive=True)
+    (tmp_path / "out/trip").mkdir(parents=True)
+    (tmp_path / "out/trip/day1").symlink_to(outside)
+    before = snapshot(outside)
+    report = process(config, drop(tmp_path, "trip/day1/IMG_1.jpg"))
+    assert report.error == f"IMG_1.jpg: write failed: out/trip/day1 {LINK_OUT}"
+    assert snapshot(outside) == before
+
+
+def test_a_configured_root_reached_through_a_symlink_is_used(tmp_path):
+    # The user's own ~/Pictures -> /data/Pictures: the configured root may be a link.
+    real = tmp_path / "data/Pictures"
+    real.mkdir(parents=True)
+    (tmp_path / "Pictures").symlink_to(real)
+    config = make_config(tmp_path, f"{tmp_path}/Pictures/Web/{{stem}}.{{ext}}")
+    report = process(config, drop(tmp_path))
+    assert report.status == "done", report.error
+    assert report.outputs == [tmp_path / "Pictures/Web/IMG_1.png"]
+    assert (real / "Web/IMG_1.png").is_file()
+
+
+def test_folder_swapped_for_a_symlink_between_stage_and_publish(tmp_path, outside):
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{date:%Y}}/{{stem}}.{{ext}}", on_conflict="overwrite"
+    )
+    result, originals, relpath = stage(config, drop(tmp_path))
+    assert result.status == "staged", result.error
+    year = tmp_path / "out/2024"
+    year.rename(tmp_path / "moved-away")
+    year.symlink_to(outside)
+    before = snapshot(outside)
+    report = commit(result, originals, relpath=relpath)
+    assert report.status == "failed"
+    assert report.error == f"IMG_1.jpg: write failed: out/2024: {LINK_OUT}"
+    assert snapshot(outside) == before
+
+
+def test_final_name_that_is_a_symlink_is_never_written_through(tmp_path, outside):
+    victim = outside / "IMG_1.png"
+    for on_conflict in ("overwrite", "rename"):
+        config = make_config(tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", on_conflict=on_conflict)
+        (tmp_path / "out").mkdir(exist_ok=True)
+        link = tmp_path / "out/IMG_1.png"
+        link.unlink(missing_ok=True)
+        link.symlink_to(victim)
+        report = process(config, drop(tmp_path))
+        assert report.status == "done", report.error
+        assert victim.read_bytes() == b"unrelated, must survive"
+        (name,) = report.outputs
+        assert name.is_file() and not name.is_symlink()
+
+
+def test_a_symlink_named_like_our_temp_does_not_pass_for_a_published_output(tmp_path):
+    """A link at the final name pointing at the staged temp must not be taken for the
+    output published before a crash (the temp would be removed, the output lost)."""
+    config = make_config(tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}")
+    result, originals, relpath = stage(config, drop(tmp_path))
+    (out,) = result.outputs
+    (tmp_path / "out/IMG_1.png").symlink_to(out.staged.temp)
+    report = commit(result, originals, relpath=relpath)
+    assert report.outputs == [tmp_path / "out/IMG_1-1.png"]
+    assert (tmp_path / "out/IMG_1-1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dot_components_in_the_fixed_root_are_normalised(tmp_path):
+    config = make_config(tmp_path, "./out/./{stem}.{ext}")
+    assert fixed_root(config.rules[0].output) == tmp_path / "out"
+    report = process(config, drop(tmp_path))
+    assert report.status == "done", report.error
+    assert report.outputs == [tmp_path / "out/IMG_1.png"]
+
+
+def test_new_output_folders_are_fsynced_into_their_parents(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    config = make_config(tmp_path, f"{tmp_path}/out/a/{{date:%Y}}/{{stem}}.{{ext}}")
+    report = process(config, drop(tmp_path))
+    assert report.status == "done", report.error
+    for parent in (tmp_path, tmp_path / "out", tmp_path / "out/a"):  # each got a new entry
+        assert parent.stat().st_ino in synced, parent
+
+
+# -- originals ----------------------------------------------------------------------------
+
+
+def test_archive_sub_folder_that_is_a_symlink_is_refused(tmp_path, outside):
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="move", recursive=True
+    )
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive/trip").symlink_to(outside)
+    before = snapshot(outside)
+    src = drop(tmp_path, "trip/IMG_1.jpg")
+    report = process(config, src)
+    assert report.status == "failed"
+    assert report.error == (
+        f"IMG_1.jpg: original not handled: move: archive/trip {LINK_OUT.replace('write', 'move')}"
+    )
+    assert snapshot(outside) == before
+    assert src.is_file()
+
+
+def test_archive_name_that_is_a_symlink_to_the_original_is_not_taken_for_it(tmp_path):
+    """archive/x.jpg -> inbox/x.jpg must not look like "moved before a crash": the
+    original would be unlinked and only a dangling link left."""
+    config = make_config(tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="move")
+    src = drop(tmp_path)
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive/IMG_1.jpg").symlink_to(src)
+    data = src.read_bytes()
+    report = process(config, src)
+    assert report.status == "done", report.error
+    assert report.original == tmp_path / "archive/IMG_1-1.jpg"
+    assert report.original.read_bytes() == data
+
+
+def test_recursive_delete_through_a_sub_folder_swapped_for_a_symlink(tmp_path, outside):
+    """The issue's reproducer: the sub-folder is moved outside and a symlink put in its
+    place while the job runs; the same file (same inode, size, mtime) is now outside."""
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="delete", recursive=True
+    )
+    src = drop(tmp_path, "sub/IMG_1.jpg")
+    result, originals, relpath = stage(config, src)
+    assert result.status == "staged", result.error
+    (tmp_path / "inbox/sub").rename(outside / "sub")
+    (tmp_path / "inbox/sub").symlink_to(outside / "sub")
+    report = commit(result, originals, relpath=relpath)
+    assert report.status == "failed"
+    assert report.error == (
+        f"IMG_1.jpg: original not handled: delete: inbox/sub {LINK_OUT.replace('write', 'delete')}"
+    )
+    assert (outside / "sub/IMG_1.jpg").is_file()
+
+
+def test_recursive_move_through_a_sub_folder_swapped_for_a_symlink(tmp_path, outside):
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="move", recursive=True
+    )
+    src = drop(tmp_path, "sub/IMG_1.jpg")
+    result, originals, relpath = stage(config, src)
+    (tmp_path / "inbox/sub").rename(outside / "sub")
+    (tmp_path / "inbox/sub").symlink_to(outside / "sub")
+    report = commit(result, originals, relpath=relpath)
+    assert report.status == "failed"
+    assert "inbox/sub is a symbolic link" in report.error
+    assert (outside / "sub/IMG_1.jpg").is_file()
+    assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").rglob("*.jpg"))
+
+
+def test_an_original_replaced_by_a_symlink_is_not_deleted_or_followed(tmp_path, outside):
+    config = make_config(tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="delete")
+    src = drop(tmp_path)
+    result, originals, relpath = stage(config, src)
+    target = outside / "IMG_1.jpg"
+    src.rename(target)
+    src.symlink_to(target)
+    report = commit(result, originals, relpath=relpath)
+    assert report.status == "failed" and "changed while being processed" in report.error
+    assert target.is_file() and src.is_symlink()
+
+
+def test_delete_and_move_still_work_through_a_symlinked_inbox_root(tmp_path):
+    real = tmp_path / "real-inbox"
+    (real / "sub").mkdir(parents=True)
+    (tmp_path / "inbox").symlink_to(real)
+    for policy in ("delete", "move"):
+        config = make_config(
+            tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals=policy, recursive=True
+        )
+        src = images.jpeg(tmp_path / "inbox/sub" / f"{policy}.jpg", size=(32, 32))
+        report = process(config, src)
+        assert report.status == "done", report.error
+        assert not (real / "sub" / f"{policy}.jpg").exists()
+    assert (tmp_path / "archive/sub/move.jpg").is_file()
