@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir
+from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
 
 _VERB = {"move": "move", "trash": "move", "delete": "delete"}
@@ -76,7 +77,7 @@ def handle_original(
                 assert archive is not None
                 return _move(folder, path.name, st, archive, PurePosixPath(relpath or "."))
             if policy == "trash":
-                _trash(path)
+                trash(folder, path.name, path)
                 return None
             folder.unlink(path.name)
             folder.fsync()
@@ -96,16 +97,6 @@ def _reason(exc: Exception) -> str:
         return printable(str(exc))
     where = f"{printable(str(exc.filename))}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"
-
-
-def _trash(path: Path) -> None:
-    # The freedesktop implementation itself: the package's default would load GIO into the
-    # daemon when PyGObject is importable (it is, for the tray). It moves by path: the
-    # inbox folders were just walked without following links, but a swap in the moment
-    # between that walk and this call is not excluded (see README, "Safety").
-    from send2trash import plat_other
-
-    plat_other.send2trash(str(path))
 
 
 def _move(src: DirHandle, name: str, st: os.stat_result, archive: Path, rel: PurePosixPath) -> Path:

@@ -281,3 +281,37 @@ def test_delete_and_move_still_work_through_a_symlinked_inbox_root(tmp_path):
         assert report.status == "done", report.error
         assert not (real / "sub" / f"{policy}.jpg").exists()
     assert (tmp_path / "archive/sub/move.jpg").is_file()
+
+
+def test_recursive_trash_through_a_sub_folder_swapped_for_a_symlink(tmp_path, outside, trash_home):
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="trash", recursive=True
+    )
+    src = drop(tmp_path, "sub/IMG_1.jpg")
+    result, originals, relpath = stage(config, src)
+    (tmp_path / "inbox/sub").rename(outside / "sub")
+    (tmp_path / "inbox/sub").symlink_to(outside / "sub")
+    report = commit(result, originals, relpath=relpath)
+    assert report.status == "failed"
+    assert report.error == (
+        f"IMG_1.jpg: original not handled: trash: inbox/sub {LINK_OUT.replace('write', 'move')}"
+    )
+    assert (outside / "sub/IMG_1.jpg").is_file()
+    assert not (trash_home / "files").exists() or not list((trash_home / "files").iterdir())
+
+
+def test_trash_through_descriptors_writes_the_trashinfo_and_never_clobbers(tmp_path, trash_home):
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", originals="trash", recursive=True
+    )
+    (trash_home / "files").mkdir(parents=True)
+    (trash_home / "files/IMG_1.jpg").write_bytes(b"trashed earlier")
+    src = drop(tmp_path, "sub/IMG_1.jpg")
+    data = src.read_bytes()
+    report = process(config, src)
+    assert report.status == "done", report.error
+    assert not src.exists()
+    assert (trash_home / "files/IMG_1.jpg").read_bytes() == b"trashed earlier"
+    assert (trash_home / "files/IMG_1 1.jpg").read_bytes() == data
+    info = (trash_home / "info/IMG_1 1.jpg.trashinfo").read_text()
+    assert f"Path={src}" in info.replace("%20", " ") and "DeletionDate=" in info

@@ -131,6 +131,11 @@ class DirHandle:
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
+        self.rename_noreplace(src_name, dst, dst_name)
+
+    def rename_noreplace(self, name: str, dst: DirHandle, dst_name: str) -> None:
+        """Move ``name`` to ``dst_name`` in ``dst``; FileExistsError if that exists."""
+        src_name, dst_name = _one(name), _one(dst_name)
         if _renameat2_noreplace(self.fd, src_name, dst.fd, dst_name):
             return
         if dst.lstat(dst_name) is not None:  # last resort; racy only against other writers
@@ -139,7 +144,12 @@ class DirHandle:
 
 
 def open_dir(
-    root: Path, rel: PurePath | str = "", *, create: bool = False, verb: str = "write"
+    root: Path,
+    rel: PurePath | str = "",
+    *,
+    create: bool = False,
+    verb: str = "write",
+    mode: int = 0o777,
 ) -> DirHandle:
     """The folder ``root/rel``, reached from ``root`` one component at a time without
     following a link; ``create`` makes missing folders (root included), each fsynced
@@ -148,12 +158,12 @@ def open_dir(
     rel = PurePosixPath(rel)
     if rel.is_absolute() or ".." in rel.parts:
         raise Escape(shown(root, rel))
-    fd = _open_root(root, create)
+    fd = _open_root(root, create, mode)
     done = PurePosixPath()
     try:
         for part in rel.parts:
             done = done / part
-            child = _open_child(fd, part, create, shown(root, done), verb)
+            child = _open_child(fd, part, create, shown(root, done), verb, mode)
             os.close(fd)
             fd = child
     except BaseException:
@@ -186,7 +196,7 @@ def probe_dir(root: Path, rel: PurePath | str = "", verb: str = "write") -> None
         os.close(fd)
 
 
-def _open_root(root: Path, create: bool) -> int:
+def _open_root(root: Path, create: bool, mode: int = 0o777) -> int:
     """The configured root, resolved by the kernel (links the user made are followed)."""
     try:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -196,7 +206,7 @@ def _open_root(root: Path, create: bool) -> int:
     parent = _open_root(root.parent, create)
     try:
         try:
-            os.mkdir(root.name, 0o777, dir_fd=parent)
+            os.mkdir(root.name, mode, dir_fd=parent)
             os.fsync(parent)  # the new folder's entry is durable before anything goes in
         except FileExistsError:
             pass
@@ -205,7 +215,9 @@ def _open_root(root: Path, create: bool) -> int:
     return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def _open_child(parent: int, name: str, create: bool, label: str, verb: str) -> int:
+def _open_child(
+    parent: int, name: str, create: bool, label: str, verb: str, mode: int = 0o777
+) -> int:
     for attempt in range(2):
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=parent)
@@ -213,7 +225,7 @@ def _open_child(parent: int, name: str, create: bool, label: str, verb: str) -> 
             if not create or attempt:
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), label) from None
             try:
-                os.mkdir(name, 0o777, dir_fd=parent)
+                os.mkdir(name, mode, dir_fd=parent)
                 os.fsync(parent)
             except FileExistsError:
                 pass  # made meanwhile (by another worker): open it, with the same checks
