@@ -315,3 +315,62 @@ def test_trash_through_descriptors_writes_the_trashinfo_and_never_clobbers(tmp_p
     assert (trash_home / "files/IMG_1 1.jpg").read_bytes() == data
     info = (trash_home / "info/IMG_1 1.jpg.trashinfo").read_text()
     assert f"Path={src}" in info.replace("%20", " ") and "DeletionDate=" in info
+
+
+# -- crash recovery -----------------------------------------------------------------------
+
+
+def test_sweep_temps_never_follows_a_symlinked_folder(tmp_path, outside):
+    from amberpicd.daemon.recovery import sweep_temps
+
+    real = tmp_path / "data/out"
+    (real / "sub").mkdir(parents=True)
+    (tmp_path / "out").symlink_to(real)  # the configured root may be a link
+    (real / "sub/.amberpic-7-0.png.tmp").write_bytes(b"ours")
+    (real / ".amberpic-8-0.png.tmp").write_bytes(b"another job's")
+    (outside / ".amberpic-7-0.png.tmp").write_bytes(b"not below the root")
+    (real / "sub/link").symlink_to(outside)
+    assert sweep_temps({tmp_path / "out"}, "7") == 1
+    assert not (real / "sub/.amberpic-7-0.png.tmp").exists()
+    assert (real / ".amberpic-8-0.png.tmp").exists()
+    assert (outside / ".amberpic-7-0.png.tmp").read_bytes() == b"not below the root"
+
+
+class FakeJournal:
+    """The two journal calls recovery's publish step makes (no journal API coupling)."""
+
+    def __init__(self, outs):
+        self.outs, self.marked = outs, []
+
+    def staged_outputs(self, job_id):
+        return self.outs
+
+    def mark_published(self, job_id, n, path):
+        self.marked.append(path)
+
+
+def test_recovery_publishes_through_the_confined_folder(tmp_path, outside):
+    from types import SimpleNamespace
+
+    from amberpicd.daemon.recovery import _publish_remaining
+    from amberpicd.journal import StagedOutput as JournalStaged
+
+    config = make_config(
+        tmp_path, f"{tmp_path}/out/{{date:%Y}}/{{stem}}.{{ext}}", on_conflict="overwrite"
+    )
+    roots = {fixed_root(config.rules[0].output)}
+    result, _, _ = stage(config, drop(tmp_path))
+    (out,) = result.outputs
+    journal = FakeJournal([JournalStaged(out.staged.temp, out.final, "overwrite")])
+    year = tmp_path / "out/2024"
+    year.rename(tmp_path / "moved-away")
+    year.symlink_to(outside)
+    before = snapshot(outside)
+    with pytest.raises(OSError, match=f"out/2024 {LINK_OUT}"):
+        _publish_remaining(journal, SimpleNamespace(id=1), roots)
+    assert snapshot(outside) == before
+    # Control: with the real folder back, the same call publishes it.
+    year.unlink()
+    (tmp_path / "moved-away").rename(year)
+    assert _publish_remaining(journal, SimpleNamespace(id=1), roots) == [out.final]
+    assert out.final.is_file() and not out.staged.temp.exists()

@@ -84,11 +84,12 @@ def probe(final: Path, root: Path | None) -> None:
 
 def present(staged: StagedOutput, path: Path) -> bool:
     """Is there a regular file at ``path`` (the temp or a final name of ``staged``), seen
-    through the confined folder? A link there does not count."""
+    through the confined folder? A link there does not count; a symlinked folder on the
+    way raises SymlinkRefused (it is not "absent": that would let the original go)."""
     try:
         with staged.folder() as folder:
             st = folder.lstat(path.name)
-    except (FileNotFoundError, NotADirectoryError, SymlinkRefused):
+    except (FileNotFoundError, NotADirectoryError):
         return False
     return st is not None and stat.S_ISREG(st.st_mode)
 
