@@ -374,3 +374,61 @@ def test_recovery_publishes_through_the_confined_folder(tmp_path, outside):
     (tmp_path / "moved-away").rename(year)
     assert _publish_remaining(journal, SimpleNamespace(id=1), roots) == [out.final]
     assert out.final.is_file() and not out.staged.temp.exists()
+
+
+# -- a hostile user's other tries ---------------------------------------------------------
+
+
+def test_dry_run_reports_the_symlinked_folder_and_writes_nothing(tmp_path, outside):
+    config = make_config(tmp_path, f"{tmp_path}/out/new/{{date:%Y}}/{{stem}}.{{ext}}")
+    job, _ = batch.plan(config, drop(tmp_path), dry_run=True)
+    assert pipeline.run(job).status == "staged"  # nothing refused, nothing made
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "out/new").mkdir(parents=True)
+    (tmp_path / "out/new/2024").symlink_to(outside)
+    before = snapshot(outside)
+    result = pipeline.run(job)
+    assert result.error == f"IMG_1.jpg: write failed: new/2024 {LINK_OUT}"
+    assert snapshot(outside) == before
+
+
+def test_overwrite_of_a_hard_link_replaces_the_name_not_the_outside_file(tmp_path, outside):
+    config = make_config(tmp_path, f"{tmp_path}/out/{{stem}}.{{ext}}", on_conflict="overwrite")
+    (tmp_path / "out").mkdir()
+    os.link(outside / "IMG_1.png", tmp_path / "out/IMG_1.png")
+    report = process(config, drop(tmp_path))
+    assert report.status == "done", report.error
+    assert (outside / "IMG_1.png").read_bytes() == b"unrelated, must survive"
+    assert (tmp_path / "out/IMG_1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_relpath_with_dot_dot_cannot_leave_the_archive(tmp_path):
+    from amberpicd.errors import OriginalError
+    from amberpicd.originals import handle_original
+
+    src = drop(tmp_path)
+    st = src.stat()
+    with pytest.raises(OriginalError, match=r"archive/\.\./escape leaves its root folder"):
+        handle_original(
+            src,
+            "move",
+            archive=tmp_path / "archive",
+            relpath="../escape",
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+        )
+    assert src.is_file() and not (tmp_path / "escape").exists()
+
+
+def test_a_folder_renamed_between_stage_and_publish_publishes_nothing_outside(tmp_path, outside):
+    """The staged folder is moved out of the root and a real folder made in its place:
+    publish walks the root again and finds no temp there, so it fails; nothing appears
+    in the moved folder under a final name, nor in the new one."""
+    config = make_config(tmp_path, f"{tmp_path}/out/{{date:%Y}}/{{stem}}.{{ext}}")
+    result, originals, relpath = stage(config, drop(tmp_path))
+    (tmp_path / "out/2024").rename(outside / "2024")
+    (tmp_path / "out/2024").mkdir()
+    report = commit(result, originals, relpath=relpath)
+    assert report.status == "failed" and report.error.startswith("IMG_1.jpg: write failed")
+    assert not (outside / "2024/IMG_1.png").exists()
+    assert list((tmp_path / "out/2024").iterdir()) == []

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from amberpicd.fs.confined import DirHandle, SymlinkRefused, open_dir, probe_dir
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir, probe_dir
 
 TEMP_PREFIX = ".amberpic-"
 TEMP_SUFFIX = ".tmp"
@@ -45,6 +45,8 @@ def split_root(final: Path, root: Path | None) -> tuple[Path, PurePosixPath]:
     """``final``'s folder as (root, path below the root)."""
     if root is None:
         return final.parent, PurePosixPath()
+    if not final.parent.is_relative_to(root):
+        raise Escape(str(final))
     return root, PurePosixPath(final.parent.relative_to(root))
 
 
