@@ -432,3 +432,44 @@ def test_a_folder_renamed_between_stage_and_publish_publishes_nothing_outside(tm
     assert report.status == "failed" and report.error.startswith("IMG_1.jpg: write failed")
     assert not (outside / "2024/IMG_1.png").exists()
     assert list((tmp_path / "out/2024").iterdir()) == []
+
+
+def test_a_folder_swapped_for_a_symlink_right_after_we_made_it(tmp_path, outside, monkeypatch):
+    """The race inside the walk: mkdirat succeeds, then the new folder is replaced by a
+    link before it is opened. The open does not follow it."""
+    real_mkdir = os.mkdir
+
+    def mkdir(name, mode=0o777, *, dir_fd=None):
+        real_mkdir(name, mode, dir_fd=dir_fd)
+        if name == "2024":
+            os.rename(name, "raced-away", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.symlink(outside, name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    config = make_config(tmp_path, f"{tmp_path}/out/{{date:%Y}}/{{stem}}.{{ext}}")
+    before = snapshot(outside)
+    report = process(config, drop(tmp_path))
+    assert report.error == f"IMG_1.jpg: write failed: out/2024 {LINK_OUT}"
+    assert snapshot(outside) == before
+
+
+def test_a_folder_swapped_for_a_symlink_mid_walk(tmp_path, outside, monkeypatch):
+    """An existing folder deep in the path is swapped just before the walk reaches it,
+    after its parent was opened."""
+    web = tmp_path / "out/2024/web"
+    web.mkdir(parents=True)
+    real_open = os.open
+
+    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):
+        if path == "web" and dir_fd is not None and not web.is_symlink():
+            web.rename(tmp_path / "web-away")
+            web.symlink_to(outside)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    config = make_config(tmp_path, f"{tmp_path}/out/{{date:%Y}}/{{rule}}/{{stem}}.{{ext}}")
+    before = snapshot(outside)
+    result, _, _ = stage(config, drop(tmp_path))
+    assert web.is_symlink()  # the swap happened, during the walk
+    assert result.error == f"IMG_1.jpg: write failed: out/2024/web {LINK_OUT}"
+    assert snapshot(outside) == before
