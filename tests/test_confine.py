@@ -473,3 +473,42 @@ def test_a_folder_swapped_for_a_symlink_mid_walk(tmp_path, outside, monkeypatch)
     assert web.is_symlink()  # the swap happened, during the walk
     assert result.error == f"IMG_1.jpg: write failed: out/2024/web {LINK_OUT}"
     assert snapshot(outside) == before
+
+
+# -- the primitives -----------------------------------------------------------------------
+
+
+def test_without_hard_links_publishing_renames_without_clobbering(tmp_path, monkeypatch):
+    """FAT and exFAT have no hard links: renameat2(RENAME_NOREPLACE) stands in."""
+    import errno
+
+    from amberpicd.fs.confined import open_dir
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/a").write_bytes(b"a")
+    (tmp_path / "d/b").write_bytes(b"b")
+    with open_dir(tmp_path, "d") as d:
+        with pytest.raises(FileExistsError):
+            d.link_noreplace("a", d, "b")
+        assert (tmp_path / "d/b").read_bytes() == b"b"
+        d.link_noreplace("a", d, "c")
+    assert (tmp_path / "d/c").read_bytes() == b"a" and not (tmp_path / "d/a").exists()
+
+
+def test_open_dir_refuses_dot_dot_and_names_the_link(tmp_path, outside):
+    from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir
+
+    (tmp_path / "root/x").mkdir(parents=True)
+    with pytest.raises(Escape):
+        open_dir(tmp_path / "root", "x/../..")
+    (tmp_path / "root/x/link").symlink_to(outside)
+    with pytest.raises(SymlinkRefused) as caught:
+        open_dir(tmp_path / "root", "x/link/deeper", create=True)
+    assert str(caught.value) == f"root/x/link {LINK_OUT}"
+    assert not (outside / "deeper").exists()
+    with open_dir(tmp_path / "root", "x") as d, pytest.raises(Escape):
+        d.unlink("../escape")
