@@ -59,8 +59,9 @@ _GPS_TAGS = (  # noqa: SIM905
 ).split()
 # The GPS IFD's tags are numbered 0..31 in the order above (EXIF 2.32, table 15).
 _GPS_IFD = {name: number for number, name in enumerate(_GPS_TAGS)}
-# XMP's exif namespace has the same names (some Refs fold into their values there).
-_GPS_XMP = tuple(f"exif:{name}" for name in _GPS_TAGS)
+# XMP's exif namespace has the same names, but folds these into other values.
+_GPS_FOLDED = {"GPSLatitudeRef", "GPSLongitudeRef", "GPSDestLatitudeRef", "GPSDestLongitudeRef"}
+_GPS_XMP = tuple(f"exif:{n}" for n in _GPS_TAGS if n not in _GPS_FOLDED | {"GPSDateStamp"})
 
 _EXPOSURE_IFD = {
     "ExposureTime": 0x829A,
@@ -293,7 +294,6 @@ NEVER_XMP = (
     "exifEX:BodySerialNumber",
     "exifEX:LensSerialNumber",
     "exifEX:CameraOwnerName",
-    "exifEX:ImageUniqueID",
     "exif:ImageUniqueID",
     "tiff:Orientation",
     "Iptc4xmpCore:CreatorContactInfo",
