@@ -338,3 +338,18 @@ def test_exif_never_keeps_serials_owners_ids_or_the_host_name() -> None:
     assert data is not None and b"KEPT-LENS-MODEL" in data
     for marker in (*secrets.values(), "HOST-MARKER", "BODY-123"):
         assert marker.encode() not in data, marker
+
+
+def test_a_second_exif_segment_and_its_thumbnail_are_not_copied() -> None:
+    """Pillow appends a second APP1 Exif segment to the first; whatever it holds (here
+    another IFD1 thumbnail) is never reached by an allowlist built from scratch."""
+    first = _exif_with_thumbnail()
+    second = first.replace(b"THUMBNAIL-OF-THE", b"SECOND-THUMBNAIL")
+    jpeg = images.encoded(images.upright(16, 16), "JPEG", exif=first)
+    segment = b"\xff\xe1" + struct.pack(">H", len(second) + 2) + second
+    jpeg = jpeg[:2] + segment + jpeg[2:]  # the first Exif segment the reader sees
+    with Image.open(io.BytesIO(jpeg)) as im:
+        assert b"SECOND-THUMBNAIL" in im.info["exif"]  # the control: it was read
+        data = exif_to_keep(im.getexif(), METADATA_GROUPS)
+    assert data is not None and b"ThumbCam" in data
+    assert b"THUMBNAIL" not in data and b"\xff\xd8" not in data

@@ -331,9 +331,8 @@ def readme_table() -> str:
             prefix, _, name = prop.partition(":")
             by_prefix.setdefault(prefix, []).append(name)
         xmp = "; ".join(f"{prefix}: {', '.join(names)}" for prefix, names in by_prefix.items())
-        icc = "ICC profile" if group.icc else ""
         rows.append(
-            f"| `{group.name}` | {group.summary} | {', '.join(tags) or icc or '—'} | {xmp or '—'} |"
+            f"| `{group.name}` | {group.summary} | {', '.join(tags) or '—'} | {xmp or '—'} |"
         )
     return "\n".join(rows)
 
