@@ -308,7 +308,8 @@ NEVER_SUMMARY = (
     "and the rest of `xmpMM`",
     "`HostComputer` (the machine's name)",
     "Google's extended XMP (`xmpNote:HasExtendedXMP`)",
-    "IPTC-IIM datasets, Photoshop resources, JPEG comments and PNG text chunks",
+    "IPTC-IIM datasets (XMP carries the same fields: creator and rights with `copyright`, "
+    "places with `gps`), Photoshop resources, JPEG comments and PNG text chunks",
     "the orientation tag: pixels are always rotated upright instead",
 )
 
