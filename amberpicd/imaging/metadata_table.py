@@ -8,8 +8,8 @@ Families:
 - ``ifd0``, ``exif_ifd``, ``gps_ifd``: EXIF/TIFF tags by IFD, ``{exiftool name: tag id}``;
 - ``xmp``: XMP properties as ``prefix:Name`` (``prefix:*`` for a whole namespace), with
   the namespace URIs in ``XMP_NAMESPACES``.
-IPTC-IIM datasets are never written (see ``NEVER_SUMMARY``): XMP carries the same
-fields, and no output format but JPEG and TIFF has a place for IIM.
+IPTC-IIM datasets are never written (see ``NEVER_SUMMARY``): XMP has the same fields,
+and of the output formats only JPEG and TIFF have a place for IIM.
 
 Nothing here imports Pillow, so the config schema and the README check can read it.
 """
@@ -308,8 +308,9 @@ NEVER_SUMMARY = (
     "and the rest of `xmpMM`",
     "`HostComputer` (the machine's name)",
     "Google's extended XMP (`xmpNote:HasExtendedXMP`)",
-    "IPTC-IIM datasets (XMP carries the same fields: creator and rights with `copyright`, "
-    "places with `gps`), Photoshop resources, JPEG comments and PNG text chunks",
+    "IPTC-IIM datasets, neither written nor converted (their XMP twins are kept by "
+    "`copyright` and `gps` when the source has them), Photoshop resources, JPEG comments "
+    "and PNG text chunks",
     "the orientation tag: pixels are always rotated upright instead",
 )
 
