@@ -176,3 +176,14 @@ def test_rebuilt_packets_read_cleanly_in_exiftool(tmp_path: Path) -> None:
     )
     assert '"XMP-dc:Creator": "Ann Author"' in proc.stdout
     assert "Warning" not in proc.stdout
+
+
+def test_unknown_properties_in_kept_namespaces_are_dropped() -> None:
+    """An allowlist of properties, not of namespaces: a made-up property in a namespace
+    a group keeps (xmpRights, dc, exif) is still not written."""
+    attrs = (
+        'dc:SerialNumber="SECRET-1" exif:CameraSerial="SECRET-3" '
+        'xmlns:xmpRights="http://ns.adobe.com/xap/1.0/rights/" xmpRights:SerialNumber="SECRET-2"'
+    )
+    out = rebuild(packet(CREATOR, attrs), METADATA_GROUPS)
+    assert out is not None and b"SECRET" not in out and b"Ann Author" in out

@@ -116,7 +116,11 @@ GROUPS: dict[str, Group] = {
             xmp=(
                 "dc:creator",
                 "dc:rights",
-                "xmpRights:*",
+                "xmpRights:Certificate",
+                "xmpRights:Marked",
+                "xmpRights:Owner",
+                "xmpRights:UsageTerms",
+                "xmpRights:WebStatement",
                 "tiff:Artist",
                 "tiff:Copyright",
                 "photoshop:Credit",
