@@ -22,7 +22,10 @@ import images
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
+from amberpicd.imaging.encode import encode
 from amberpicd.imaging.gifmeta import gif_metadata
+from amberpicd.imaging.picture import Picture
+from amberpicd.ops.encode import Encode
 
 FORMATS = ("jpeg", "png", "webp", "avif", "tiff", "gif")
 KEEP = {"icc": ["icc"], "noicc": ["gps"]}
@@ -151,3 +154,16 @@ def test_gif_xmp_extension_is_read() -> None:
     gif = data[:-1] + ext + data[-1:]  # before the trailer byte
     assert gif_metadata(gif) == (None, xmp)
     assert struct.unpack("B", gif[-1:])[0] == 0x3B
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "gif"])
+def test_a_profile_littlecms_cannot_use_is_dropped_not_fatal(fmt: str) -> None:
+    """A profile that parses but cannot build a transform (no colorants): the pixels are
+    written as they are, untagged, as a viewer ignoring the profile would show them."""
+    broken = iccprofiles.profile("broken", {}, iccprofiles._gamma(2.2))
+    pixels = picture()
+    source = Picture(frames=[pixels], source_format="png", icc=broken)
+    data = encode(source, Encode(format=fmt), ("gps",), Path("broken.png"))
+    with Image.open(io.BytesIO(data)) as out:
+        assert "icc_profile" not in out.info
+        assert mean_error(out.convert("RGB"), pixels) <= 6

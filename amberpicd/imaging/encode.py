@@ -123,7 +123,11 @@ def _prepare(
     if icc is not None and icc[16:20] != _icc_space(frames[0].mode):
         icc = None  # e.g. a gray profile on frames WebP made RGB: it would not apply
     if icc is None and picture.icc is not None:
-        converted = ToSrgb().apply(picture)
+        shown = picture if len(frames) > 1 else picture.with_(frames=picture.frames[:1])
+        try:
+            converted = ToSrgb().apply(shown)
+        except ValueError:  # LittleCMS cannot use the profile: viewers ignore it too
+            converted = shown.with_(icc=None)
         if converted.icc is not None:  # tagged sRGB: the pixels really were converted
             frames = _frames(converted, spec)
     return frames, icc
