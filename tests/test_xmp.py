@@ -144,9 +144,12 @@ def test_deeply_nested_values_are_cut_off() -> None:
     assert kept(out) == {"dc:creator"}
 
 
-@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32", "utf-8-sig"])
-def test_any_xmp_encoding_becomes_utf8(encoding: str) -> None:
-    data = packet(CREATOR.replace("Ann", "Änn ☃")).decode().encode(encoding)
+@pytest.mark.parametrize(
+    "encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32", "utf-32-be", "utf-8-sig"]
+)
+@pytest.mark.parametrize("lead", ["", "  \n"])
+def test_any_xmp_encoding_becomes_utf8(encoding: str, lead: str) -> None:
+    data = (lead + packet(CREATOR.replace("Ann", "Änn ☃")).decode()).encode(encoding)
     out = rebuild(data, ("copyright",))
     assert out is not None and "Änn ☃".encode() in out
 

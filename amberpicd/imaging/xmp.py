@@ -99,16 +99,17 @@ def _text(packet: bytes) -> str:
         if packet.startswith(bom):
             packet, chosen = packet[len(bom) :], encoding
             break
-    else:  # no BOM: the zero bytes around the first "<" tell the width and order
-        head = packet.lstrip(b" \t\r\n")[:4]
+    else:  # no BOM: zero bytes next to the first "<", and its alignment, tell the form
+        at = packet.find(b"<")
+        before, after = packet[max(0, at - 3) : max(0, at)], packet[at + 1 : at + 4]
         chosen = "utf-8"
-        if head[:4] == b"<\x00\x00\x00":
+        if at >= 0 and at % 4 == 0 and after == b"\0\0\0":
             chosen = "utf-32-le"
-        elif head[:4] == b"\x00\x00\x00<":
+        elif at % 4 == 3 and before == b"\0\0\0":
             chosen = "utf-32-be"
-        elif head[:2] == b"<\x00":
+        elif at >= 0 and at % 2 == 0 and after[:1] == b"\0":
             chosen = "utf-16-le"
-        elif head[:2] == b"\x00<":
+        elif at % 2 == 1 and before[-1:] == b"\0":
             chosen = "utf-16-be"
     try:
         return packet.decode(chosen).lstrip("\ufeff")
