@@ -161,25 +161,25 @@ def pillow_exif() -> bytes:
 
 
 def make_source(path: Path, picture: Image.Image | None = None) -> Path:
-    """An MPO/JPEG (second frame: an MPF preview) with every row written into it, an
-    IFD1 thumbnail, IPTC and a comment."""
+    """A source with every row exiftool can write into its format: for ``.jpg`` an MPO
+    (second frame: an MPF preview) with an IFD1 thumbnail, IPTC and a comment; ``.tiff``
+    and ``.png`` take what those formats hold."""
     im = picture or images.upright(480, 360)
-    preview = im.resize((160, 120))
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    im.save(
-        path,
-        "MPO",
-        save_all=True,
-        append_images=[preview],
-        exif=pillow_exif(),
-        icc_profile=srgb,
-        quality=92,
-    )
+    options: dict = {"exif": pillow_exif(), "icc_profile": srgb}
+    if path.suffix == ".jpg":
+        preview = im.resize((160, 120))
+        im.save(path, "MPO", save_all=True, append_images=[preview], quality=92, **options)
+    elif path.suffix == ".png":
+        im.save(path, "PNG", **options)
+    else:
+        tags = Image.Exif()
+        tags.load(pillow_exif())
+        im.save(path, "TIFF", exif=tags, icc_profile=srgb, compression="raw")
     thumb = path.with_name("thumb.jpg")
     images.upright(32, 24).save(thumb, "JPEG")
     args = [f"-{row.write}={row.value}" for row in ROWS if row.write]
-    args.remove("-XMP-xmp:ThumbnailImage=S-XmpThumbnail")
-    args += ["-XMP-xmp:ThumbnailImage=S-XmpThumbnail", f"-ThumbnailImage<={thumb}"]
+    args.append(f"-ThumbnailImage<={thumb}")
     subprocess.run(
         ["exiftool", "-q", "-m", "-overwrite_original", *args, str(path)],
         check=True,
