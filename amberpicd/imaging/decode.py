@@ -23,6 +23,7 @@ from PIL import EpsImagePlugin, Image, ImageFile
 from amberpicd.config.schema import Limits
 from amberpicd.errors import DecodeError, InputRejected
 from amberpicd.facts import Facts
+from amberpicd.imaging.gifmeta import gif_metadata
 from amberpicd.imaging.memory import tune_for_images
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
@@ -202,6 +203,8 @@ class Source:
             content_hash=hashlib.sha256(data).hexdigest(),
         )
         self.limits = limits
+        # Pillow reads neither GIF's ICC profile nor its XMP (application extensions).
+        self._gif_icc, self._gif_xmp = gif_metadata(data) if fmt == "gif" else (None, None)
 
     def _too_big(self, limits: Limits, exc: BaseException | None = None) -> InputRejected:
         # Pillow's own check may have fired on a frame larger than the header's size.
@@ -228,13 +231,13 @@ class Source:
             raise DecodeError(self.path, "out of memory (worker_memory limit)") from None
         except Exception as exc:
             raise DecodeError(self.path, _reason(exc)) from None
-        xmp = im.info.get("xmp")
+        xmp = im.info.get("xmp") or self._gif_xmp
         return Picture(
             frames=frames,
             source_format=self.facts.format,
             durations=durations,
             loop=im.info.get("loop"),
-            icc=im.info.get("icc_profile") or None,
+            icc=im.info.get("icc_profile") or self._gif_icc,
             exif=self.exif,
             xmp=xmp.encode() if isinstance(xmp, str) else xmp,
             orientation=self.orientation,
