@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -92,8 +93,9 @@ def _init(args: argparse.Namespace) -> int:
         write_starter(target)
     except ConfigError as exc:
         print(f"amberpicd: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"wrote {target}; edit it, then run `amberpicd check`")
+        return EXIT_USAGE  # the file exists (or cannot be written): nothing was changed
+    check = f"amberpicd check -c {shlex.quote(args.config)}" if args.config else "amberpicd check"
+    print(f"wrote {target}; edit it, then run `{check}`")
     return EXIT_OK
 
 
@@ -147,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"amberpicd: {exc}", file=sys.stderr)
+        for error in getattr(exc, "errors", (exc,)):  # ConfigErrors: every mistake found
+            print(f"amberpicd: {error}", file=sys.stderr)
         return EXIT_USAGE
     except AmberpicError as exc:
         if args.verbose:

@@ -286,7 +286,7 @@ def test_check_and_init(tmp_path: Path, home, capsys):
     code, out, _ = run_cli("-c", str(target), "check", capsys=capsys)
     assert code == 0 and "rule web" in out and "rule thumb" in out
     code, _, err = run_cli("-c", str(target), "init", capsys=capsys)
-    assert code == 1 and "not overwriting" in err
+    assert code == 2 and "not overwriting" in err  # a usage error (README: exit codes)
     bad = write_config(
         tmp_path, "rules:\n  - name: w\n    pipeline:\n      - resize: {mode: fitt}\n"
     )
