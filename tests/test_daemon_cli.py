@@ -14,7 +14,7 @@ CONFIG = """
 daemon:
   settle_seconds: {settle}
   workers: 1
-  notify: off
+  notify: "off"
   tray: false
 watch:
   - inbox: {root}/inbox
