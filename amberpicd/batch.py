@@ -68,8 +68,10 @@ class Tally:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.bytes_in = self.bytes_out = 0
+        self.shown: dict[Path, str] = {}  # source → its name as the run shows it
 
-    def add(self, report: Report, bytes_in: int, bytes_out: int) -> None:
+    def add(self, report: Report, bytes_in: int, bytes_out: int, shown: str) -> None:
+        self.shown[report.source] = shown
         self.counts[report.status] = self.counts.get(report.status, 0) + 1
         if report.status == "done":
             self.bytes_in += bytes_in
@@ -148,7 +150,7 @@ def process(
                     prefix = f"{printable(job.path.name)}: "
                     report.error = shown + ": " + report.error.removeprefix(prefix)
                 if tally is not None:
-                    tally.add(report, result.size, sum(o.bytes for o in result.outputs))
+                    tally.add(report, result.size, sum(o.bytes for o in result.outputs), shown)
                 reports.append(report)
                 on_report(report)
 

@@ -65,7 +65,7 @@ def _process(args: argparse.Namespace) -> int:
         if args.json:
             print(report.json_line(rep), flush=True)
         elif (rep.status == "failed" and args.verbose) or (rep.status != "failed" and not quiet):
-            print(report.human_line(rep, args.dry_run), flush=True)
+            print(report.human_line(rep, args.dry_run, tally.shown.get(rep.source)), flush=True)
         if rep.status == "failed":
             print(f"amberpicd: {rep.error}", file=sys.stderr, flush=True)
         progress.update(rep)
@@ -110,7 +110,8 @@ def _init(args: argparse.Namespace) -> int:
     try:
         write_starter(target)
     except ConfigError as exc:
-        print(f"amberpicd: {exc}", file=sys.stderr)
+        hint = "; edit it, or name another file with -c PATH" if "exists" in str(exc) else ""
+        print(f"amberpicd: {exc}{hint}", file=sys.stderr)
         return EXIT_USAGE  # the file exists (or cannot be written): nothing was changed
     check = f"amberpicd check -c {shlex.quote(args.config)}" if args.config else "amberpicd check"
     print(f"wrote {target}; edit it, then run `{check}`")

@@ -24,8 +24,9 @@ def json_line(report: Report) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
-def human_line(report: Report, dry_run: bool = False) -> str:
-    name = printable(report.source.name)
+def human_line(report: Report, dry_run: bool = False, name: str | None = None) -> str:
+    """One line for ``report``; ``name`` is the file as the run shows it (default: its name)."""
+    name = name if name is not None else printable(report.source.name)
     if report.status == "failed":
         return f"failed  {report.error}"
     if report.status == "unmatched":

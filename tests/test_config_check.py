@@ -150,7 +150,7 @@ def test_second_init_is_a_usage_error_and_changes_nothing(tmp_path, home, capsys
     target = tmp_path / "config.yaml"
     target.write_text("# mine\n")
     code, _, err = run_cli("init", "-c", str(target), capsys=capsys)
-    assert code == 2 and "exists; not overwriting" in err
+    assert code == 2 and "exists; not overwriting; edit it, or name another file with -c" in err
     assert target.read_text() == "# mine\n"
 
 

@@ -398,6 +398,7 @@ def test_non_images_are_skipped_quietly_counted_and_listed_with_verbose(
     code, out, err = run_cli("-c", str(cfg), "process", str(project), capsys=capsys)
     assert code == 0, err
     assert [line.split()[0] for line in out.splitlines()] == ["done", "done"]
+    assert any(line.startswith("done    generator/p2.jpg: wrote ") for line in out.splitlines())
     assert "README" not in out + err and "Makefile" not in out + err
     assert err.splitlines()[-1].startswith("2 done, 2 skipped, 0 failed · ")
 
