@@ -131,6 +131,8 @@ def _history(args: argparse.Namespace) -> int:
         detail = (job.error or "").removeprefix(f"{name}: ") or ", ".join(
             printable(str(p)) for p in job.outputs
         )
+        if not detail and job.state == "unmatched":
+            detail = "no rule took it (no rule matched, or not an image)"
         print(f"{when} {job.state:9} {name}: {detail}")
     return EXIT_OK
 
