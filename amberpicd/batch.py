@@ -120,7 +120,7 @@ def process(
     tally: Tally | None = None,
 ) -> list[Report]:
     """Process every file in ``paths`` (as ``walk`` yields them); reports come back in
-    completion order. Errors name each file as ``walk_shown`` shows it."""
+    completion order. ``tally`` also learns each file's name as ``walk_shown`` shows it."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     reports: list[Report] = []
     pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy, str]] = {}
@@ -145,10 +145,6 @@ def process(
                 report = commit(result, originals, relpath=job.relpath, dry_run=job.dry_run)
                 if dry_run and report.status == "done":
                     _dry_names(config, result, report, taken, claimed)
-                if report.error and shown != printable(job.path.name):
-                    # The worker names the file alone; say where it is.
-                    prefix = f"{printable(job.path.name)}: "
-                    report.error = shown + ": " + report.error.removeprefix(prefix)
                 if tally is not None:
                     tally.add(report, result.size, sum(o.bytes for o in result.outputs), shown)
                 reports.append(report)

@@ -67,7 +67,8 @@ def _process(args: argparse.Namespace) -> int:
         elif (rep.status == "failed" and args.verbose) or (rep.status != "failed" and not quiet):
             print(report.human_line(rep, args.dry_run, tally.shown.get(rep.source)), flush=True)
         if rep.status == "failed":
-            print(f"amberpicd: {rep.error}", file=sys.stderr, flush=True)
+            error = report.located(rep, tally.shown.get(rep.source))
+            print(f"amberpicd: {error}", file=sys.stderr, flush=True)
         progress.update(rep)
 
     reports = batch.process(

@@ -24,16 +24,27 @@ def json_line(report: Report) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
+def located(report: Report, name: str | None) -> str | None:
+    """``report.error`` naming the file as ``name`` (``generator/Gemfile: ...``) instead
+    of the bare file name every error starts with."""
+    bare = f"{printable(report.source.name)}: "
+    error = report.error
+    if error is None or name is None or not error.startswith(bare):
+        return error
+    return f"{name}: {error.removeprefix(bare)}"
+
+
 def human_line(report: Report, dry_run: bool = False, name: str | None = None) -> str:
     """One line for ``report``; ``name`` is the file as the run shows it (default: its name)."""
+    error = located(report, name)
     name = name if name is not None else printable(report.source.name)
     if report.status == "failed":
-        return f"failed  {report.error}"
+        return f"failed  {error}"
     if report.status == "unmatched":
         return f"skipped {name}: no rule matches"
     if report.status == "skipped":
-        if report.error:  # "generator/Gemfile: not an image"
-            return f"skipped {report.error}"
+        if error:  # "generator/Gemfile: not an image"
+            return f"skipped {error}"
         return f"skipped {name}: outputs exist (on_conflict: skip)"
     verb = "would write" if dry_run else "wrote"
     targets = ", ".join(printable(str(p)) for p in report.outputs)

@@ -80,7 +80,7 @@ def test_non_images_are_skipped_quietly_counted_and_listed_with_verbose(
     rows = json_lines(out)
     assert code == 0
     assert rows["README.txt"]["status"] == rows["Makefile"]["status"] == "skipped"
-    assert rows["Makefile"]["error"] == "generator/Makefile: not an image"
+    assert rows["Makefile"]["error"] == "Makefile: not an image"  # "source" says where
     assert rows["p1.jpg"]["status"] == "done"
 
     code, out, _ = run_cli("-c", str(cfg), "-v", "process", str(project), capsys=capsys)
