@@ -318,3 +318,17 @@ def test_edit_config_writes_a_starter_first_then_opens_it(tmp_path):
     assert "rules:" in target.read_text()
     expected = ["--wait", str(target)]
     wait_for(lambda: log.exists() and log.read_text().split() == expected, 10, "the editor")
+
+
+def test_a_skipped_non_image_says_why_and_is_no_failure():
+    skipped = {
+        "source": "/in/README.txt",
+        "status": "skipped",
+        "outputs": [],
+        "error": "README.txt: not an image",
+    }
+    s = status(recent=[skipped])
+    assert icon_state(s) != "error"
+    recent = find(build_menu(s), "Recent activity").submenu
+    assert texts(recent) == ["○ README.txt: not an image"]
+    assert recent[0].actions == (OpenPath("/in"),)

@@ -104,6 +104,7 @@ class Daemon:
             "paused": self.toggles.paused,
             "queue": len(self.queue) + self.watcher.pending(),
             "in_flight": len(self.dispatcher.running),
+            "empty": [str(p) for p in self.watcher.empty()],  # zero bytes, waiting for content
             "inboxes": inboxes,
             "outputs": sorted({str(fixed_root(r.output)) for r in self.config.rules}),
             "recent": list(self.recent)[-10:],
@@ -217,6 +218,8 @@ class Daemon:
             log.error("%s", report.error)
         elif report.status == "done":
             log.info("%s → %s", report.source.name, ", ".join(p.name for p in report.outputs))
+        elif report.error:  # skipped: not an image, or an empty file (not failures)
+            log.info("%s", report.error)
         self._notify_status()
         self.desktop.report(report)
 
@@ -318,7 +321,13 @@ class Daemon:
             confwatch.start()
             self.control.start()  # answering status means: inboxes exist and are watched
             inboxes = ", ".join(str(w.inbox) for w in self.watches()) or "no inboxes"
-            log.info("amberpicd %s watching %s with %d workers", __version__, inboxes, workers)
+            log.info(
+                "amberpicd %s watching %s with %d workers; config: %s",
+                __version__,
+                inboxes,
+                workers,
+                self.loaded.source or "embedded default (`amberpicd init` writes one to edit)",
+            )
             sdnotify.ready(f"watching {inboxes}")
             self.desktop.start()
             self._main_loop()

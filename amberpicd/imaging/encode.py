@@ -34,6 +34,7 @@ PILLOW_NAMES = {
 LOSSY = frozenset({"jpeg", "webp", "avif"})
 DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60}  # avifenc's default is 60 too
 DEFAULT_EFFORT = 4  # WebP method 4 (libwebp's default), AVIF speed 6 (Pillow's default)
+PNG_DEFAULT_LEVEL = 6  # zlib's own default: see _options
 FULL_CHROMA_QUALITY = 90  # from here on JPEG/AVIF keep colour at full resolution (4:4:4)
 DEFAULT_DURATION = 100  # ms, for a frame whose duration the decoder did not give
 
@@ -247,7 +248,11 @@ def _options(spec: Encode, quality: int) -> dict:
             "subsampling": "4:4:4" if full else "4:2:0",
         }
     if spec.format == "png":
-        if spec.effort is None or spec.effort >= 10:
+        # Default: zlib level 6, balanced. Measured on 8 real photos (5 MP): level 9 took
+        # 2.2x the CPU for 1.5 % smaller files; on 4 graphics (11 MP), 7x for 9 % (README).
+        if spec.effort is None:
+            return {"compress_level": PNG_DEFAULT_LEVEL}
+        if spec.effort >= 10:
             return {"optimize": True}  # optimize implies zlib level 9
         return {"compress_level": min(spec.effort, 9)}
     if spec.format == "tiff":

@@ -141,6 +141,8 @@ def _recent_item(entry: dict[str, Any]) -> Item:
         return Item(
             _cut(f"✓ {name} → {os.path.basename(outputs[0])}{more}"), (OpenPath(outputs[0]),)
         )
+    if entry.get("error"):  # skipped, with the reason: "README.txt: not an image"
+        return Item(_cut(f"○ {entry['error']}"), (OpenPath(folder),))
     why = "no rule matched" if status == "unmatched" else str(status or "skipped")
     return Item(_cut(f"○ {name}: {why}"), (OpenPath(folder),))
 
