@@ -71,6 +71,26 @@ def _process(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed or missing else EXIT_OK
 
 
+@command("explain")
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from amberpicd import batch
+    from amberpicd.engine.explain import explain, lines
+
+    loaded = _load(args)
+    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
+    for p in missing:
+        print(f"amberpicd: {p}: no such file or folder", file=sys.stderr)
+    files = list(batch.walk(Path(p) for p in args.paths if p not in missing))
+    for n, item in enumerate(explain(loaded.config, files)):
+        if args.json:
+            print(json.dumps(item.as_json(), ensure_ascii=False), flush=True)
+        else:
+            print(("\n" if n else "") + "\n".join(lines(item)), flush=True)
+    return EXIT_FAILED if missing else EXIT_OK
+
+
 @command("check")
 def _check(args: argparse.Namespace) -> int:
     from amberpicd.report import describe_config
@@ -121,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per input file per line")
     p.add_argument("--rule", metavar="NAME", help="run only this rule")
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: cores)")
+
+    p = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="show why each rule does or does not apply to files, and what a run would do",
+        description="For each file: its facts as the rules see them, every rule of its watch"
+        " entry with each condition and whether it holds, the outputs a run would write today"
+        " (conflicts resolved as the real run would), and what would happen to the original."
+        " Nothing is written.",
+        epilog="example: amberpicd explain ~/Pictures/AmberPic/Inbox/IMG_0042.heic",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
 
     sub.add_parser("check", parents=[common], help="validate the config and show what it does")
     sub.add_parser("init", parents=[common], help="write a commented starter config")
