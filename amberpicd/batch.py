@@ -17,7 +17,7 @@ from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config
 from amberpicd.errors import printable
 from amberpicd.output.writer import is_temp_name
-from amberpicd.pipeline import FileJob, FileResult, collect, run
+from amberpicd.pipeline import FileJob, FileResult, PlannedOutput, collect, run
 from amberpicd.workers import ENGINE, WorkerPool
 
 
@@ -124,11 +124,7 @@ def process(
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     reports: list[Report] = []
     pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy, str]] = {}
-    claimed: set[Path] = set()  # names a dry run has given out, as publishing would take them
-
-    def taken(path: Path) -> bool:
-        return path in claimed or os.path.lexists(path)
-
+    names = DryNames(config)
     limit = max(1, workers) * 2  # bounded in-flight work: flat memory on huge folders
     with WorkerPool(
         workers,
@@ -144,7 +140,7 @@ def process(
                 result = collect(future, job)
                 report = commit(result, originals, relpath=job.relpath, dry_run=job.dry_run)
                 if dry_run and report.status == "done":
-                    _dry_names(config, result, report, taken, claimed)
+                    names.resolve(result, report)
                 if tally is not None:
                     tally.add(report, result.size, sum(o.bytes for o in result.outputs), shown)
                 reports.append(report)
@@ -163,21 +159,29 @@ def process(
     return reports
 
 
-def _dry_names(
-    config: Config,
-    result: FileResult,
-    report: Report,
-    taken: Callable[[Path], bool],
-    claimed: set[Path],
-) -> None:
-    """The names the real run would publish: conflicts resolved as ``publish`` does,
-    counting names earlier files of this run would take."""
-    names = []
-    for out in result.outputs:
-        name = free_name(out.final, config.rule(out.rule).on_conflict, taken)
-        if name is not None:
-            claimed.add(name)
-            names.append(name)
-    report.outputs = names
-    if not names:
-        report.status = "skipped"  # every output's name is taken, and on_conflict: skip
+class DryNames:
+    """The names a real run would publish, for a dry run: conflicts resolved as ``publish``
+    does, counting the names earlier files of the same run would take."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.claimed: set[Path] = set()
+
+    def taken(self, path: Path) -> bool:
+        return path in self.claimed or os.path.lexists(path)
+
+    def placed(self, result: FileResult) -> list[tuple[PlannedOutput, Path]]:
+        """Each output that would be written, with its name; ``skip`` drops a taken one."""
+        placed = []
+        for out in result.outputs:
+            name = free_name(out.final, self.config.rule(out.rule).on_conflict, self.taken)
+            if name is not None:
+                self.claimed.add(name)
+                placed.append((out, name))
+        return placed
+
+    def resolve(self, result: FileResult, report: Report) -> None:
+        """Set ``report.outputs`` to the names the real run would use."""
+        report.outputs = [name for _, name in self.placed(result)]
+        if not report.outputs:
+            report.status = "skipped"  # every output's name is taken, and on_conflict: skip

@@ -91,6 +91,25 @@ def _process(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed or missing else EXIT_OK
 
 
+@command("explain")
+def _explain(args: argparse.Namespace) -> int:
+    from amberpicd import batch
+    from amberpicd.engine.explain import explain, lines
+    from amberpicd.report import json_text
+
+    loaded = _load(args)
+    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
+    for p in missing:
+        print(f"amberpicd: {p}: no such file or folder", file=sys.stderr)
+    files = list(batch.walk(Path(p) for p in args.paths if p not in missing))
+    for n, item in enumerate(explain(loaded.config, files)):
+        if args.json:
+            print(json_text(item.as_json()), flush=True)
+        else:
+            print(("\n" if n else "") + "\n".join(lines(item)), flush=True)
+    return EXIT_FAILED if missing else EXIT_OK
+
+
 @command("check")
 def _check(args: argparse.Namespace) -> int:
     from amberpicd.report import describe_config
@@ -154,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule", metavar="NAME", help="run only this rule")
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: cores)")
 
+    p = add_command(
+        sub,
+        "explain",
+        common,
+        "show why each rule does or does not apply to files, and what a run would do",
+        "For each file: its facts as the rules see them, every rule of its watch entry with each"
+        " condition and whether it holds, the outputs a run would write today (conflicts"
+        " resolved as the real run would), and what would happen to the original."
+        " Nothing is written.",
+        "amberpicd explain ~/Pictures/AmberPic/Inbox/IMG_0042.heic",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     add_command(
         sub,
         "check",

@@ -17,10 +17,15 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def json_line(report: Report) -> str:
+    """The report as one line of JSON (see ``json_text``)."""
+    return json_text(report.as_json())
+
+
+def json_text(doc: dict[str, object]) -> str:
     """One JSON object, valid UTF-8 whatever the file names: an undecodable byte in a
     name (a surrogate escape) is written as a ``\\udcNN`` escape, which ``json.loads``
     turns back into the same string, and ``os.fsencode`` into the original bytes."""
-    text = json.dumps(report.as_json(), ensure_ascii=False)
+    text = json.dumps(doc, ensure_ascii=False)
     return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 

@@ -137,11 +137,15 @@ def _read_upto(f: io.BufferedReader, expected: int, limit: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _exif_date(exif: Image.Exif) -> datetime | None:
-    for value in (exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL), exif.get(_DATETIME)):
+def _exif_date(exif: Image.Exif) -> tuple[datetime, str] | None:
+    """The capture date and the tag it came from, for ``{date}`` and ``explain``."""
+    for tag, value in (
+        ("EXIF DateTimeOriginal", exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)),
+        ("EXIF DateTime", exif.get(_DATETIME)),
+    ):
         if isinstance(value, str):
             try:
-                return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+                return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S"), tag
             except ValueError:
                 continue
     return None
@@ -188,8 +192,9 @@ class Source:
         self.orientation = orientation if orientation in range(1, 9) else 1
         if self.orientation >= 5:
             width, height = height, width
-        when = _exif_date(self.exif) or datetime.fromtimestamp(
-            mtime if mtime is not None else _mtime(path)
+        when, date_source = _exif_date(self.exif) or (
+            datetime.fromtimestamp(mtime if mtime is not None else _mtime(path)),
+            "file modification time",
         )
         self.facts = Facts(
             path=path,
@@ -200,6 +205,7 @@ class Source:
             frames=frames,
             orientation=self.orientation,
             date=when,
+            date_source=date_source,
             content_hash=hashlib.sha256(data).hexdigest(),
         )
         self.limits = limits
