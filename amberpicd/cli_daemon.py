@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from amberpicd.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, command
+from amberpicd.errors import OneLineFormatter, printable
 
 
 def setup_logging(verbose: bool) -> None:
@@ -21,7 +22,7 @@ def setup_logging(verbose: bool) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(OneLineFormatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("watchdog").setLevel(logging.INFO)  # its debug lines are per event
@@ -51,12 +52,12 @@ def _print_status(status: dict) -> None:
             flags.append("missing")
         counts = ", ".join(f"{n} {s}" for s, n in sorted(inbox["counts"].items())) or "nothing yet"
         flag_text = f" ({', '.join(flags)})" if flags else ""
-        print(f"  inbox {inbox['inbox']}{flag_text}: {counts}")
+        print(f"  inbox {printable(inbox['inbox'])}{flag_text}: {counts}")
     if status["config"]["error"]:
         print(f"  config error (running on the previous config): {status['config']['error']}")
     failures = [r for r in status["recent"] if r["status"] == "failed"]
     for r in failures[-5:]:
-        print(f"  failed: {r['error']}")
+        print(f"  failed: {printable(r['error'])}")
 
 
 def _control(name: str, **extra: object):
@@ -113,7 +114,7 @@ def _history(args: argparse.Namespace) -> int:
             continue
         when = datetime.fromtimestamp(job.finished or job.created).strftime("%Y-%m-%d %H:%M:%S")
         detail = job.error if job.error else ", ".join(str(p) for p in job.outputs)
-        print(f"{when} {job.state:9} {job.source.name}: {detail}")
+        print(f"{when} {job.state:9} {printable(job.source.name)}: {printable(detail)}")
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from amberpicd.errors import OriginalError
+from amberpicd.errors import OriginalError, error_text
 from amberpicd.output.writer import StagedOutput, fsync_dir, publish, temp_path
 
 
@@ -56,7 +56,7 @@ def handle_original(
     except OriginalError:
         raise
     except Exception as exc:
-        raise OriginalError(path, f"{policy}: {exc}") from None
+        raise OriginalError(path, f"{policy}: {error_text(exc)}") from None
     raise OriginalError(path, f"unknown originals policy {policy!r}")
 
 

@@ -24,6 +24,7 @@ from amberpicd.errors import (
     OutputError,
     WorkerError,
     WorkerLost,
+    error_text,
     printable,
 )
 from amberpicd.imaging.decode import Source, read_source
@@ -213,7 +214,7 @@ def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> Pl
         try:
             staged = stage(data, final, rule.on_conflict, f"{job.tag}-{n}")
         except OSError as exc:
-            raise OutputError(job.path, f"{final}: {exc.strerror or exc}") from None
+            raise OutputError(job.path, f"{final}: {error_text(exc, filename=False)}") from None
     return PlannedOutput(rule.name, final, len(data), width, height, staged)
 
 
