@@ -44,6 +44,10 @@ _NOUNS = {"formats": "format", "keep_metadata": "metadata group", "names": "name
 def config_error(exc: ValidationError, doc: Document, source: str | Path | None) -> ConfigError:
     """The ConfigError for the first error of ``exc``, located in ``doc``."""
     err = exc.errors(include_url=False)[0]
+    located = (err.get("ctx") or {}).get("loc")
+    if err["type"] == "config_overlap" and located is not None:  # knows its place (schema)
+        where = walk(doc.root, tuple(located))
+        return ConfigError(f"{render(where.found)}: {err['msg']}", source, where.line)
     if not err["loc"] and err["type"] == "value_error":
         found = _cross_reference(doc)
         if found is not None:
