@@ -6,7 +6,9 @@ it is committed: ``pillow_images()`` runs ``pip download`` for the installed Pil
 version once per machine and extracts ``Tests/images`` into
 ``$AMBERPICD_TEST_CACHE`` (default ``~/.cache/amberpicd-tests``)/``pillow-<version>/``.
 Without network (or with ``AMBERPICD_TEST_NO_DOWNLOAD=1``) it raises
-``CorpusUnavailable``; tests skip with its reason.
+``CorpusUnavailable``: the tests that need the files then fail with its reason (they skip
+only for a deliberate ``AMBERPICD_TEST_NO_DOWNLOAD=1``, and never in CI). .ci/run fetches
+them before the tests: ``python tests/corpus.py``.
 
 ``crafted()`` makes the rest in memory: truncated and empty files, wrong extensions,
 huge-dimension headers, malformed and enormous EXIF, 16-bit/CMYK/palette/LA/I;16 modes,
@@ -644,3 +646,10 @@ def cleanup_special(root: Path) -> None:
                 mode = os.lstat(path).st_mode
                 if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
                     os.unlink(path)
+
+
+if __name__ == "__main__":  # .ci/run: fetch Pillow's test images before the tests need them
+    try:
+        print(f"Pillow's test images: {pillow_images()}")
+    except CorpusUnavailable as exc:
+        sys.exit(f"Pillow's test images: {exc}")

@@ -45,7 +45,7 @@ IO_TIMEOUT = 3.0
 # Idle connections cost a socket and at most max_request_bytes of buffer each.
 MAX_CONNECTIONS = 64
 MAX_HANDLERS = 4
-_BACKLOG = 16
+_BACKLOG = 64
 _UCRED = struct.Struct("iII")  # struct ucred: pid_t pid; uid_t uid; gid_t gid
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]

@@ -157,6 +157,31 @@ def _no_constant(text: str) -> float:
     raise ValueError(f"{text} is not JSON")
 
 
+def _connect(address: str, path: Path, deadline: float) -> socket.socket:
+    # A full listen backlog refuses at once (EAGAIN) rather than queueing us: the server
+    # drains it within moments, so try again until the deadline before calling it busy.
+    delay = 0.005
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        try:
+            sock.connect(address)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise ControlError(f"amberpicd is not running (no socket at {path})") from None
+        except (BlockingIOError, TimeoutError):
+            sock.close()
+            if time.monotonic() + delay >= deadline:
+                busy = f"amberpicd at {path} is too busy to accept a connection"
+                raise ControlError(busy) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot connect to {path}: {exc.strerror or exc}") from exc
+
+
 def request(path: Path, cmd: str, /, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
     """Send one command to the daemon at ``path`` and return its response dict.
 
@@ -166,16 +191,7 @@ def request(path: Path, cmd: str, /, timeout: float = 5.0, **args: Any) -> dict[
     address = socket_address(Path(path))
     payload = encode({**args, "cmd": cmd})
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(address)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise ControlError(f"amberpicd is not running (no socket at {path})") from None
-        except (BlockingIOError, TimeoutError):
-            raise ControlError(f"amberpicd at {path} is too busy to accept a connection") from None
-        except OSError as exc:
-            raise ControlError(f"cannot connect to {path}: {exc.strerror or exc}") from exc
+    with _connect(address, Path(path), deadline) as sock:
         try:
             # The server may have answered (a refusal) before reading: read that answer.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
