@@ -511,3 +511,36 @@ def test_a_client_that_never_reads_its_reply_is_dropped(sock_path: Path):
         assert request(sock_path, "small", timeout=2)["blob"] == blob
         assert time.monotonic() - started < 2
         wait_for(lambda: server.open_connections() == 0)  # the hog's reply was given up
+
+
+def test_requests_whose_client_left_while_waiting_are_not_run(sock_path: Path):
+    release = threading.Event()
+    calls: list[str] = []
+
+    def handler(req: dict[str, Any]) -> dict[str, Any]:
+        calls.append(req["cmd"])
+        if req["cmd"] == "block":
+            release.wait(10)
+        return {}
+
+    with ControlServer(sock_path, handler, max_handlers=1) as srv:
+        blocker = threading.Thread(target=lambda: request(sock_path, "block", timeout=10))
+        blocker.start()
+        wait_for(lambda: calls == ["block"])
+        for _ in range(10):  # queued behind the blocker, then gone
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+                gone.connect(str(sock_path))
+                gone.sendall(b'{"cmd": "abandoned"}\n')
+        wait_for(lambda: srv.open_connections() == 11)  # each one's line is in
+        half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with half:  # a half-closed client still waits for its answer: it is served
+            half.connect(str(sock_path))
+            half.sendall(b'{"cmd": "half"}\n')
+            half.shutdown(socket.SHUT_WR)
+            wait_for(lambda: srv.open_connections() == 12)
+            release.set()
+            blocker.join(10)
+            half.settimeout(5)
+            assert json.loads(half.recv(1000)) == {"ok": True}
+        assert request(sock_path, "status")["ok"] is True
+    assert calls == ["block", "half", "status"]

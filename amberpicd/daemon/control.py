@@ -71,6 +71,13 @@ def _answers(address: str) -> bool:
     return True
 
 
+def _hung_up(sock: socket.socket) -> bool:
+    # POLLHUP: the peer closed both ways (a half-close, SHUT_WR, still waits for its answer).
+    probe = select.poll()
+    probe.register(sock, select.POLLOUT)
+    return any(mask & (select.POLLHUP | select.POLLERR) for _, mask in probe.poll(0))
+
+
 class _Conn:
     """One client: reading its line, waiting for the handler, or writing the reply."""
 
@@ -378,6 +385,9 @@ class ControlServer:
             conn, line = self._waiting.popleft()
             if conn.sock.fileno() < 0:
                 continue  # closed while it waited (the server is stopping)
+            if _hung_up(conn.sock):
+                self._close(conn)  # gone while it waited: its answer would go nowhere
+                continue
             thread = threading.Thread(
                 target=self._handle,
                 args=(conn, line),
