@@ -126,7 +126,7 @@ class FileError(AmberpicError):
             self.action = action
         action_part = f"{self.action}: " if self.action else ""
         # One line, whatever the file is called or the reason quotes: both shown with escapes.
-        super().__init__(f"{printable(self.path.name)}: {action_part}{printable(reason)}")
+        super().__init__(f"{printable(self.path.name)}: {action_part}{printable(str(reason))}")
 
 
 class InputRejected(FileError):

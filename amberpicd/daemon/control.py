@@ -175,6 +175,8 @@ class ControlServer:
             raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from exc
         self._sock = sock
         self._stopping.clear()
+        # Handlers of an earlier run may still finish: their results go to the old queue.
+        self._done, self._waiting, self._running = queue.SimpleQueue(), collections.deque(), 0
         self._thread = threading.Thread(target=self._serve, name="amberpicd-control", daemon=True)
         self._thread.start()
         log.info("control socket listening on %s", printable(str(self.path)))
@@ -390,7 +392,7 @@ class ControlServer:
                 continue
             thread = threading.Thread(
                 target=self._handle,
-                args=(conn, line),
+                args=(conn, line, self._done),
                 name="amberpicd-control-handler",
                 daemon=True,
             )
@@ -402,7 +404,7 @@ class ControlServer:
                 self._reply(conn, encode(error_reply("busy: cannot start a handler thread")))
                 raise
 
-    def _handle(self, conn: _Conn, line: bytes) -> None:
+    def _handle(self, conn: _Conn, line: bytes, done: queue.SimpleQueue) -> None:
         # On a handler thread, parsing too (a hostile megabyte may take a moment): only the
         # result crosses back to the serving thread, through the queue.
         try:
@@ -410,7 +412,7 @@ class ControlServer:
             data = encode(error_reply(problem)) if request is None else self._respond(request)
         except BaseException as exc:  # even encoding failures get an answer
             data = encode(error_reply(f"internal error: {type(exc).__name__}"))
-        self._done.put((conn, data))
+        done.put((conn, data))
         self._poke()
 
     def _collect(self) -> None:
