@@ -270,7 +270,7 @@ class Config(Strict):
 
 
 def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
+    return Path(os.path.realpath(_expand(path)))  # templates keep their ~ until rendered
 
 
 def _overlap(loc: tuple[str | int, ...], message: str) -> None:
