@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import logging
 import os
 import queue
 import select
 import socket
-import stat
 import struct
 import threading
 import time
@@ -26,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from amberpicd.daemon.control_socket import bind_socket, unlink_own
 from amberpicd.daemon.control_wire import (
     MAX_REQUEST_BYTES,
     encode,
@@ -54,21 +53,6 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
     """``(pid, uid, gid)`` of the process at the other end, as the kernel saw it at connect."""
     return _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-
-
-def _answers(address: str) -> bool:
-    """Does a live server accept connections at ``address``?"""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(address)
-        except (ConnectionRefusedError, FileNotFoundError):
-            return False
-        except (BlockingIOError, TimeoutError):
-            return True  # backlog full: alive but busy
-        except OSError as exc:
-            raise ControlError(f"cannot check the socket {address}: {exc.strerror or exc}") from exc
-    return True
 
 
 def _hung_up(sock: socket.socket) -> bool:
@@ -164,14 +148,15 @@ class ControlServer:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ControlError(f"cannot create {self.path.parent}: {exc.strerror}") from exc
-        sock = self._bind(address)
+        sock, self._identity = bind_socket(self.path, address)
         try:
             sock.listen(_BACKLOG)
             sock.setblocking(False)  # accept() only after poll(); a vanished client can't block
             self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             sock.close()
-            self._unlink_own()
+            unlink_own(self.path, self._identity)
+            self._identity = None
             raise ControlError(f"cannot listen on {self.path}: {exc.strerror}") from exc
         self._sock = sock
         self._stopping.clear()
@@ -196,7 +181,8 @@ class ControlServer:
                 os.close(fd)
             self._wake = None
         self._sock = self._thread = None
-        self._unlink_own()
+        unlink_own(self.path, self._identity)
+        self._identity = None
 
     def _poke(self) -> None:
         # Under the lock: a handler finishing after stop() must not write to a closed (or
@@ -205,59 +191,6 @@ class ControlServer:
             if self._wake is not None:
                 with contextlib.suppress(BlockingIOError):
                     os.write(self._wake[1], b"x")
-
-    def _bind(self, address: str) -> socket.socket:
-        for _ in range(3):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            # Linux gives a new socket file the mode of the socket's own inode, less the
-            # umask: setting it first means the file is never wider than 0600, without
-            # changing the process-wide umask under other threads' feet. (Should a kernel
-            # refuse, the chmod below still applies and the 0700 folder covers the gap.)
-            with contextlib.suppress(OSError):
-                os.fchmod(sock.fileno(), 0o600)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                sock.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise ControlError(f"cannot bind {self.path}: {exc.strerror}") from exc
-                self._remove_stale(address)
-                continue
-            try:
-                os.chmod(address, 0o600)  # normally a no-op; covers a umask that clears u+rw
-                st = os.stat(address)
-            except OSError as exc:
-                sock.close()
-                with contextlib.suppress(OSError):
-                    os.unlink(address)
-                raise ControlError(f"cannot secure {self.path}: {exc.strerror}") from exc
-            self._identity = (st.st_dev, st.st_ino)
-            return sock
-        raise ControlError(f"cannot bind {self.path}: it keeps being recreated by someone else")
-
-    def _remove_stale(self, address: str) -> None:
-        try:
-            st = os.lstat(address)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise ControlError(f"{self.path} exists and is not a socket; move it away")
-        if _answers(address):
-            raise ControlError(f"another amberpicd is already listening on {self.path}")
-        log.info("removing stale control socket %s", printable(str(self.path)))
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(address)
-
-    def _unlink_own(self) -> None:
-        # Another daemon may have replaced the file since: only remove the one we bound.
-        identity, self._identity = self._identity, None
-        try:
-            st = os.lstat(self.path)
-            if (st.st_dev, st.st_ino) == identity:
-                os.unlink(self.path)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                log.warning("cannot remove %s: %s", printable(str(self.path)), exc.strerror)
 
     # -- the serving thread ------------------------------------------------------------
 
