@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from amberpicd import __version__
-from amberpicd.errors import AmberpicError, ConfigError
+from amberpicd.errors import AmberpicError, ConfigError, OneLineFormatter, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("amberpicd")
@@ -51,7 +51,7 @@ def _process(args: argparse.Namespace) -> int:
         raise ConfigError(f"no rule named {args.rule!r}", loaded.source)
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     for p in missing:
-        print(f"amberpicd: {p}: no such file or folder", file=sys.stderr)
+        print(f"amberpicd: {printable(p)}: no such file or folder", file=sys.stderr)
     started = time.monotonic()
     given = [Path(p) for p in args.paths if p not in missing]
     total = sum(1 for _ in batch.walk(given))
@@ -68,7 +68,7 @@ def _process(args: argparse.Namespace) -> int:
             print(report.human_line(rep, args.dry_run, tally.shown.get(rep.source)), flush=True)
         if rep.status == "failed":
             error = report.located(rep, tally.shown.get(rep.source))
-            print(f"amberpicd: {error}", file=sys.stderr, flush=True)
+            print(f"amberpicd: {printable(error or '')}", file=sys.stderr, flush=True)
         progress.update(rep)
 
     reports = batch.process(
@@ -248,11 +248,9 @@ EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParse
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from amberpicd.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
-from amberpicd.errors import printable
+from amberpicd.errors import OneLineFormatter, printable
 
 
 def setup_logging(verbose: bool) -> None:
@@ -22,7 +22,7 @@ def setup_logging(verbose: bool) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(OneLineFormatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("watchdog").setLevel(logging.INFO)  # its debug lines are per event
@@ -56,19 +56,20 @@ def _print_status(status: dict) -> None:
         shown = {s: n for s, n in inbox["counts"].items() if s != "retry"}
         counts = ", ".join(f"{n} {s}" for s, n in sorted(shown.items())) or "nothing yet"
         flag_text = f" ({', '.join(flags)})" if flags else ""
-        print(f"  inbox {inbox['inbox']}{flag_text}: {counts}")
+        print(f"  inbox {printable(inbox['inbox'])}{flag_text}: {counts}")
     if status["config"]["error"]:
         print(f"  config error (running on the previous config): {status['config']['error']}")
     empty = status.get("empty") or []
     if empty:
-        names = ", ".join(Path(p).name for p in empty[:5]) + (", ..." if len(empty) > 5 else "")
+        names = ", ".join(printable(Path(p).name) for p in empty[:5])
+        names += ", ..." if len(empty) > 5 else ""
         print(
             f"  {len(empty)} empty (0-byte) file{'s' if len(empty) > 1 else ''} waiting for "
             f"content: {names}"
         )
     for r in [r for r in status["recent"] if r["status"] in ("failed", "skipped")][-5:]:
         if r.get("error"):
-            print(f"  {r['status']}: {r['error']}")
+            print(f"  {r['status']}: {printable(r['error'])}")
 
 
 def _control(name: str, **extra: object):
@@ -133,7 +134,7 @@ def _history(args: argparse.Namespace) -> int:
         )
         if not detail and job.state == "unmatched":
             detail = "no rule took it (no rule matched, or not an image)"
-        print(f"{when} {job.state:9} {name}: {detail}")
+        print(f"{when} {job.state:9} {name}: {printable(detail)}")
     return EXIT_OK
 
 

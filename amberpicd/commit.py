@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from amberpicd.errors import FileError, OutputError
+from amberpicd.errors import FileError, OutputError, error_text
 from amberpicd.originals import handle_original
 from amberpicd.output.writer import discard, publish
 from amberpicd.pipeline import FileResult
@@ -85,7 +85,7 @@ def commit(
         for out in result.outputs:
             if out.staged is not None:
                 discard(out.staged)
-        error = OutputError(result.path, f"{exc.filename or ''}: {exc.strerror or exc}")
+        error = OutputError(result.path, error_text(exc))
         report.status, report.error = "failed", str(error)
         return report
     if recorder is not None:

@@ -24,6 +24,7 @@ from amberpicd.errors import (
     OutputError,
     WorkerError,
     WorkerLost,
+    error_text,
     printable,
 )
 from amberpicd.fs.confined import Escape, SymlinkRefused
@@ -234,7 +235,7 @@ def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> Pl
     except (SymlinkRefused, Escape) as exc:
         raise OutputError(job.path, str(exc)) from None
     except OSError as exc:
-        raise OutputError(job.path, f"{final}: {exc.strerror or exc}") from None
+        raise OutputError(job.path, f"{final}: {error_text(exc, filename=False)}") from None
     return PlannedOutput(rule.name, final, len(data), width, height, staged)
 
 

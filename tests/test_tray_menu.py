@@ -332,3 +332,14 @@ def test_a_skipped_non_image_says_why_and_is_no_failure():
     recent = find(build_menu(s), "Recent activity").submenu
     assert texts(recent) == ["○ README.txt: not an image"]
     assert recent[0].actions == (OpenPath("/in"),)
+
+
+def test_recent_names_cannot_disguise_themselves():
+    # A bidi override shows "photo.exe" as "photo.gpj" to the eye; an ESC could restyle text.
+    recent = [
+        {"source": "/in/photo\u202egpj.exe", "status": "done", "outputs": ["/o/a.webp"]},
+        {"source": "/in/x.jpg", "status": "failed", "outputs": [], "error": "x\x1b[2J.jpg: bad"},
+    ]
+    items = find(build_menu(status(recent=recent)), "Recent activity").submenu
+    labels = [i.text for i in items[:2]]
+    assert sorted(labels) == ["✓ photo\\u202egpj.exe → a.webp", "✗ x\\x1b[2J.jpg: bad"]

@@ -81,6 +81,11 @@ def config_error(exc: ValidationError, doc: Document, source: str | Path | None)
         # A list whose items failed also reports itself too short: the items say it all.
         if any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs):
             continue
+        located = (err.get("ctx") or {}).get("loc")
+        if err["type"] == "config_overlap" and located is not None:  # knows its place (schema)
+            at = walk(doc.root, tuple(located))
+            found.append(ConfigError(f"{render(at.found)}: {err['msg']}", source, at.line))
+            continue
         if not loc and err["type"] == "value_error":
             crossed = _cross_reference(doc)
             if crossed:

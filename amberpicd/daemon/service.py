@@ -34,7 +34,7 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.errors import AmberpicError, ConfigError, JournalLocked
+from amberpicd.errors import AmberpicError, ConfigError, JournalLocked, printable
 from amberpicd.journal import Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
@@ -217,7 +217,11 @@ class Daemon:
             self.failures_unseen += 1
             log.error("%s", report.error)
         elif report.status == "done":
-            log.info("%s → %s", report.source.name, ", ".join(p.name for p in report.outputs))
+            log.info(
+                "%s → %s",
+                printable(report.source.name),
+                printable(", ".join(p.name for p in report.outputs)),
+            )
         elif report.error:  # skipped: not an image, or an empty file (not failures)
             log.info("%s", report.error)
         self._notify_status()

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from amberpicd.errors import printable
+
 RECENT_ITEMS = 8  # jobs listed under "Recent activity"
 LABEL_CHARS = 64  # longer labels are cut: menus as wide as the screen help nobody
 
@@ -122,7 +124,9 @@ def _short(path: str, home: str | None) -> str:
 
 
 def _cut(text: str) -> str:
-    text = " ".join(text.split())  # a newline in an error must not break the menu
+    # A newline in an error must not break the menu, nor a bidi override or an escape
+    # sequence in a file name disguise it.
+    text = printable(" ".join(text.split()))
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
