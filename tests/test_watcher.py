@@ -699,6 +699,11 @@ w.stop()
 """
 
 
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (``T`` when stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
 def test_real_queue_overflow_reaches_on_overflow(tmp_path) -> None:
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if limit > 200_000:
@@ -718,7 +723,13 @@ def test_real_queue_overflow_reaches_on_overflow(tmp_path) -> None:
         # A stopped reader lets the kernel queue fill; alternating names defeat coalescing.
         os.kill(child.pid, signal.SIGSTOP)
         try:
-            for i in range(limit + 1000):
+            # kill() returns before the child has stopped: under load its reader could
+            # still drain the queue while we fill it, so wait for the stop, and overfill.
+            deadline = time.monotonic() + 10
+            while _state(child.pid) != "T" and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert _state(child.pid) == "T", "the child never stopped"
+            for i in range(2 * limit):
                 os.utime(a if i % 2 else b)
         finally:
             os.kill(child.pid, signal.SIGCONT)
