@@ -9,15 +9,21 @@ import shutil
 from pathlib import Path
 
 from amberpicd.errors import OriginalError
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.output.writer import StagedOutput, fsync_dir, publish, temp_path
 
 
-def unchanged(path: Path, size: int, mtime_ns: int) -> bool:
+def unchanged(path: Path, identity: FileIdentity | None) -> bool:
+    """Whether ``path`` still names the very file whose content was processed: same inode,
+    size, mtime and ctime (a file renamed over it, or rewritten with its mtime put back, is
+    not; see fs/identity.py)."""
+    if identity is None:
+        return False
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except OSError:
         return False
-    return st.st_size == size and st.st_mtime_ns == mtime_ns
+    return identity.matches(st)
 
 
 def handle_original(
@@ -26,8 +32,7 @@ def handle_original(
     *,
     archive: Path | None = None,
     relpath: str = "",
-    size: int,
-    mtime_ns: int,
+    identity: FileIdentity | None,
 ) -> Path | None:
     """Apply ``policy`` to ``path``. Returns where the original now is (None if trashed
     or deleted). Raises OriginalError, leaving the original in place, on any problem."""
@@ -35,7 +40,7 @@ def handle_original(
         return path
     if not path.exists() and policy in ("trash", "delete"):
         return None  # already done by an earlier, interrupted run
-    if not unchanged(path, size, mtime_ns):
+    if not unchanged(path, identity):
         raise OriginalError(path, "it changed while being processed; left in place")
     try:
         if policy == "move":

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from amberpicd.errors import OriginalError
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.originals import handle_original
 
 
@@ -11,8 +12,7 @@ def original(tmp_path: Path, name: str = "a.jpg") -> tuple[Path, dict]:
     p = tmp_path / "inbox" / name
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(b"photo")
-    st = p.stat()
-    return p, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return p, {"identity": FileIdentity.of(os.lstat(p))}
 
 
 def test_keep(tmp_path):
@@ -50,6 +50,30 @@ def test_changed_original_is_left_in_place(tmp_path):
     with pytest.raises(OriginalError, match="changed while being processed"):
         handle_original(p, "delete", **seen)
     assert p.read_bytes() == b"edited meanwhile"
+
+
+def test_file_renamed_over_with_same_size_and_mtime_is_left_in_place(tmp_path):
+    p, seen = original(tmp_path)
+    old = os.lstat(p)
+    other = p.with_name("other.jpg")
+    other.write_bytes(b"PHOTO")  # same size
+    os.utime(other, ns=(old.st_atime_ns, old.st_mtime_ns))  # mtime put back, as cp -p does
+    os.replace(other, p)
+    assert (os.lstat(p).st_size, os.lstat(p).st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    with pytest.raises(OriginalError, match="changed while being processed"):
+        handle_original(p, "delete", **seen)
+    assert p.read_bytes() == b"PHOTO"
+
+
+def test_rewritten_in_place_with_mtime_put_back_is_left_in_place(tmp_path):
+    p, seen = original(tmp_path)
+    old = os.lstat(p)
+    with open(p, "r+b") as f:
+        f.write(b"PHOTO")
+    os.utime(p, ns=(old.st_atime_ns, old.st_mtime_ns))  # exiftool -P, touch -r
+    with pytest.raises(OriginalError, match="changed while being processed"):
+        handle_original(p, "delete", **seen)
+    assert p.read_bytes() == b"PHOTO"
 
 
 def test_move_across_filesystems(tmp_path):

@@ -1,0 +1,1 @@
+"""Filesystem primitives the engine relies on (file identity)."""
