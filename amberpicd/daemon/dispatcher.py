@@ -104,6 +104,8 @@ class Dispatcher:
         self._paths: set[Path] = set()  # sources with a job in flight: one job per path
         self._again: set[Path] = set()  # taken while in flight: taken again when it ends
         self._later: list[tuple[float, Path]] = []  # (monotonic time, path): re-take then
+        self._fps: dict[Path, str] = {}  # fingerprints of the current config's inboxes
+        self._fps_of: Config | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
 
@@ -178,7 +180,7 @@ class Dispatcher:
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
             return
         rules = config.rules_for(watch)
-        fp, identity = fingerprint(rules), FileIdentity.of(st)
+        fp, identity = self._fingerprint(config, watch), FileIdentity.of(st)
         known = self.journal.cached_hash(identity)  # no read: the hash a worker found
         earlier = self.journal.decided(path, fp, known) if known is not None else None
         earlier = earlier or self.journal.failed_unread(path, fp, identity)
@@ -196,6 +198,33 @@ class Dispatcher:
         job, originals = job_for(config, watch, path, str(job_id))
         job = replace(job, done_hashes=self.journal.decided_hashes(path, fp))
         self._submit(Running(job_id, job, originals, watch))
+
+    def known(self, path: Path) -> bool:
+        """Whether a scan may pass over ``path``: its identity is one a worker hashed, and
+        that content was decided for this path and these rules. One lstat and two indexed
+        queries; the file is not opened. Thread-safe (the watcher's rescans call it)."""
+        try:
+            config = self.config()
+            watch = config.watch_for(path)
+            st = os.lstat(path)
+            if watch is None or not stat.S_ISREG(st.st_mode) or path in self._paths:
+                return False
+            known = self.journal.cached_hash(FileIdentity.of(st))
+            fp = self._fingerprint(config, watch)
+            return known is not None and self.journal.decided(path, fp, known) is not None
+        except Exception:  # unsure: let the file take the usual way
+            return False
+
+    def _fingerprint(self, config: Config, watch: Watch) -> str:
+        # Dumping the rules costs more than the rest of a take: once per config and inbox.
+        # A new dict per config, never cleared: the watcher's rescans read it too.
+        if self._fps_of is not config:
+            self._fps, self._fps_of = {}, config
+        memo = self._fps
+        fp = memo.get(watch.inbox)
+        if fp is None:
+            fp = memo[watch.inbox] = fingerprint(config.rules_for(watch))
+        return fp
 
     @staticmethod
     def _decided(path: Path, earlier, level: int = logging.INFO) -> None:
@@ -268,7 +297,7 @@ class Dispatcher:
             return False
         if not result.content_hash or result.identity is None:
             return True  # failed before the file was read whole: the take-time stat stays
-        fp = fingerprint(item.job.rules)
+        fp = fingerprint(item.job.rules)  # the rules this job ran (recovery: maybe older ones)
         earlier = self.journal.decided(path, fp, result.content_hash)
         if earlier is not None or result.status == "already":
             _discard_staged(result)
