@@ -158,7 +158,7 @@ class FileQueries(Store):
         from another path (``duplicates: skip``), or None."""
         rows = self._read(
             "SELECT id, source FROM jobs WHERE content_hash = ? AND fingerprint = ?"
-            " AND state = 'done' AND duplicate_of IS NULL AND source != ?"
+            " AND state = 'done' AND duplicate_of IS NULL AND outputs != '[]' AND source != ?"
             " ORDER BY id LIMIT 1",
             (content_hash, fingerprint, _db(source)),
         )
