@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amberpicd import derive
@@ -150,8 +150,9 @@ def run(job: FileJob) -> FileResult:
         except SourceChanged as exc:
             result.status, result.error = "changed", str(exc)
             return result
-        result.identity, result.identity_settled = identity, identity.settled(time.time_ns())
         result.content_hash = hashlib.sha256(data).hexdigest()
+        result.identity = replace(identity, content_hash=result.content_hash)
+        result.identity_settled = identity.settled(time.time_ns())
         if result.content_hash in job.done_hashes:
             del data
             result.status = "already"

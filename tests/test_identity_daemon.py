@@ -269,3 +269,18 @@ def test_restart_and_reload_over_processed_kept_files_open_none_of_them(daemon, 
     images.jpeg(d.inbox / "k0000.jpg", (16, 12), description="edited")
     wait_for(lambda: str(d.inbox / "k0000.jpg") in opens(log), what="the edited file read")
     wait_for((d.out / "k0000-1.webp").exists)
+
+
+def test_hard_links_are_two_files_and_both_are_deleted_after_their_outputs(daemon, tmp_path):
+    d = daemon(config("delete"))
+    images.jpeg(tmp_path / "a.jpg", (64, 48))
+    os.link(tmp_path / "a.jpg", tmp_path / "b.jpg")  # one inode, two names
+    os.rename(tmp_path / "a.jpg", d.inbox / "a.jpg")
+    os.rename(tmp_path / "b.jpg", d.inbox / "b.jpg")
+    wait_for(lambda: len(files(d.out)) == 2 and not files(d.inbox), what="both handled")
+    wait_for(d.idle)
+    assert [p.name for p in files(d.out)] == ["a.webp", "b.webp"]
+    assert sorted((name, state) for name, _, state in jobs(d)) == [
+        ("a.jpg", "done"),
+        ("b.jpg", "done"),
+    ]

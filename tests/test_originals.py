@@ -90,3 +90,23 @@ def test_move_across_filesystems(tmp_path):
         for f in archive.glob("*"):
             f.unlink()
         archive.rmdir()
+
+
+def test_same_inode_with_only_its_metadata_changed_is_compared_by_content(tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    p, seen = original(tmp_path)
+    identity = replace(seen["identity"], content_hash=hashlib.sha256(b"photo").hexdigest())
+    os.link(p, tmp_path / "hard link")  # ctime changes, the bytes do not
+    assert not identity.matches(os.lstat(p))
+    assert handle_original(p, "delete", identity=identity) is None and not p.exists()
+    q, seen = original(tmp_path, "b.jpg")
+    identity = replace(seen["identity"], content_hash=hashlib.sha256(b"photo").hexdigest())
+    st = os.lstat(q)
+    with open(q, "r+b") as f:
+        f.write(b"PHOTO")  # same inode, same size, mtime put back: the bytes tell
+    os.utime(q, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(OriginalError, match="changed while being processed"):
+        handle_original(q, "delete", identity=identity)
+    assert q.read_bytes() == b"PHOTO"

@@ -21,7 +21,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -199,21 +199,33 @@ class Dispatcher:
         job = replace(job, done_hashes=self.journal.decided_hashes(path, fp))
         self._submit(Running(job_id, job, originals, watch))
 
-    def known(self, path: Path) -> bool:
-        """Whether a scan may pass over ``path``: its identity is one a worker hashed, and
-        that content was decided for this path and these rules. One lstat and two indexed
-        queries; the file is not opened. Thread-safe (the watcher's rescans call it)."""
-        try:
-            config = self.config()
-            watch = config.watch_for(path)
-            st = os.lstat(path)
-            if watch is None or not stat.S_ISREG(st.st_mode) or path in self._paths:
-                return False
-            known = self.journal.cached_hash(FileIdentity.of(st))
-            fp = self._fingerprint(config, watch)
-            return known is not None and self.journal.decided(path, fp, known) is not None
-        except Exception:  # unsure: let the file take the usual way
-            return False
+    def known(self, paths: Sequence[Path]) -> set[Path]:
+        """Of the files a rescan found, those it may pass over: each one's identity is one a
+        worker hashed, and that content was decided for its path and these rules. One lstat
+        per file and a few queries in all; no file is opened. Thread-safe (the watcher's
+        rescans call it)."""
+        config, passed = self.config(), set()
+        by_watch: dict[str, list[tuple[Path, FileIdentity]]] = {}
+        watches: dict[str, Watch] = {}
+        for path in paths:
+            watch = _deepest(watches, path, config)
+            if watch is None or path in self._paths:
+                continue
+            watches.setdefault(str(watch.inbox), watch)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                by_watch.setdefault(str(watch.inbox), []).append((path, FileIdentity.of(st)))
+        for inbox, found in by_watch.items():
+            hashes = self.journal.cached_hashes([identity for _, identity in found])
+            if not hashes:
+                continue
+            fp = self._fingerprint(config, watches[inbox])
+            candidates = [(p, hashes[i]) for p, i in found if i in hashes]
+            passed |= self.journal.decided_among(watches[inbox].inbox, fp, candidates)
+        return passed
 
     def _fingerprint(self, config: Config, watch: Watch) -> str:
         # Dumping the rules costs more than the rest of a take: once per config and inbox.
@@ -353,6 +365,13 @@ class Dispatcher:
         if path in self._again:
             self._again.discard(path)
             self.queue.put(path)
+
+
+def _deepest(watches: dict[str, Watch], path: Path, config: Config) -> Watch | None:
+    """The watch of ``path``: the parent's inbox when it is one already seen (a rescan's
+    files mostly share one), else ``config.watch_for`` (deepest inbox wins)."""
+    watch = watches.get(os.path.dirname(path))
+    return watch if watch is not None else config.watch_for(path)
 
 
 def _discard_staged(result: FileResult) -> None:

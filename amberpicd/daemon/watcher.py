@@ -80,7 +80,7 @@ class InboxWatcher:
         *,
         quiet: float = 2.0,
         ignore: Callable[[Path], bool] = never,
-        known: Callable[[Path], bool] = never,
+        known: Callable[[list[Path]], set[Path]] = lambda paths: set(),
         on_overflow: Callable[[], None] | None = None,
         on_inbox_lost: Callable[[Path], None] | None = None,
         on_inbox_back: Callable[[Path], None] | None = None,
@@ -177,9 +177,15 @@ class InboxWatcher:
             def skip(path: Path, nested: set[Path] = nested) -> bool:
                 return path in nested or ignored(self._ignore, path)
 
+            paths = list(scan(st.path, st.recursive, skip))
             # A file unchanged since it was processed needs no settling and no job: at a
-            # start over 10,000 kept files, that is 10,000 lstats and nothing else.
-            paths = [p for p in scan(st.path, st.recursive, skip) if not ignored(self._known, p)]
+            # start over 10,000 kept files, that is 10,000 lstats and a few queries.
+            try:
+                passed = self._known(paths)
+            except Exception:  # unsure: every file takes the usual way
+                log.exception("%s: rescan could not consult the journal", st.path)
+                passed = set()
+            paths = [p for p in paths if p not in passed]
             with self._cond:
                 for path in paths:
                     self._settler.observe(path, "found")

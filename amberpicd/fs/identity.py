@@ -6,6 +6,10 @@
 file that reuses a freed inode number gets a new ctime. So an identity that still matches
 means the same inode with no change since it was taken.
 
+When the inode is the same but its metadata moved (a hard link added or removed, ``chmod``,
+``touch``: ctime changes, the bytes need not), :meth:`FileIdentity.same_content` compares by
+content instead, reading the file once more: the only read outside a worker, and only then.
+
 One limit, stated: ctime has the filesystem's timestamp granularity (a clock tick on ext4 and
 tmpfs, a second on ext3, two on FAT). A change within the same tick as the previous one can
 leave the identity unchanged; :meth:`FileIdentity.settled` tells whether an identity taken at
@@ -14,8 +18,11 @@ a given moment is old enough to be trusted for that (the "racy" window git's ind
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
 
 #: An identity whose ctime is at least this much older than the moment it was taken cannot
 #: share its ctime with a later change, whatever the filesystem's timestamp granularity.
@@ -29,6 +36,9 @@ class FileIdentity:
     size: int
     mtime_ns: int
     ctime_ns: int
+    # sha256 of the file's bytes when the identity was taken, when known; not part of the
+    # identity (equality), only what same_content() compares against.
+    content_hash: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileIdentity:
@@ -43,3 +53,25 @@ class FileIdentity:
         """Whether, taken at ``taken_ns`` (``time.time_ns()``), this identity is safe to cache:
         a later change cannot have left ctime as it is."""
         return taken_ns - self.ctime_ns >= RACY_NS
+
+    def same_content(self, path: Path, st: os.stat_result) -> bool:
+        """Whether ``path`` (whose lstat is ``st``) is this inode with the same bytes, though
+        its metadata changed. False without reading when the inode, type or size differ."""
+        same_inode = (st.st_dev, st.st_ino, st.st_size) == (self.dev, self.ino, self.size)
+        if not self.content_hash or not same_inode or not stat.S_ISREG(st.st_mode):
+            return False
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            before = os.fstat(fd)
+            if (before.st_dev, before.st_ino) != (self.dev, self.ino):
+                return False
+            digest = hashlib.sha256()
+            while chunk := os.read(fd, 1 << 20):
+                digest.update(chunk)
+            unchanged = FileIdentity.of(before).matches(os.fstat(fd))
+        finally:
+            os.close(fd)
+        return unchanged and digest.hexdigest() == self.content_hash

@@ -118,6 +118,44 @@ class FileQueries(Store):
         )
         return rows[0][0] if rows else None
 
+    def cached_hashes(self, identities: Sequence[FileIdentity]) -> dict[FileIdentity, str]:
+        """:meth:`cached_hash` for many identities at once (a rescan), in a few queries."""
+        found: dict[FileIdentity, str] = {}
+        by_dev: dict[int, dict[int, FileIdentity]] = {}
+        for i in identities:
+            by_dev.setdefault(i.dev, {})[i.ino] = i
+        for dev, wanted in by_dev.items():
+            inodes = list(wanted)
+            for start in range(0, len(inodes), 500):  # the primary key answers dev + ino IN
+                chunk = inodes[start : start + 500]
+                rows = self._read(
+                    "SELECT ino, size, mtime_ns, ctime_ns, content_hash FROM stat_cache"
+                    " WHERE dev = ? AND ino IN ({})".format(", ".join("?" * len(chunk))),
+                    [dev, *chunk],
+                )
+                for ino, size, mtime_ns, ctime_ns, content_hash in rows:
+                    identity = wanted[ino]
+                    if (identity.size, identity.mtime_ns, identity.ctime_ns) == (
+                        size,
+                        mtime_ns,
+                        ctime_ns,
+                    ):
+                        found[identity] = content_hash
+        return found
+
+    def decided_among(
+        self, inbox: Path, fingerprint: str, candidates: Sequence[tuple[Path, str]]
+    ) -> set[Path]:
+        """Of the (path, content hash) ``candidates`` in ``inbox``, the paths :meth:`decided`
+        holds a decision for under these rules: a rescan's decisions in one query."""
+        rows = self._read(
+            "SELECT source, content_hash FROM jobs WHERE inbox = ? AND fingerprint = ?"
+            f" AND content_hash != '' AND {_STILL_THERE}",
+            (_db(inbox), fingerprint),
+        )
+        decided = set(rows)
+        return {path for path, h in candidates if (_db(path), h) in decided}
+
     def decided(self, source: Path, fingerprint: str, content_hash: str) -> Decided | None:
         """The latest decision that holds for this path with this content and rules: done (with
         the original kept), failed or unmatched. None: the file is due."""

@@ -54,7 +54,9 @@ class Job:
     def identity(self) -> FileIdentity:
         """The identity of the file whose content the job processed (what recovery checks
         before handling the original)."""
-        return FileIdentity(self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
+        return FileIdentity(
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns, self.content_hash
+        )
 
 
 @dataclass(frozen=True)
