@@ -201,3 +201,37 @@ def test_a_version_1_journal_migrates_and_keeps_its_decisions(tmp_path):
         assert j.decided(Path("/in/a.jpg"), "fp", "h1").state == "done"
         assert j.cached_hash(FileIdentity(0, 0, 0, 0, 0)) is None
         assert j.get(1).originals == "keep" and j.get(1).duplicate_of is None
+
+
+def test_a_rescan_passes_over_only_files_unchanged_since_decided(tmp_path):
+    from amberpicd.config.schema import Config
+    from amberpicd.daemon.dispatcher import Dispatcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = Config.model_validate(
+        {
+            "watch": [{"inbox": str(inbox)}],
+            "rules": [{"name": "t", "pipeline": [{"encode": "png"}], "output": "/o/{stem}.png"}],
+        }
+    )
+    with Journal(tmp_path / "journal.db") as j:
+        d = Dispatcher(j, None, None, lambda: config, in_flight=1)  # type: ignore[arg-type]
+        fp = d._fingerprint(config, config.watch[0])
+        paths = []
+        for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+            p = inbox / name
+            p.write_bytes(name.encode())
+            identity = ident(p)
+            job = j.begin_file(p, fp, inbox=inbox, identity=identity)
+            j.identify(job, f"h-{name}", identity, cache=name != "d.jpg")  # d: racy, uncached
+            j.stage(job, [])
+            j.published(job, [])
+            j.finish(job)
+            paths.append(p)
+        assert d.known(paths) == set(paths[:3])
+        (inbox / "a.jpg").write_bytes(b"A.JPG")  # changed: read again
+        os.link(inbox / "b.jpg", inbox / "b2.jpg")  # b's ctime moved; b2 is another path
+        e = inbox / "e.jpg"
+        e.write_bytes(b"c.jpg")  # c's bytes under another name: not decided for e
+        assert d.known([*paths, inbox / "b2.jpg", e]) == {inbox / "c.jpg"}
