@@ -20,11 +20,14 @@ from amberpicd.errors import JournalError
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal.store import Store, _db, _path
 
-#: States after which a file is not taken again (unless retried); mirrors jobs.DECISIONS.
-_DECIDED = "state IN ('done', 'failed', 'unmatched')"
-# A done job whose original was moved, trashed or deleted left nothing at its path: a file
-# found there later is a new drop, not that one.
-_STILL_THERE = f"{_DECIDED} AND NOT (state = 'done' AND originals != 'keep')"
+
+def _still_there(decisions: tuple[str, ...]) -> str:
+    """SQL for "a decision that holds for a file still at its path": any of ``decisions``
+    (jobs.DECISIONS: states after which a file is not taken again unless retried), except a
+    done job whose original was moved, trashed or deleted. That left nothing at its path:
+    a file found there later is a new drop, not that one."""
+    states = ", ".join(f"'{s}'" for s in decisions)
+    return f"state IN ({states}) AND NOT (state = 'done' AND originals != 'keep')"
 
 
 class Decided(tuple):
@@ -47,6 +50,11 @@ class FileQueries(Store):
     """File identity queries on the journal; the job lifecycle lives in ``jobs.Journal``."""
 
     _clock: Callable[[], float]  # set by Journal
+    _decisions: tuple[str, ...] = ("done", "failed", "unmatched")  # Journal: jobs.DECISIONS
+
+    @property
+    def _still(self) -> str:  # the SQL fragment for the current decision states
+        return _still_there(self._decisions)
 
     def begin_file(
         self,
@@ -150,7 +158,7 @@ class FileQueries(Store):
         holds a decision for under these rules: a rescan's decisions in one query."""
         rows = self._read(
             "SELECT source, content_hash FROM jobs WHERE inbox = ? AND fingerprint = ?"
-            f" AND content_hash != '' AND {_STILL_THERE}",
+            f" AND content_hash != '' AND {self._still}",
             (_db(inbox), fingerprint),
         )
         decided = set(rows)
@@ -161,7 +169,7 @@ class FileQueries(Store):
         the original kept), failed or unmatched. None: the file is due."""
         rows = self._read(
             "SELECT id, state, error FROM jobs WHERE source = ? AND fingerprint = ?"
-            f" AND content_hash = ? AND {_STILL_THERE} ORDER BY id DESC LIMIT 1",
+            f" AND content_hash = ? AND {self._still} ORDER BY id DESC LIMIT 1",
             (_db(source), fingerprint, content_hash),
         )
         return Decided(rows[0]) if rows else None
@@ -170,7 +178,7 @@ class FileQueries(Store):
         """The content hashes :meth:`decided` knows for this path and rules, newest first."""
         rows = self._read(
             "SELECT content_hash FROM jobs WHERE source = ? AND fingerprint = ?"
-            f" AND content_hash != '' AND {_STILL_THERE}"
+            f" AND content_hash != '' AND {self._still}"
             " GROUP BY content_hash ORDER BY MAX(id) DESC LIMIT ?",
             (_db(source), fingerprint, limit),
         )

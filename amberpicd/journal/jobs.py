@@ -81,6 +81,8 @@ class Journal(FileQueries):
     does not exist or a state change the lifecycle does not allow (a daemon bug, said loudly).
     """
 
+    _decisions = DECISIONS  # what decided() and the rescan pass-over count as decided
+
     def __init__(
         self, path: str | Path, *, timeout: float = 5.0, clock: Callable[[], float] = time.time
     ):
