@@ -185,7 +185,10 @@ class InboxWatcher:
             except Exception:  # unsure: every file takes the usual way
                 log.exception("%s: rescan could not consult the journal", st.path)
                 passed = set()
-            paths = [p for p in paths if p not in passed]
+            if passed:
+                n = len(passed)
+                log.debug("%s: %d files unchanged since processed; passed over", st.path, n)
+                paths = [p for p in paths if p not in passed]
             with self._cond:
                 for path in paths:
                     self._settler.observe(path, "found")
