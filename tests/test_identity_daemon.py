@@ -240,8 +240,8 @@ def test_name_replaced_while_queued_gives_one_output_of_the_new_content(daemon, 
     assert xs == [(new_hash, "done")], xs
 
 
-def test_restart_and_reload_over_processed_kept_files_open_none_of_them(daemon, tmp_path):
-    n = 500
+@pytest.mark.parametrize("n", [500, pytest.param(10_000, marks=pytest.mark.slow)])
+def test_restart_and_reload_over_processed_kept_files_open_none_of_them(daemon, tmp_path, n):
     d = daemon(config(), start=False)
     d.inbox.mkdir(exist_ok=True)
     for i in range(n):
@@ -250,7 +250,7 @@ def test_restart_and_reload_over_processed_kept_files_open_none_of_them(daemon, 
     log = tmp_path / "opens.log"
     count_opens(d, log)
     d.start()
-    wait_for(lambda: len(files(d.out)) == n, timeout=180, what=f"{n} outputs")
+    wait_for(lambda: len(files(d.out)) == n, timeout=max(180, n / 10), what=f"{n} outputs")
     wait_for(d.idle)
     first = opens(log)
     # Read once: each file opened exactly once, by a worker (the dispatcher reads nothing).
