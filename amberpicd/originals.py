@@ -15,9 +15,9 @@ from amberpicd.output.writer import StagedOutput, fsync_dir, publish, temp_path
 
 def unchanged(path: Path, identity: FileIdentity | None) -> bool:
     """Whether ``path`` still names the very file whose content was processed: same inode,
-    size, mtime and ctime, or, when only its metadata moved (a hard link added or removed),
-    the same inode with the same bytes. A file renamed over it, or rewritten with its mtime
-    put back, is not (see fs/identity.py)."""
+    size, mtime and ctime, or, when that identity moved (a hard link added or removed), the
+    same bytes. A file with other bytes renamed over it, or rewritten with its mtime put back,
+    is not (see fs/identity.py)."""
     if identity is None:
         return False
     try:

@@ -110,3 +110,16 @@ def test_same_inode_with_only_its_metadata_changed_is_compared_by_content(tmp_pa
     with pytest.raises(OriginalError, match="changed while being processed"):
         handle_original(q, "delete", identity=identity)
     assert q.read_bytes() == b"PHOTO"
+
+
+def test_the_same_bytes_renamed_over_it_may_be_handled(tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    p, seen = original(tmp_path)
+    identity = replace(seen["identity"], content_hash=hashlib.sha256(b"photo").hexdigest())
+    again = tmp_path / "again"
+    again.write_bytes(b"photo")  # a sync tool writing the same file anew
+    os.replace(again, p)
+    assert not identity.matches(os.lstat(p))
+    assert handle_original(p, "delete", identity=identity) is None and not p.exists()

@@ -6,9 +6,9 @@
 file that reuses a freed inode number gets a new ctime. So an identity that still matches
 means the same inode with no change since it was taken.
 
-When the inode is the same but its metadata moved (a hard link added or removed, ``chmod``,
-``touch``: ctime changes, the bytes need not), :meth:`FileIdentity.same_content` compares by
-content instead, reading the file once more: the only read outside a worker, and only then.
+When the identity moved but the bytes need not have (a hard link added or removed, ``chmod``,
+``touch``, the same bytes written anew), :meth:`FileIdentity.same_content` compares by content
+instead, reading the file once more: the only read outside a worker, and only then.
 
 One limit, stated: ctime has the filesystem's timestamp granularity (a clock tick on ext4 and
 tmpfs, a second on ext3, two on FAT). A change within the same tick as the previous one can
@@ -55,10 +55,10 @@ class FileIdentity:
         return taken_ns - self.ctime_ns >= RACY_NS
 
     def same_content(self, path: Path, st: os.stat_result) -> bool:
-        """Whether ``path`` (whose lstat is ``st``) is this inode with the same bytes, though
-        its metadata changed. False without reading when the inode, type or size differ."""
-        same_inode = (st.st_dev, st.st_ino, st.st_size) == (self.dev, self.ino, self.size)
-        if not self.content_hash or not same_inode or not stat.S_ISREG(st.st_mode):
+        """Whether ``path`` (whose lstat is ``st``) holds the same bytes, though its identity
+        moved (a hard link added or removed, ``chmod``, or the same bytes written anew). False
+        without reading when it is not a regular file of the same size."""
+        if not self.content_hash or st.st_size != self.size or not stat.S_ISREG(st.st_mode):
             return False
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -66,7 +66,7 @@ class FileIdentity:
             return False
         try:
             before = os.fstat(fd)
-            if (before.st_dev, before.st_ino) != (self.dev, self.ino):
+            if not stat.S_ISREG(before.st_mode) or before.st_size != self.size:
                 return False
             digest = hashlib.sha256()
             while chunk := os.read(fd, 1 << 20):
