@@ -142,7 +142,8 @@ def process(
                 if dry_run and report.status == "done":
                     names.resolve(result, report)
                 if tally is not None:
-                    tally.add(report, result.size, sum(o.bytes for o in result.outputs), shown)
+                    size_in = result.identity.size if result.identity else 0
+                    tally.add(report, size_in, sum(o.bytes for o in result.outputs), shown)
                 reports.append(report)
                 on_report(report)
 

@@ -97,8 +97,7 @@ def commit(
             originals.policy,
             archive=originals.archive,
             relpath=relpath,
-            size=result.size,
-            mtime_ns=result.mtime_ns,
+            identity=result.identity,
         )
     except FileError as exc:
         report.status, report.error = "failed", str(exc)

@@ -134,6 +134,11 @@ class InputRejected(FileError):
     action = ""
 
 
+class SourceChanged(InputRejected):
+    """The file changed while it was being read: what was read is no file that ever existed
+    whole, so the job is dropped and the file taken again once it settles."""
+
+
 class DecodeError(FileError):
     action = "decode failed"
 

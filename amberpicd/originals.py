@@ -16,19 +16,25 @@ from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
 
 _VERB = {"move": "move", "trash": "move", "delete": "delete"}
 
 
-def unchanged(st: os.stat_result | None, size: int, mtime_ns: int) -> bool:
-    """Is the file now under the original's name the one that was processed? ``st`` is
-    that name's own entry, from fstatat on its folder's descriptor (a link is not
-    followed, so a link put in its place is "changed")."""
-    if st is None or not stat.S_ISREG(st.st_mode):
+def unchanged(
+    folder: DirHandle, name: str, st: os.stat_result | None, identity: FileIdentity | None
+) -> bool:
+    """Is the file now under the original's name the one whose content was processed?
+    ``st`` is that name's own entry, from fstatat on its folder's descriptor (a link is
+    not followed, so a link put in its place is "changed"). Same inode, size, mtime and
+    ctime; or, when that identity moved (a hard link added or removed), the same bytes,
+    read through the folder's descriptor. A file with other bytes renamed over it, or
+    rewritten with its mtime put back, is not (see fs/identity.py)."""
+    if identity is None or st is None or not stat.S_ISREG(st.st_mode):
         return False
-    return st.st_size == size and st.st_mtime_ns == mtime_ns
+    return identity.matches(st) or identity.same_content(st, lambda: folder.open_read(name))
 
 
 def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
@@ -54,8 +60,7 @@ def handle_original(
     *,
     archive: Path | None = None,
     relpath: str = "",
-    size: int,
-    mtime_ns: int,
+    identity: FileIdentity | None,
 ) -> Path | None:
     """Apply ``policy`` to ``path``. Returns where the original now is (None if trashed
     or deleted). Raises OriginalError, leaving the original in place, on any problem."""
@@ -71,7 +76,7 @@ def handle_original(
             st = folder.lstat(path.name)
             if st is None and policy in ("trash", "delete"):
                 return None  # already done by an earlier, interrupted run
-            if not unchanged(st, size, mtime_ns):
+            if not unchanged(folder, path.name, st, identity):
                 raise OriginalError(path, "it changed while being processed; left in place")
             if policy == "move":
                 assert archive is not None

@@ -2,7 +2,8 @@
 each rule's operations → encode → stage (temp file + fsync). Nothing is published here;
 ``commit`` does that in the parent, after the journal knows what was staged.
 
-    run(job) = read_source → Source(facts) → matching_rules → decode(need)
+    run(job) = read_source (bytes + identity) → sha256 → Source(facts) → matching_rules
+               → decode(need)
                → for each rule, larger outputs first: transform (from the decode, or from
                  a larger output's resized picture when ``derive`` finds that safe)
                → encode → render path → stage
@@ -10,10 +11,11 @@ each rule's operations → encode → stage (temp file + fsync). Nothing is publ
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from amberpicd import derive
@@ -22,12 +24,15 @@ from amberpicd.errors import (
     FileError,
     OperationError,
     OutputError,
+    SourceChanged,
     WorkerError,
     WorkerLost,
     error_text,
     printable,
 )
+from amberpicd.facts import Facts
 from amberpicd.fs.confined import Escape, SymlinkRefused
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
@@ -51,6 +56,9 @@ class FileJob:
     relpath: str = ""  # sub-folder below the inbox
     tag: str = "job"  # unique per job: names the staged temp files
     dry_run: bool = False
+    # Content hashes already decided for this path and these rules: a file found to hold one
+    # of them stops right after it is hashed (status "already"), nothing decoded or staged.
+    done_hashes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,13 +76,17 @@ class FileResult:
     """What a worker did with one file. ``error`` set means it failed; nothing is staged."""
 
     path: Path
-    status: str  # staged | unmatched | skipped (not an image) | failed
+    status: str  # staged | unmatched | skipped (not an image) | failed | already | changed
     rules: list[str] = field(default_factory=list)
     outputs: list[PlannedOutput] = field(default_factory=list)
     error: str | None = None
+    # The sha256 of the bytes read and decoded ("" if the file could not be read whole), and
+    # the identity of the file those bytes came from (fstat of the descriptor read, unchanged
+    # across the read): the original is handled only while it still has this identity.
     content_hash: str = ""
-    size: int = 0
-    mtime_ns: int = 0
+    identity: FileIdentity | None = None
+    identity_settled: bool = False  # identity old enough to cache (FileIdentity.settled)
+    facts: Facts | None = None  # what the rules matched on (None: not read as an image)
     seconds: float = 0.0
 
 
@@ -149,16 +161,26 @@ def run(job: FileJob) -> FileResult:
     result = FileResult(path=job.path, status="failed")
     limit_job_memory(int(job.limits.worker_memory))
     try:
-        data, st = read_source(job.path, job.limits)
-        result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+        try:
+            data, identity = read_source(job.path, job.limits)
+        except SourceChanged as exc:
+            result.status, result.error = "changed", str(exc)
+            return result
+        result.content_hash = hashlib.sha256(data).hexdigest()
+        result.identity = replace(identity, content_hash=result.content_hash)
+        result.identity_settled = identity.settled(time.time_ns())
+        if result.content_hash in job.done_hashes:
+            del data
+            result.status = "already"
+            return result
         if sniff(data[:SNIFF_BYTES]) is None and not claims_image(job.path):
             # README.txt, a Makefile: not ours to process, and not a failure either.
             result.status, result.error = "skipped", f"{printable(job.path.name)}: not an image"
             return result
-        source = Source(job.path, data, job.limits, mtime=st.st_mtime)
+        mtime = identity.mtime_ns / 1e9
+        source = Source(job.path, data, job.limits, mtime=mtime, content_hash=result.content_hash)
         del data
-        facts = source.facts
-        result.content_hash = facts.content_hash
+        facts = result.facts = source.facts
         rules = matching_rules(job.rules, facts)
         result.rules = [r.name for r in rules]
         if not rules:

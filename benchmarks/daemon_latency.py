@@ -46,8 +46,7 @@ def measure(files: list[Path]) -> dict:
         )
         if not _until(lambda: _ready(runtime, proc), 30):
             return {"skipped": "the daemon did not start: " + _tail(root / "daemon.log")}
-        # The first file warms up (workers started, modules imported); the daemon skips a
-        # file whose content it has processed, so it is not dropped again.
+        # The first file warms up (workers started, modules imported) and is not measured.
         warmup, files = files[0], files[1:]
         _drop(warmup, inbox, out, "warmup")
         latencies = [_drop(f, inbox, out, f"f{n:03d}") for n, f in enumerate(files)]

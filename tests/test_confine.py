@@ -404,18 +404,18 @@ def test_overwrite_of_a_hard_link_replaces_the_name_not_the_outside_file(tmp_pat
 
 def test_a_relpath_with_dot_dot_cannot_leave_the_archive(tmp_path):
     from amberpicd.errors import OriginalError
+    from amberpicd.fs.identity import FileIdentity
     from amberpicd.originals import handle_original
 
     src = drop(tmp_path)
-    st = src.stat()
+    st = os.lstat(src)
     with pytest.raises(OriginalError, match=r"archive/\.\./escape leaves its root folder"):
         handle_original(
             src,
             "move",
             archive=tmp_path / "archive",
             relpath="../escape",
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
+            identity=FileIdentity.of(st),
         )
     assert src.is_file() and not (tmp_path / "escape").exists()
 

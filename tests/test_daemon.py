@@ -101,14 +101,21 @@ def test_catch_up_after_a_stop(daemon):
     assert len(d.history()) == 5 and len(files(d.out)) == 5
 
 
-def test_identical_content_is_processed_once(daemon):
+def test_identical_content_under_another_name_is_another_file(daemon):
+    # Behaviour changed on purpose (issue 10): a file is its name and its content, so a copy
+    # under another name gets its own output; the same name again is not redone.
     d = daemon()
     images.jpeg(d.inbox / "one.jpg")
     wait_for((d.out / "one.webp").exists)
     wait_for(d.idle)
     images.jpeg(d.inbox / "copy of one.jpg")
-    wait_for(lambda: "already processed" in d.logs(), what="the duplicate to be noticed")
-    assert files(d.out) == [d.out / "one.webp"]
+    wait_for((d.out / "copy of one.webp").exists, what="the copy's own output")
+    wait_for(d.idle)
+    assert files(d.out) == [d.out / "copy of one.webp", d.out / "one.webp"]
+    assert d.stop() == 0
+    d.start()  # a restart redoes neither
+    wait_for(d.idle)
+    assert len(files(d.out)) == 2 and len(d.history()) == 2
 
 
 def test_outputs_inside_the_inbox_are_never_reingested(daemon):

@@ -10,6 +10,7 @@ from pathlib import Path
 import need
 
 from amberpicd.errors import OneLineFormatter, OriginalError, error_text, printable
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.originals import handle_original
 
 RAW = os.fsdecode(b"caf\xe9\n.jpg")  # Latin-1 bytes (not UTF-8) and a newline
@@ -42,7 +43,7 @@ def test_messages_built_by_others_from_bytes_lose_their_reprs():
 
 
 def _trash_fails(src: Path) -> str:
-    seen = {"size": src.stat().st_size, "mtime_ns": src.stat().st_mtime_ns}
+    seen = {"identity": FileIdentity.of(os.lstat(src))}
     try:
         handle_original(src, "trash", **seen)
     except OriginalError as exc:

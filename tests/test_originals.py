@@ -5,6 +5,7 @@ import need
 import pytest
 
 from amberpicd.errors import OriginalError
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.originals import handle_original
 
 
@@ -12,8 +13,7 @@ def original(tmp_path: Path, name: str = "a.jpg") -> tuple[Path, dict]:
     p = tmp_path / "inbox" / name
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(b"photo")
-    st = p.stat()
-    return p, {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return p, {"identity": FileIdentity.of(os.lstat(p))}
 
 
 def test_keep(tmp_path):
@@ -53,6 +53,30 @@ def test_changed_original_is_left_in_place(tmp_path):
     assert p.read_bytes() == b"edited meanwhile"
 
 
+def test_file_renamed_over_with_same_size_and_mtime_is_left_in_place(tmp_path):
+    p, seen = original(tmp_path)
+    old = os.lstat(p)
+    other = p.with_name("other.jpg")
+    other.write_bytes(b"PHOTO")  # same size
+    os.utime(other, ns=(old.st_atime_ns, old.st_mtime_ns))  # mtime put back, as cp -p does
+    os.replace(other, p)
+    assert (os.lstat(p).st_size, os.lstat(p).st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    with pytest.raises(OriginalError, match="changed while being processed"):
+        handle_original(p, "delete", **seen)
+    assert p.read_bytes() == b"PHOTO"
+
+
+def test_rewritten_in_place_with_mtime_put_back_is_left_in_place(tmp_path):
+    p, seen = original(tmp_path)
+    old = os.lstat(p)
+    with open(p, "r+b") as f:
+        f.write(b"PHOTO")
+    os.utime(p, ns=(old.st_atime_ns, old.st_mtime_ns))  # exiftool -P, touch -r
+    with pytest.raises(OriginalError, match="changed while being processed"):
+        handle_original(p, "delete", **seen)
+    assert p.read_bytes() == b"PHOTO"
+
+
 def test_move_across_filesystems(tmp_path):
     with need.tmpfs(tmp_path / "other", "1m") as other:
         assert os.stat(other).st_dev != os.stat(tmp_path).st_dev
@@ -61,3 +85,36 @@ def test_move_across_filesystems(tmp_path):
         got = handle_original(p, "move", archive=archive, **seen)
         assert got.read_bytes() == b"photo" and not p.exists()
         assert not any(n.startswith(".amberpic-") for n in os.listdir(archive))
+
+
+def test_same_inode_with_only_its_metadata_changed_is_compared_by_content(tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    p, seen = original(tmp_path)
+    identity = replace(seen["identity"], content_hash=hashlib.sha256(b"photo").hexdigest())
+    os.link(p, tmp_path / "hard link")  # ctime changes, the bytes do not
+    assert not identity.matches(os.lstat(p))
+    assert handle_original(p, "delete", identity=identity) is None and not p.exists()
+    q, seen = original(tmp_path, "b.jpg")
+    identity = replace(seen["identity"], content_hash=hashlib.sha256(b"photo").hexdigest())
+    st = os.lstat(q)
+    with open(q, "r+b") as f:
+        f.write(b"PHOTO")  # same inode, same size, mtime put back: the bytes tell
+    os.utime(q, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(OriginalError, match="changed while being processed"):
+        handle_original(q, "delete", identity=identity)
+    assert q.read_bytes() == b"PHOTO"
+
+
+def test_the_same_bytes_renamed_over_it_may_be_handled(tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    p, seen = original(tmp_path)
+    identity = replace(seen["identity"], content_hash=hashlib.sha256(b"photo").hexdigest())
+    again = tmp_path / "again"
+    again.write_bytes(b"photo")  # a sync tool writing the same file anew
+    os.replace(again, p)
+    assert not identity.matches(os.lstat(p))
+    assert handle_original(p, "delete", identity=identity) is None and not p.exists()

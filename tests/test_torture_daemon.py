@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import threading
 import time
@@ -141,9 +142,11 @@ def undecided(d: DaemonProc, groups: dict[str, list[bytes]]) -> str:
 
 
 def rescans_answered(d: DaemonProc) -> int:
-    """How often the dispatcher declined a file as already decided (log lines)."""
+    """How often a file was declined as already decided: by the dispatcher (a log line each),
+    or by a rescan passing over files unchanged since processed (a count per rescan)."""
     text = d.logs()
-    return text.count(": already processed (") + text.count(": failed before (")
+    passed = sum(int(n) for n in re.findall(r": (\d+) files unchanged since processed;", text))
+    return text.count(": already processed (") + text.count(": failed before (") + passed
 
 
 Drop = Callable[[Path, Path], list[tuple[Path, list[corpus.Entry]]]]

@@ -160,6 +160,10 @@ class Watch(Strict):
     rules: tuple[str, ...] | None = None  # None: every rule
     originals: Literal["keep", "move", "trash", "delete"] = "keep"
     archive: UserPath | None = None
+    # A file is its path and its content: "process" makes outputs for every file dropped;
+    # "skip" skips a file whose content these rules already made outputs of from another
+    # path ("duplicate of ..."), and still applies the originals policy to it.
+    duplicates: Literal["process", "skip"] = "process"
     enabled: bool = True
     limits: LimitsOverride | None = None
 

@@ -1,47 +1,43 @@
-"""The daemon's worker loop: queue → dedupe against the journal → worker pool → commit.
+"""The daemon's worker loop: queue → decide from the journal → worker pool → commit.
+
+A file is its path and its content. Taking a path costs one lstat and two indexed journal
+queries: the stat cache gives the content hash of a file whose identity a worker already
+hashed, and a decision for (path, hash, rules) means nothing is to be done. Files are never
+read here: a worker reads each file once, hashes the bytes it decodes, and the hash and
+identity it reports are what the journal records. One job per path is in flight at a time;
+a path taken again meanwhile is looked at again when its job ends.
 
 One thread does all journal writes and commits, in the order each job's steps happen:
-begin → (worker stages outputs) → stage → publish → published → original → finish.
-Slow work (decode, encode, fsync of outputs) happens in the worker processes.
+begin → (worker reads, stages outputs) → identify → stage → publish → published → original
+→ finish. Slow work (read, decode, encode, fsync of outputs) happens in the worker processes.
 """
 
 from __future__ import annotations
 
-import hashlib
+import heapq
 import logging
 import os
 import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config, Watch
-from amberpicd.errors import printable
+from amberpicd.errors import FileError, printable
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
 from amberpicd.journal import StagedOutput as JournalStaged
+from amberpicd.originals import handle_original
 from amberpicd.pipeline import FileJob, FileResult, collect, run
 from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers import WorkerPool
 
 log = logging.getLogger("amberpicd")
-_CHUNK = 1 << 20
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of a regular file, read without following links or blocking on FIFOs."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise OSError(f"{path.name}: not a regular file")
-        digest = hashlib.sha256()
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -50,7 +46,7 @@ class Running:
     job: FileJob
     originals: OriginalsPolicy
     watch: Watch
-    key: tuple[str, str] | None = None  # (content hash, fingerprint) while in flight
+    key: object = None  # unused; kept for callers of resubmit
 
 
 class JournalRecorder:
@@ -105,7 +101,11 @@ class Dispatcher:
         self.paused = False
         self.running: dict[int, Running] = {}
         self._done: deque[tuple[Running, Future[FileResult]]] = deque()
-        self._keys: set[tuple[str, str]] = set()
+        self._paths: set[Path] = set()  # sources with a job in flight: one job per path
+        self._again: set[Path] = set()  # taken while in flight: taken again when it ends
+        self._later: list[tuple[float, Path]] = []  # (monotonic time, path): re-take then
+        self._fps: dict[Path, str] = {}  # fingerprints of the current config's inboxes
+        self._fps_of: Config | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
 
@@ -123,7 +123,8 @@ class Dispatcher:
 
     @property
     def busy(self) -> bool:
-        return bool(self.running) or (len(self.queue) > 0 and not self.paused)
+        queued = len(self.queue) > 0 or bool(self._later)
+        return bool(self.running) or (queued and not self.paused)
 
     def resubmit(
         self,
@@ -131,11 +132,12 @@ class Dispatcher:
         job: FileJob,
         originals: OriginalsPolicy,
         watch: Watch,
-        key: tuple[str, str],
+        key: object = None,
     ) -> None:
-        """Run an interrupted job again under its own id (crash recovery). Its key is
-        held while it runs, so the start-up rescan does not begin the same file twice."""
-        self._submit(Running(job_id, job, originals, watch, key))
+        """Run an interrupted job again under its own id (crash recovery). Its path is held
+        while it runs, so the start-up rescan does not begin the same file twice."""
+        done = self.journal.decided_hashes(job.path, fingerprint(job.rules))
+        self._submit(Running(job_id, replace(job, done_hashes=done), originals, watch))
 
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -143,6 +145,9 @@ class Dispatcher:
             self.queue.changed.clear()
             while self._done:
                 self._finish(*self._done.popleft())
+            now = time.monotonic()
+            while self._later and self._later[0][0] <= now:
+                self.queue.put(heapq.heappop(self._later)[1])
             while not self.paused and len(self.running) < self.limit and not self._stop.is_set():
                 path = self.queue.pop()
                 if path is None:
@@ -150,55 +155,100 @@ class Dispatcher:
                 try:
                     self._take(path)
                 except Exception:  # never let one file stop the loop
-                    log.exception("%s: could not be queued", path.name)
-            self.queue.changed.wait()
+                    log.exception("%s: could not be queued", printable(path.name))
+            wait = max(0.0, self._later[0][0] - time.monotonic()) if self._later else None
+            self.queue.changed.wait(wait)
 
     def _take(self, path: Path) -> None:
         config = self.config()
         watch = config.watch_for(path)
         if watch is None or not watch.enabled:
             return
+        if path in self._paths:
+            self._again.add(path)  # its job may be for older content: look again after it
+            return
         if self.journal.is_output(path):
-            log.debug("%s: one of our outputs; not taken", path.name)
+            log.debug("%s: one of our outputs; not taken", printable(path.name))
             return
         try:
             st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-                return
-            digest = content_hash(path)
         except FileNotFoundError:
             return
         except OSError as exc:
-            log.error("%s: cannot read: %s", path.name, exc.strerror or exc)
+            log.error("%s: cannot read: %s", printable(path.name), exc.strerror or exc)
+            return
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
             return
         rules = config.rules_for(watch)
-        key = (digest, fingerprint(rules))
-        earlier = self.journal.decision(*key)
-        if earlier is not None or key in self._keys:
-            if earlier is not None and earlier.state == "failed":
-                log.debug(
-                    "%s: failed before (%s); `amberpicd retry` tries again",
-                    path.name,
-                    earlier.error,
-                )
-            else:
-                log.info("%s: already processed (same content and rules)", path.name)
+        fp, identity = self._fingerprint(config, watch), FileIdentity.of(st)
+        known = self.journal.cached_hash(identity)  # no read: the hash a worker found
+        earlier = self.journal.decided(path, fp, known) if known is not None else None
+        earlier = earlier or self.journal.failed_unread(path, fp, identity)
+        if earlier is not None:
+            self._decided(path, earlier, logging.DEBUG)
             return
-        job_id = self.journal.begin(
+        job_id = self.journal.begin_file(
             path,
-            *key,
+            fp,
             inbox=watch.inbox,
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
+            identity=identity,
+            originals=watch.originals,
             rules=[r.name for r in rules],
         )
         job, originals = job_for(config, watch, path, str(job_id))
-        self._submit(Running(job_id, job, originals, watch, key))
+        job = replace(job, done_hashes=self.journal.decided_hashes(path, fp))
+        self._submit(Running(job_id, job, originals, watch))
+
+    def known(self, paths: Sequence[Path]) -> set[Path]:
+        """Of the files a rescan found, those it may pass over: each one's identity is one a
+        worker hashed, and that content was decided for its path and these rules. One lstat
+        per file and a few queries in all; no file is opened. Thread-safe (the watcher's
+        rescans call it)."""
+        config, passed = self.config(), set()
+        by_watch: dict[str, list[tuple[Path, FileIdentity]]] = {}
+        watches: dict[str, Watch] = {}
+        for path in paths:
+            watch = _deepest(watches, path, config)
+            if watch is None or path in self._paths:
+                continue
+            watches.setdefault(str(watch.inbox), watch)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                by_watch.setdefault(str(watch.inbox), []).append((path, FileIdentity.of(st)))
+        for inbox, found in by_watch.items():
+            hashes = self.journal.cached_hashes([identity for _, identity in found])
+            if not hashes:
+                continue
+            fp = self._fingerprint(config, watches[inbox])
+            candidates = [(p, hashes[i]) for p, i in found if i in hashes]
+            passed |= self.journal.decided_among(watches[inbox].inbox, fp, candidates)
+        return passed
+
+    def _fingerprint(self, config: Config, watch: Watch) -> str:
+        # Dumping the rules costs more than the rest of a take: once per config and inbox.
+        # A new dict per config, never cleared: the watcher's rescans read it too.
+        if self._fps_of is not config:
+            self._fps, self._fps_of = {}, config
+        memo = self._fps
+        fp = memo.get(watch.inbox)
+        if fp is None:
+            fp = memo[watch.inbox] = fingerprint(config.rules_for(watch))
+        return fp
+
+    @staticmethod
+    def _decided(path: Path, earlier, level: int = logging.INFO) -> None:
+        name = printable(path.name)
+        if earlier.state == "failed":
+            log.debug("%s: failed before (%s); `amberpicd retry` tries again", name, earlier.error)
+        else:
+            log.log(level, "%s: already processed (same name, content and rules)", name)
 
     def _submit(self, item: Running) -> None:
         self.running[item.job_id] = item
-        if item.key is not None:
-            self._keys.add(item.key)
+        self._paths.add(item.job.path)
         future = self.pool.submit(run, item.job, timeout=item.job.limits.job_timeout)
 
         def done(f: Future[FileResult], item: Running = item) -> None:
@@ -213,13 +263,15 @@ class Dispatcher:
         result = collect(future, job)
         started = time.monotonic()
         try:
+            if not self._learn(item, result):
+                return  # nothing (more) to commit for this file
             report = self._record(item, result)
         except Exception as exc:  # the journal itself failed: say so, keep running
             name = printable(job.path.name)
             log.exception("%s: could not be recorded", name)
             report = Report(job.path, "failed", error=f"{name}: journal: {exc}")
         finally:
-            self._keys.discard(item.key)  # type: ignore[arg-type]
+            self._release(item.job.path)
         report.seconds = result.seconds + (time.monotonic() - started)
         self.on_report(report)
 
@@ -241,3 +293,89 @@ class Dispatcher:
         else:
             self.journal.finish(item.job_id)
         return report
+
+    # -- what the worker found (identity) ----------------------------------------------------
+    def _learn(self, item: Running, result: FileResult) -> bool:
+        """Record the hash and identity of what the worker read, before anything is
+        committed; False when that ends the job: the file changed while being read (taken
+        again once it settles), this path with this content was decided before, or it is
+        a duplicate under ``duplicates: skip`` (handled here)."""
+        path, job_id = item.job.path, item.job_id
+        if result.status == "changed":
+            self.journal.discard(job_id)
+            log.info("%s", result.error)
+            settle = self.config().daemon.settle_seconds
+            heapq.heappush(self._later, (time.monotonic() + settle, path))
+            return False
+        if not result.content_hash or result.identity is None:
+            return True  # failed before the file was read whole: the take-time stat stays
+        fp = fingerprint(item.job.rules)  # the rules this job ran (recovery: maybe older ones)
+        earlier = self.journal.decided(path, fp, result.content_hash)
+        if earlier is not None or result.status == "already":
+            _discard_staged(result)
+            self.journal.discard(job_id)
+            if result.identity_settled:
+                self.journal.remember(result.identity, result.content_hash)
+            if earlier is not None:
+                self._decided(path, earlier)
+            else:  # decided when taken, retried since: take it again
+                self._again.add(path)
+            return False
+        self.journal.identify(
+            job_id,
+            result.content_hash,
+            result.identity,
+            fingerprint=fp,
+            cache=result.identity_settled,
+        )
+        if item.watch.duplicates == "skip" and result.status == "staged":
+            of = self.journal.duplicate_of(result.content_hash, fp, path)
+            if of is not None:
+                self.on_report(self._duplicate(item, result, *of))
+                return False
+        return True
+
+    def _duplicate(self, item: Running, result: FileResult, of_id: int, of: Path) -> Report:
+        """``duplicates: skip``: no outputs of its own, the originals policy still applies
+        (a moved duplicate goes to the archive: nothing is stranded in the inbox)."""
+        _discard_staged(result)
+        job_id, path = item.job_id, item.job.path
+        log.info("%s: duplicate of %s; not processed", printable(path.name), printable(of.name))
+        self.journal.mark_duplicate(job_id, of_id)
+        self.journal.stage(job_id, [])
+        self.journal.published(job_id, [])
+        report = Report(path, "skipped", rules=list(result.rules), original=path)
+        try:
+            report.original = handle_original(
+                path,
+                item.originals.policy,
+                archive=item.originals.archive,
+                relpath=item.job.relpath,
+                identity=result.identity,
+            )
+        except FileError as exc:
+            report.status, report.error = "failed", str(exc)
+            self.journal.fail(job_id, str(exc))
+        else:
+            self.journal.finish(job_id)
+        return report
+
+    def _release(self, path: Path) -> None:
+        self._paths.discard(path)
+        if path in self._again:
+            self._again.discard(path)
+            self.queue.put(path)
+
+
+def _deepest(watches: dict[str, Watch], path: Path, config: Config) -> Watch | None:
+    """The watch of ``path``: the parent's inbox when it is one already seen (a rescan's
+    files mostly share one), else ``config.watch_for`` (deepest inbox wins)."""
+    watch = watches.get(os.path.dirname(path))
+    return watch if watch is not None else config.watch_for(path)
+
+
+def _discard_staged(result: FileResult) -> None:
+    for out in result.outputs:
+        if out.staged is not None:
+            out.staged.temp.unlink(missing_ok=True)
+    result.outputs.clear()

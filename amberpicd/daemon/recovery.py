@@ -75,8 +75,7 @@ def _original(config: Config, job: Job) -> None:
         watch.originals,
         archive=watch.archive,
         relpath="" if rel == Path(".") else rel.as_posix(),
-        size=job.size,
-        mtime_ns=job.mtime_ns,
+        identity=job.identity,
     )
 
 

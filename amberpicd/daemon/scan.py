@@ -27,7 +27,11 @@ def is_ignored_name(rel: PurePath) -> bool:
     """True for a path (relative to its inbox) that is hidden, partial or temporary."""
     if any(part.startswith(".") for part in rel.parts):
         return True
-    name = rel.name.lower()
+    return _partial_name(rel.name)
+
+
+def _partial_name(name: str) -> bool:
+    name = name.lower()
     return name.endswith("~") or name.endswith(IGNORED_SUFFIXES)
 
 
@@ -79,6 +83,8 @@ def scan(
                     continue  # symlink, FIFO, socket, device
             except OSError:
                 continue
-            if not is_ignored_name(path.relative_to(inbox)) and not ignored(ignore, path):
+            # is_ignored_name(path relative to inbox), without pathlib's costly relative_to:
+            # hidden names were skipped above, folders included, so only the suffix is left.
+            if not _partial_name(entry.name) and not ignored(ignore, path):
                 yield path
         stack.extend(reversed(subfolders))

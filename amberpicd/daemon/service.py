@@ -309,6 +309,7 @@ class Daemon:
             self.queue.put,
             quiet=daemon_cfg.settle_seconds,
             ignore=self._ignore,
+            known=self.dispatcher.known,
             on_overflow=self._overflow,
             on_inbox_lost=self._lost,
             on_inbox_back=self._back,

@@ -1,9 +1,9 @@
 """``amberpicd explain``: why each rule does or does not apply to a file, and what a run
 would do with it, computed by the engine's own code with side effects guarded.
 
-The facts come from the same header read the worker does, the verdicts from the same
-``rules.match.evaluate`` the engine matches by, and the outputs from ``pipeline.run`` in a
-dry run followed by ``commit(dry_run=True)``: the names shown are the names a real run
+The facts are those ``pipeline.run`` (in a dry run) matched on, the verdicts come from the
+same ``rules.match.evaluate`` the engine matches by, and the outputs from that dry run
+followed by ``commit(dry_run=True)``: the names shown are the names a real run
 picks, conflicts included. Hostile files are read in a worker process, as the daemon does.
 """
 
@@ -17,9 +17,8 @@ from pathlib import Path
 from amberpicd.batch import DryNames, free_name, plan, worker_setup
 from amberpicd.commit import OriginalsPolicy, commit
 from amberpicd.config.schema import Config
-from amberpicd.errors import FileError, printable
+from amberpicd.errors import printable
 from amberpicd.facts import Facts
-from amberpicd.imaging.decode import Source, read_source
 from amberpicd.pipeline import FileJob, FileResult, collect, run
 from amberpicd.rules.conditions import human_bytes
 from amberpicd.rules.match import RuleDecision, evaluate
@@ -49,17 +48,12 @@ class Inspection:
 
 
 def inspect(job: FileJob) -> Inspection:
-    """In a worker: read the file's header as the engine does, decide every rule, and run
-    the pipeline as a dry run (everything but staging: real encodes, so real sizes)."""
-    try:
-        data, st = read_source(job.path, job.limits)
-        facts = Source(job.path, data, job.limits, mtime=st.st_mtime).facts
-    except FileError as exc:
-        return Inspection(None, error=str(exc))
-    del data
-    decisions = evaluate(job.rules, facts)
-    result = run(job) if any(d.applies for d in decisions) else None
-    return Inspection(facts, decisions, result)
+    """In a worker: the pipeline as a dry run (everything but staging: real encodes, so
+    real sizes), then every rule decided on the facts the pipeline matched on."""
+    result = run(job)
+    if result.facts is None:  # not an image, unreadable, or failed before its header
+        return Inspection(None, error=result.error or f"{job.path.name}: not read")
+    return Inspection(result.facts, evaluate(job.rules, result.facts), result)
 
 
 @dataclass(frozen=True)

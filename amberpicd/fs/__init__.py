@@ -1,6 +1,8 @@
-"""Filesystem primitives that keep every write, move and delete inside a configured folder.
+"""Filesystem primitives: keeping every write, move and delete inside a configured folder,
+and telling a file from its replacement.
 
 ``confined`` opens folders below a configured root one component at a time, relative to
 directory file descriptors and never following a symbolic link, and does every side
 effect (create, write, link, rename, unlink, fsync) relative to those descriptors.
+``identity`` is what makes a file the same file: device, inode, size, mtime and ctime.
 """

@@ -21,8 +21,9 @@ from pathlib import Path
 from PIL import EpsImagePlugin, Image, ImageFile
 
 from amberpicd.config.schema import Limits
-from amberpicd.errors import DecodeError, InputRejected
+from amberpicd.errors import DecodeError, InputRejected, SourceChanged
 from amberpicd.facts import Facts
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.gifmeta import gif_metadata
 from amberpicd.imaging.memory import tune_for_images
 from amberpicd.imaging.picture import Picture
@@ -87,12 +88,14 @@ def load_plugins() -> None:
     pillow_heif.register_heif_opener()
 
 
-def read_source(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
-    """The whole file, read once, and its stat; refuses non-regular files and files over
-    the size limit.
+def read_source(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]:
+    """The whole file, read once, and the identity of what was read; refuses non-regular
+    files and files over the size limit.
 
     Opens with O_NOFOLLOW | O_NONBLOCK and checks the opened descriptor, so a FIFO or
-    device swapped in after a check can never block or be read.
+    device swapped in after a check can never block or be read. The identity comes from
+    fstat of that descriptor before and after the read: if they differ, someone wrote to the
+    file meanwhile and SourceChanged is raised (the bytes are no version of the file).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -114,11 +117,16 @@ def read_source(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
             )
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = _read_upto(f, st.st_size, int(limits.max_file_bytes))
+        identity = FileIdentity.of(st)
+        if not identity.matches(os.fstat(fd)):
+            raise SourceChanged(path, "changed while being read; taken again once it settles")
     finally:
         os.close(fd)
     if len(data) > limits.max_file_bytes:
         raise InputRejected(path, f"file grew beyond max_file_bytes {int(limits.max_file_bytes)}")
-    return data, st
+    if len(data) != identity.size:
+        raise SourceChanged(path, "changed while being read; taken again once it settles")
+    return data, identity
 
 
 def _read_upto(f: io.BufferedReader, expected: int, limit: int) -> bytes:
@@ -154,7 +162,14 @@ def _exif_date(exif: Image.Exif) -> tuple[datetime, str] | None:
 class Source:
     """An opened (header-parsed, not decoded) input file and its Facts."""
 
-    def __init__(self, path: Path, data: bytes, limits: Limits, mtime: float | None = None):
+    def __init__(
+        self,
+        path: Path,
+        data: bytes,
+        limits: Limits,
+        mtime: float | None = None,
+        content_hash: str | None = None,  # sha256 hex of data, when the caller has it
+    ):
         configure_pillow()
         self.path = path
         fmt = sniff(data[:SNIFF_BYTES])
@@ -206,7 +221,7 @@ class Source:
             orientation=self.orientation,
             date=when,
             date_source=date_source,
-            content_hash=hashlib.sha256(data).hexdigest(),
+            content_hash=content_hash or hashlib.sha256(data).hexdigest(),
         )
         self.limits = limits
         # Pillow reads neither GIF's ICC profile nor its XMP (application extensions).

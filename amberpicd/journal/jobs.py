@@ -14,7 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amberpicd.errors import JournalError
-from amberpicd.journal.store import Store
+from amberpicd.fs.identity import FileIdentity
+from amberpicd.journal.files import FileQueries
+from amberpicd.journal.store import _db, _path
 
 DECISIONS = ("done", "failed", "unmatched")  # states that decide whether a key is due again
 UNFINISHED = ("running", "staged", "published")
@@ -22,7 +24,7 @@ _IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
 _IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
 _COLS = (
     "id, source, inbox, content_hash, fingerprint, state, rules, outputs, error,"
-    " size, mtime_ns, created, started, finished"
+    " size, mtime_ns, created, started, finished, dev, ino, ctime_ns, originals, duplicate_of"
 )
 
 
@@ -42,6 +44,19 @@ class Job:
     created: float
     started: float | None
     finished: float | None
+    dev: int = 0
+    ino: int = 0
+    ctime_ns: int = 0
+    originals: str = "keep"  # the originals policy the job applied
+    duplicate_of: int | None = None  # duplicates: skip; the job whose outputs this content has
+
+    @property
+    def identity(self) -> FileIdentity:
+        """The identity of the file whose content the job processed (what recovery checks
+        before handling the original)."""
+        return FileIdentity(
+            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns, self.content_hash
+        )
 
 
 @dataclass(frozen=True)
@@ -52,21 +67,6 @@ class StagedOutput:
     published: Path | None = None  # set by mark_published: where this output went (or is going)
 
 
-def _db(path: str | os.PathLike[str]) -> str | bytes:
-    """A path as stored: text, or its raw bytes (a BLOB) when the name is not UTF-8. Linux
-    allows such names and SQLite text must be UTF-8; a path always maps to the same value."""
-    text = os.fspath(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text)
-    return text
-
-
-def _path(value: str | bytes) -> Path:
-    return Path(os.fsdecode(value))
-
-
 def _job(row: tuple) -> Job:
     id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
     inbox = _path(inbox) if inbox is not None else None
@@ -74,12 +74,14 @@ def _job(row: tuple) -> Job:
     return Job(id_, _path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
 
 
-class Journal(Store):
+class Journal(FileQueries):
     """The job journal in one SQLite file; thread-safe (one connection behind a lock).
 
     Every method raises JournalError when the database cannot be used, including a job id that
     does not exist or a state change the lifecycle does not allow (a daemon bug, said loudly).
     """
+
+    _decisions = DECISIONS  # what decided() and the rescan pass-over count as decided
 
     def __init__(
         self, path: str | Path, *, timeout: float = 5.0, clock: Callable[[], float] = time.time
@@ -213,7 +215,7 @@ class Journal(Store):
 
     def prune(self, keep_days: float) -> int:
         """Forget superseded jobs older than keep_days; returns how many. The latest decision per
-        (hash, fingerprint) is always kept: it is what stops a kept original being redone."""
+        (source, hash, fingerprint) is always kept: it stops a kept original being redone."""
         cutoff = self._clock() - keep_days * 86400
         with self._write() as conn:
             conn.execute(
@@ -224,10 +226,12 @@ class Journal(Store):
             cur = conn.execute(
                 "DELETE FROM jobs WHERE COALESCE(finished, created) < ? AND (state = 'retry' OR"
                 f" ({_IN_DECISIONS} AND EXISTS (SELECT 1 FROM jobs AS n"
-                " WHERE n.content_hash = jobs.content_hash AND n.fingerprint = jobs.fingerprint"
+                " WHERE n.source = jobs.source AND n.content_hash = jobs.content_hash"
+                " AND n.fingerprint = jobs.fingerprint"
                 f" AND n.id > jobs.id AND n.{_IN_DECISIONS})))",
                 (cutoff,),
             )
+            self._prune_stat_cache(conn)
             return cur.rowcount
 
     # --- queries ---------------------------------------------------------------------------

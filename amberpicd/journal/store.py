@@ -41,9 +41,41 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             path TEXT NOT NULL, job_id INTEGER NOT NULL,
             PRIMARY KEY (path, job_id)) WITHOUT ROWID""",
     ),
+    (
+        # A file is its path and its content: the identity (dev, ino, size, mtime_ns,
+        # ctime_ns) of what the worker read, and the originals policy the job applied
+        # (a done job whose original was moved away does not decide a new file there).
+        "ALTER TABLE jobs ADD COLUMN dev INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN ino INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN originals TEXT NOT NULL DEFAULT 'keep'",
+        "ALTER TABLE jobs ADD COLUMN duplicate_of INTEGER",  # duplicates: skip; that job's id
+        "CREATE INDEX jobs_file ON jobs (source, fingerprint, content_hash, id)",
+        # What the content of an unchanged inode hashes to, so scans need not read it.
+        """CREATE TABLE stat_cache (
+            dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+            size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            PRIMARY KEY (dev, ino)) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _S = TypeVar("_S", bound="Store")
+
+
+def _db(path: str | os.PathLike[str]) -> str | bytes:
+    """A path as stored: text, or its raw bytes (a BLOB) when the name is not UTF-8. Linux
+    allows such names and SQLite text must be UTF-8; a path always maps to the same value."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _path(value: str | bytes) -> Path:
+    return Path(os.fsdecode(value))
 
 
 def _code(exc: sqlite3.Error) -> int:
