@@ -158,18 +158,53 @@ def open_dir(
     rel = PurePosixPath(rel)
     if rel.is_absolute() or ".." in rel.parts:
         raise Escape(shown(root, rel))
-    fd = _open_root(root, create, mode)
+    with DirHandle(_open_root(root, create, mode), root, shown(root, PurePosixPath())) as top:
+        return open_below(top, rel, create=create, verb=verb, mode=mode)
+
+
+def open_below(
+    top: DirHandle,
+    rel: PurePath | str,
+    *,
+    create: bool = False,
+    verb: str = "write",
+    mode: int = 0o777,
+) -> DirHandle:
+    """Like :func:`open_dir`, from an already open folder instead of a root path."""
+    rel = PurePosixPath(rel)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise Escape(shown(top.path, rel))
+    fd = os.dup(top.fd)
     done = PurePosixPath()
     try:
         for part in rel.parts:
             done = done / part
-            child = _open_child(fd, part, create, shown(root, done), verb, mode)
+            child = _open_child(fd, part, create, shown(top.path, done), verb, mode)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
-    return DirHandle(fd, root.joinpath(rel), shown(root, rel))
+    return DirHandle(fd, top.path.joinpath(rel), shown(top.path, rel))
+
+
+def mount_root(folder: DirHandle) -> DirHandle:
+    """The top folder of ``folder``'s filesystem, reached by ``..`` from its descriptor
+    (never by a path): the last one up with the same device."""
+    fd, path = os.dup(folder.fd), folder.path
+    try:
+        while True:
+            here = os.fstat(fd)
+            up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            there = os.fstat(up)
+            if there.st_dev != here.st_dev or there.st_ino == here.st_ino:
+                os.close(up)
+                return DirHandle(fd, path, path.name or "/")
+            os.close(fd)
+            fd, path = up, path.parent
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def probe_dir(root: Path, rel: PurePath | str = "", verb: str = "write") -> None:
