@@ -15,7 +15,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, printable
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
 
@@ -29,23 +29,6 @@ def unchanged(st: os.stat_result | None, size: int, mtime_ns: int) -> bool:
     if st is None or not stat.S_ISREG(st.st_mode):
         return False
     return st.st_size == size and st.st_mtime_ns == mtime_ns
-
-
-def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
-    """The inbox root of ``path`` and its sub-folder below it. Callers pass ``relpath``
-    as the original's folder below its inbox, so the root is that many folders up; a
-    ``relpath`` that is not the folder's tail only names the archive sub-folder, and the
-    original's own folder is then the root walked from."""
-    rel = PurePosixPath(relpath) if relpath else PurePosixPath()
-    n, parts = len(rel.parts), path.parent.parts
-    if (
-        n
-        and ".." not in rel.parts
-        and not rel.is_absolute()
-        and parts[len(parts) - n :] == rel.parts
-    ):
-        return path.parents[n], rel
-    return path.parent, PurePosixPath()
 
 
 def handle_original(

@@ -136,7 +136,7 @@ def run(job: FileJob) -> FileResult:
     result = FileResult(path=job.path, status="failed")
     limit_job_memory(int(job.limits.worker_memory))
     try:
-        data, st = read_source(job.path, job.limits)
+        data, st = read_source(job.path, job.limits, job.relpath)
         result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
         source = Source(job.path, data, job.limits, mtime=st.st_mtime)
         del data

@@ -127,3 +127,82 @@ def test_home_trash_on_the_inbox_filesystem_is_used_even_when_home_is_elsewhere(
         finally:
             monkeypatch.undo()
             importlib.reload(plat_other)
+
+
+# -- the read of an input ------------------------------------------------------------------
+
+
+def test_an_input_is_read_through_its_inbox_folder_not_a_swapped_link(tmp_path, monkeypatch):
+    """A recursive inbox's sub-folder is swapped, after the file settled and just before
+    the worker reads it, for a link to a private folder holding an image of the same name:
+    the private picture must not be read (its pixels would land in the output folder, where
+    the attacker reads them)."""
+    from amberpicd.imaging import decode
+
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    src = images.jpeg(inbox / "sub/IMG_1.jpg", size=(32, 32))
+    private = tmp_path / "private"
+    private.mkdir()
+    images.jpeg(private / "IMG_1.jpg", size=(48, 40))  # a different picture
+    config = make_config(tmp_path, inbox, originals="delete")
+    job, _ = batch.plan(config, src)
+    real_open = os.open
+
+    def swapping_open(path, flags, *args, **kwargs):
+        # The first open of the read, whatever it is: the swap precedes it.
+        if str(path).startswith(str(inbox)) and not (inbox / "sub").is_symlink():
+            swap_for_link(inbox / "sub", inbox / "sub-away", private)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(decode.os, "open", swapping_open)
+    result = pipeline.run(job)
+    monkeypatch.undo()
+    assert (inbox / "sub").is_symlink()  # the swap happened, just before the read
+    assert result.status == "failed"
+    assert result.error == "IMG_1.jpg: inbox/sub is a symbolic link; refusing to read through it"
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    # Control: the real folder back, the same job reads the inbox's own picture.
+    (inbox / "sub").unlink()
+    (inbox / "sub-away").rename(inbox / "sub")
+    result = pipeline.run(job)
+    assert result.status == "staged", result.error
+    assert [(o.width, o.height) for o in result.outputs] == [(32, 32)]
+
+
+# -- configured folders nested in one another ----------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a configured folder below another is opened by path, so a writer of the outer "
+    "one can swap the inner one for a link; the fix needs every configured folder in the "
+    "walk (commit.OriginalsPolicy / dispatcher / service plumbing), outside this change",
+)
+def test_an_archive_inside_an_output_root_cannot_be_swapped_by_its_writers(tmp_path):
+    """``output: P/{rule}/…`` makes P an output root its writers may fill; the archive
+    ``P/Originals`` is then a folder *below* a configured folder, yet it is resolved by the
+    kernel: swapped for a link, the originals go wherever the link points."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    text = f"""
+watch:
+  - inbox: {inbox}
+    originals: move
+    archive: {tmp_path}/P/Originals
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: "{tmp_path}/P/{{rule}}/{{stem}}.{{ext}}"
+"""
+    config = parse_config(text, None, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "P").mkdir()
+    (tmp_path / "P/Originals").symlink_to(outside)  # done by a writer of the output root P
+    src = images.jpeg(inbox / "IMG_1.jpg", size=(16, 16))
+    result, policy, relpath = stage(config, src)
+    report = commit(result, policy, relpath=relpath)
+    assert list(outside.iterdir()) == []
+    assert report.status == "failed" and "P/Originals is a symbolic link" in report.error
+    assert src.is_file()

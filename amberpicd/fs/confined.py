@@ -207,6 +207,28 @@ def mount_root(folder: DirHandle) -> DirHandle:
         raise
 
 
+def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
+    """The inbox root of ``path`` and its sub-folder below it. Callers pass ``relpath``
+    as the file's folder below its inbox, so the root is that many folders up; a
+    ``relpath`` that is not the folder's tail names no folder of ``path`` (only an archive
+    sub-folder), and the file's own folder is then the root walked from."""
+    rel = PurePosixPath(relpath) if relpath else PurePosixPath()
+    n, parts = len(rel.parts), path.parent.parts
+    if (
+        n
+        and ".." not in rel.parts
+        and not rel.is_absolute()
+        and parts[len(parts) - n :] == rel.parts
+    ):
+        return path.parents[n], rel
+    return path.parent, PurePosixPath()
+
+
+def open_dir_of(path: Path, relpath: str, verb: str) -> DirHandle:
+    """The folder holding ``path``, walked down from its inbox root (``inbox_of``)."""
+    return open_dir(*inbox_of(path, relpath), verb=verb)
+
+
 def probe_dir(root: Path, rel: PurePath | str = "", verb: str = "write") -> None:
     """Raise what :func:`open_dir` with ``create`` would raise, creating nothing (a dry
     run): the folders that exist are walked; a missing one ends the walk."""
