@@ -94,8 +94,12 @@ def _move(src: DirHandle, name: str, st: os.stat_result, archive: Path, rel: Pur
                 raise
             final = _copy_into(src, name, st, dst, wanted)
         dst.fsync()
-        src.unlink(name, missing_ok=True)  # gone already if a rename stood in for a link
-        src.fsync()
+        # Only the file that was archived leaves the inbox: a new one that took its name
+        # meanwhile stays (gone already if a rename stood in for a link).
+        now = src.lstat(name)
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            src.unlink(name, missing_ok=True)
+            src.fsync()
     assert final is not None
     return wanted.with_name(final)
 

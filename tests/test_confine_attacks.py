@@ -206,3 +206,44 @@ rules:
     assert list(outside.iterdir()) == []
     assert report.status == "failed" and "P/Originals is a symbolic link" in report.error
     assert src.is_file()
+
+
+# -- originals: the name is re-taken while the move is under way ---------------------------
+
+
+@pytest.mark.parametrize("cross_device", [False, True])
+def test_a_new_file_at_the_originals_name_mid_move_is_not_deleted(
+    tmp_path, monkeypatch, cross_device
+):
+    """Between the original's link (or copy) into the archive and its unlink from the
+    inbox, a new file takes its name (a re-sync, a second download): that new file has not
+    been processed and must stay."""
+    import errno
+
+    from amberpicd import originals
+    from amberpicd.originals import handle_original
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    src = images.jpeg(inbox / "IMG_1.jpg", size=(16, 16))
+    data, st = src.read_bytes(), src.stat()
+    real_place = originals.place
+    calls = []
+
+    def place_then_retake(s, name, dst, final, *args, **kwargs):
+        if cross_device and not calls:
+            calls.append(name)
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        placed = real_place(s, name, dst, final, *args, **kwargs)
+        if not (inbox / "IMG_1.jpg.new").exists():
+            (inbox / "IMG_1.jpg.new").write_bytes(b"a new file, not yet processed")
+            (inbox / "IMG_1.jpg.new").rename(inbox / "IMG_1.jpg")
+        return placed
+
+    monkeypatch.setattr(originals, "place", place_then_retake)
+    moved = handle_original(
+        src, "move", archive=tmp_path / "archive", size=st.st_size, mtime_ns=st.st_mtime_ns
+    )
+    assert moved == tmp_path / "archive/IMG_1.jpg"
+    assert moved.read_bytes() == data
+    assert src.read_bytes() == b"a new file, not yet processed"
