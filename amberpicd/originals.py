@@ -10,6 +10,7 @@ act on a file outside the inbox, or put the original outside the archive.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path, PurePosixPath
@@ -107,20 +108,26 @@ def _move(src: DirHandle, name: str, st: os.stat_result, archive: Path, rel: Pur
 def _copy_into(
     src: DirHandle, name: str, st: os.stat_result, dst: DirHandle, wanted: Path
 ) -> str | None:
-    """Copy ``name`` durably into ``dst`` under a temp name, then publish it no-clobber."""
-    temp = f"{TEMP_PREFIX}original{Path(name).suffix}{TEMP_SUFFIX}"
+    """Copy ``name`` durably into ``dst`` under a temp name, then publish it no-clobber.
+    The temp is named after the original (two originals copied into one folder at once
+    never share one, and a crash's leftover is the next attempt's to replace), and it is
+    published only if it still is the file written (not one put in its place)."""
+    temp = f"{TEMP_PREFIX}original-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+    temp += Path(name).suffix[:16] + TEMP_SUFFIX
     dst.unlink(temp, missing_ok=True)
     fd_in = src.open_read(name)
     try:
         if (os.fstat(fd_in).st_dev, os.fstat(fd_in).st_ino) != (st.st_dev, st.st_ino):
             raise OSError(errno.ESTALE, "the original was replaced while being moved", name)
-        fd_out = dst.open_new(temp, stat.S_IMODE(st.st_mode))
+        # Permission bits only: a set-user-ID bit on an inbox file is not copied.
+        fd_out = dst.open_new(temp, stat.S_IMODE(st.st_mode) & 0o777)
         try:
             while os.sendfile(fd_out, fd_in, None, 1 << 24):
                 pass
             _copy_xattrs(fd_in, fd_out)
             os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(fd_out)
+            written = os.fstat(fd_out)
         except BaseException:
             os.close(fd_out)
             dst.unlink(temp, missing_ok=True)
@@ -129,6 +136,9 @@ def _copy_into(
     finally:
         os.close(fd_in)
     try:
+        now = dst.lstat(temp)
+        if now is None or (now.st_dev, now.st_ino) != (written.st_dev, written.st_ino):
+            raise OSError(errno.ESTALE, "the archive copy was replaced before publishing", temp)
         return place(dst, temp, dst, wanted)
     finally:
         dst.unlink(temp, missing_ok=True)

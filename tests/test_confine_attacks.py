@@ -247,3 +247,70 @@ def test_a_new_file_at_the_originals_name_mid_move_is_not_deleted(
     assert moved == tmp_path / "archive/IMG_1.jpg"
     assert moved.read_bytes() == data
     assert src.read_bytes() == b"a new file, not yet processed"
+
+
+# -- originals: the archive copy across filesystems ----------------------------------------
+
+
+def test_cross_device_moves_into_one_archive_folder_do_not_share_a_temp(tmp_path, monkeypatch):
+    """Two originals with one suffix copied into the same archive folder at once (the
+    daemon and ``amberpicd process``): each copy has its own temp name."""
+    from amberpicd.originals import handle_original
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    a = images.jpeg(inbox / "A.jpg", size=(16, 16))
+    b = images.jpeg(inbox / "B.jpg", size=(24, 24))
+    data = {p: (p.read_bytes(), p.stat()) for p in (a, b)}
+    with tmpfs(tmp_path / "archive") as archive:
+        real_sendfile = os.sendfile
+
+        def interleaved(out_fd, in_fd, offset, count):
+            if monkeypatch_state.pop("first", False):  # A's copy is under way: B's runs
+                bst = data[b][1]
+                handle_original(
+                    b, "move", archive=archive, size=bst.st_size, mtime_ns=bst.st_mtime_ns
+                )
+            return real_sendfile(out_fd, in_fd, offset, count)
+
+        monkeypatch_state = {"first": True}
+        monkeypatch.setattr(os, "sendfile", interleaved)
+        ast = data[a][1]
+        moved = handle_original(
+            a, "move", archive=archive, size=ast.st_size, mtime_ns=ast.st_mtime_ns
+        )
+        monkeypatch.undo()
+        assert moved == archive / "A.jpg"
+        assert (archive / "A.jpg").read_bytes() == data[a][0]
+        assert (archive / "B.jpg").read_bytes() == data[b][0]
+        assert not a.exists() and not b.exists()
+        assert not [n for n in os.listdir(archive) if n.startswith(".amberpic-")]
+
+
+def test_a_cross_device_archive_copy_swapped_before_publishing_keeps_the_original(
+    tmp_path, monkeypatch
+):
+    """A writer of the archive replaces the durable copy's temp with a file of its own
+    before it gets the original's name: the original must not leave the inbox for it."""
+    from amberpicd.errors import OriginalError
+    from amberpicd.originals import handle_original
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    src = images.jpeg(inbox / "IMG_1.jpg", size=(16, 16))
+    data, st = src.read_bytes(), src.stat()
+    with tmpfs(tmp_path / "archive") as archive:
+        real_utime = os.utime
+
+        def swap_temp(target, *args, **kwargs):
+            real_utime(target, *args, **kwargs)
+            (temp,) = [n for n in os.listdir(archive) if n.startswith(".amberpic-")]
+            os.unlink(archive / temp)
+            (archive / temp).write_bytes(b"the attacker's bytes")
+
+        monkeypatch.setattr(os, "utime", swap_temp)
+        with pytest.raises(OriginalError, match="replaced"):
+            handle_original(src, "move", archive=archive, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        monkeypatch.undo()
+        assert src.read_bytes() == data
+        assert not (archive / "IMG_1.jpg").exists()
