@@ -20,7 +20,9 @@ from amberpicd.commit import commit
 from amberpicd.config.loader import parse_config
 
 
-def make_config(tmp_path: Path, inbox: Path, *, originals: str = "keep", output: str = ""):
+def make_config(
+    tmp_path: Path, inbox: Path, *, originals: str = "keep", output: str = "", on_conflict="rename"
+):
     text = f"""
 watch:
   - inbox: {inbox}
@@ -31,6 +33,7 @@ rules:
   - name: web
     pipeline: [{{encode: png}}]
     output: "{output or f"{tmp_path}/out/{{stem}}.{{ext}}"}"
+    on_conflict: {on_conflict}
 """
     return parse_config(text, None, tmp_path)
 
@@ -314,3 +317,85 @@ def test_a_cross_device_archive_copy_swapped_before_publishing_keeps_the_origina
         monkeypatch.undo()
         assert src.read_bytes() == data
         assert not (archive / "IMG_1.jpg").exists()
+
+
+# -- outputs: planted and swapped temp names -----------------------------------------------
+
+
+@pytest.mark.parametrize("plant", ["hard link", "symlink", "fifo"])
+def test_a_temp_name_planted_in_advance_is_replaced_not_written_through(
+    tmp_path, plant, monkeypatch
+):
+    """The job's temp name is predictable (the daemon's job id): planted as a hard link or
+    a symlink to an outside file, or a FIFO, it is unlinked and made afresh."""
+    import dataclasses
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    victim = tmp_path / "outside/victim.png"
+    victim.parent.mkdir()
+    victim.write_bytes(b"unrelated, must survive")
+    config = make_config(tmp_path, inbox)
+    job, _ = batch.plan(config, images.jpeg(inbox / "IMG_1.jpg", size=(16, 16)))
+    job = dataclasses.replace(job, tag="7")
+    temp = tmp_path / "out/.amberpic-7-0.png.tmp"
+    temp.parent.mkdir()
+    {"hard link": lambda: os.link(victim, temp), "symlink": lambda: temp.symlink_to(victim)}.get(
+        plant, lambda: os.mkfifo(temp)
+    )()
+    result = pipeline.run(job)
+    assert result.status == "staged", result.error
+    assert victim.read_bytes() == b"unrelated, must survive"
+    assert temp.is_file() and not temp.is_symlink() and temp.stat().st_nlink == 1
+    assert temp.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("on_conflict", ["rename", "skip"])
+def test_a_temp_swapped_for_a_symlink_before_publishing_is_not_published(
+    tmp_path, outside_file, on_conflict
+):
+    """Between stage and publish a writer of the output folder puts a symlink to an outside
+    file in place of the temp: publishing it would give the output's name to a link out,
+    and the original would then be deleted for an output that is not ours."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = make_config(tmp_path, inbox, originals="delete", on_conflict=on_conflict)
+    src = images.jpeg(inbox / "IMG_1.jpg", size=(16, 16))
+    result, policy, relpath = stage(config, src)
+    (out,) = result.outputs
+    out.staged.temp.unlink()
+    out.staged.temp.symlink_to(outside_file)
+    report = commit(result, policy, relpath=relpath)
+    assert report.status == "failed" and "replaced" in report.error
+    assert (
+        not (tmp_path / "out/IMG_1.png").exists() and not (tmp_path / "out/IMG_1.png").is_symlink()
+    )
+    assert src.is_file()
+    assert outside_file.read_bytes() == b"unrelated, must survive"
+
+
+@pytest.fixture
+def outside_file(tmp_path: Path) -> Path:
+    path = tmp_path / "outside/IMG_1.png"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"unrelated, must survive")
+    return path
+
+
+@pytest.mark.parametrize("on_conflict", ["rename", "overwrite"])
+def test_a_fifo_or_socket_at_the_final_name_is_never_opened(tmp_path, on_conflict):
+    import socket
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    os.mkfifo(tmp_path / "out/A.png")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "out/B.png"))
+        config = make_config(tmp_path, inbox, on_conflict=on_conflict)
+        for name in ("A", "B"):
+            src = images.jpeg(inbox / f"{name}.jpg", size=(16, 16))
+            report = commit(*stage(config, src)[:2])
+            assert report.status == "done", report.error
+            (final,) = report.outputs
+            assert final.is_file() and final.read_bytes()[:4] == b"\x89PNG"
