@@ -399,3 +399,43 @@ def test_a_fifo_or_socket_at_the_final_name_is_never_opened(tmp_path, on_conflic
             assert report.status == "done", report.error
             (final,) = report.outputs
             assert final.is_file() and final.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_trash_files_folder_that_is_a_symlink_is_refused(tmp_path, trash_home):
+    from amberpicd.errors import OriginalError
+    from amberpicd.originals import handle_original
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    trash_home.mkdir(parents=True)
+    (trash_home / "files").symlink_to(outside)
+    (tmp_path / "inbox").mkdir()
+    src = images.jpeg(tmp_path / "inbox/IMG_1.jpg", size=(16, 16))
+    st = src.stat()
+    with pytest.raises(OriginalError, match="Trash/files is a symbolic link"):
+        handle_original(src, "trash", size=st.st_size, mtime_ns=st.st_mtime_ns)
+    assert src.is_file() and list(outside.iterdir()) == []
+
+
+def test_a_bind_mount_of_the_home_trash_disk_gets_its_own_volume_trash(tmp_path, trash_home):
+    """One disk, two mounts: the home trash cannot take the file by rename (EXDEV) although
+    the devices match, so the trash at the top of the inbox's own mount does."""
+    from amberpicd.originals import handle_original
+
+    (tmp_path / "disk/inbox").mkdir(parents=True)
+    inbox_mount = tmp_path / "mnt"
+    inbox_mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("bind mounts need root")
+    proc = subprocess.run(["mount", "--bind", str(tmp_path / "disk"), str(inbox_mount)])
+    if proc.returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        src = images.jpeg(inbox_mount / "inbox/IMG_1.jpg", size=(16, 16))
+        st = src.stat()
+        assert st.st_dev == os.stat(tmp_path).st_dev  # the same disk
+        assert handle_original(src, "trash", size=st.st_size, mtime_ns=st.st_mtime_ns) is None
+        assert (inbox_mount / f".Trash-{os.getuid()}/files/IMG_1.jpg").is_file()
+        assert not any((trash_home / "files").iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(inbox_mount)], check=False)

@@ -189,15 +189,18 @@ def open_below(
 
 
 def mount_root(folder: DirHandle) -> DirHandle:
-    """The top folder of ``folder``'s filesystem, reached by ``..`` from its descriptor
-    (never by a path): the last one up with the same device."""
+    """The top folder of the mount holding ``folder``, reached by ``..`` from its
+    descriptor (never by a path): the last one up on the same device and mount."""
     fd, path = os.dup(folder.fd), folder.path
     try:
         while True:
-            here = os.fstat(fd)
             up = os.open("..", _DIR_FLAGS, dir_fd=fd)
-            there = os.fstat(up)
-            if there.st_dev != here.st_dev or there.st_ino == here.st_ino:
+            here, there = os.fstat(fd), os.fstat(up)
+            if (
+                there.st_dev != here.st_dev
+                or there.st_ino == here.st_ino
+                or _mount_id(up) != _mount_id(fd)
+            ):
                 os.close(up)
                 return DirHandle(fd, path, path.name or "/")
             os.close(fd)
@@ -205,6 +208,19 @@ def mount_root(folder: DirHandle) -> DirHandle:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _mount_id(fd: int) -> str | None:
+    """The mount a descriptor is on (a bind mount of the same disk is another one), from
+    /proc; None where /proc does not say."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("mnt_id:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:

@@ -30,17 +30,21 @@ def trash(folder: DirHandle, name: str, path: Path) -> None:
 
     dev = os.fstat(folder.fd).st_dev
     files, info = _trash_folders(open_dir, Path(plat_other.HOMETRASH))
-    topdir = plat_other.XDG_DATA_HOME
-    if os.fstat(files.fd).st_dev != dev:
-        files.close()
-        info.close()
-        # The volume's own trash, below the top of the file's filesystem as reached from
-        # its folder's descriptor; the info then names the file by its absolute path.
-        with mount_root(folder) as mount:
-            files, info = _volume_trash(mount, plat_other.uid)
-        topdir = None
     with files, info:
-        _move_in(folder, name, files, info, plat_other.info_for(os.fsencode(path), topdir))
+        if os.fstat(files.fd).st_dev == dev:
+            try:
+                text = plat_other.info_for(os.fsencode(path), plat_other.XDG_DATA_HOME)
+                _move_in(folder, name, files, info, text)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:  # one disk, two mounts: the volume's trash
+                    raise
+    # The volume's own trash, below the top of the file's filesystem as reached from its
+    # folder's descriptor; the info then names the file by its absolute path.
+    with mount_root(folder) as mount:
+        files, info = _volume_trash(mount, plat_other.uid)
+    with files, info:
+        _move_in(folder, name, files, info, plat_other.info_for(os.fsencode(path), None))
 
 
 def _trash_folders(opener, root, rel: str = "") -> tuple[DirHandle, DirHandle]:
