@@ -59,7 +59,8 @@ def handle_original(
                 raise OriginalError(path, "it changed while being processed; left in place")
             if policy == "move":
                 assert archive is not None
-                return _move(folder, path.name, st, archive, PurePosixPath(relpath or "."))
+                where = _archive_below(archive, inbox, PurePosixPath(relpath or "."))
+                return _move(folder, path.name, st, where)
             if policy == "trash":
                 trash(folder, path.name, path)
                 return None
@@ -83,11 +84,21 @@ def _reason(exc: Exception) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
-def _move(src: DirHandle, name: str, st: os.stat_result, archive: Path, rel: PurePosixPath) -> Path:
+def _archive_below(archive: Path, inbox: Path, rel: PurePosixPath) -> tuple[Path, PurePosixPath]:
+    """Where the archive folder for ``rel`` is walked from: an archive inside the inbox
+    (``Inbox/done``) is walked down from the inbox root, so the inbox's writers cannot swap
+    it for a link; any other archive from its own root."""
+    if archive != inbox and archive.is_relative_to(inbox):
+        return inbox, PurePosixPath(archive.relative_to(inbox)) / rel
+    return archive, rel
+
+
+def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, PurePosixPath]) -> Path:
     """Move without ever clobbering a file in the archive; across filesystems the copy
     is made durable before the source is removed. Both folders are descriptors."""
-    with open_dir(archive, rel, create=True, verb="move") as dst:
-        wanted = Path(archive, rel, name)
+    root, rel = where
+    with open_dir(root, rel, create=True, verb="move") as dst:
+        wanted = Path(root, rel, name)
         try:
             final = place(src, name, dst, wanted)  # same filesystem: a no-clobber link
         except OSError as exc:

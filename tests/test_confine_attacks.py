@@ -439,3 +439,37 @@ def test_a_bind_mount_of_the_home_trash_disk_gets_its_own_volume_trash(tmp_path,
         assert not any((trash_home / "files").iterdir())
     finally:
         subprocess.run(["umount", "-l", str(inbox_mount)], check=False)
+
+
+def test_an_archive_inside_the_inbox_cannot_be_swapped_by_the_inboxs_writers(tmp_path):
+    """``archive: Inbox/done``: whoever may drop files in the inbox may also replace
+    ``done`` with a link; the archive is walked down from the inbox root, so it is refused."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    text = f"""
+watch:
+  - inbox: {inbox}
+    originals: move
+    archive: {inbox}/done
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: "{tmp_path}/out/{{stem}}.{{ext}}"
+"""
+    config = parse_config(text, None, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (inbox / "done").symlink_to(outside)
+    src = images.jpeg(inbox / "IMG_1.jpg", size=(16, 16))
+    report = commit(*stage(config, src)[:2])
+    assert list(outside.iterdir()) == []
+    assert report.error == (
+        "IMG_1.jpg: original not handled: move: inbox/done is a symbolic link; "
+        "refusing to move through it"
+    )
+    assert src.is_file()
+    # Control: a real folder there, and the original is archived in it.
+    (inbox / "done").unlink()
+    report = commit(*stage(config, src)[:2])
+    assert report.status == "done", report.error
+    assert report.original == inbox / "done/IMG_1.jpg" and report.original.is_file()
