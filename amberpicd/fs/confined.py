@@ -78,7 +78,8 @@ class DirHandle:
             return None
 
     def open_read(self, name: str) -> int:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        # A terminal never becomes ours; a FIFO never blocks; a link is never followed.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         return os.open(_one(name), flags, dir_fd=self.fd)
 
     def open_new(self, name: str, mode: int = 0o666) -> int:
