@@ -104,7 +104,7 @@ def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, Pure
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            final = _copy_into(src, name, st, dst, wanted)
+            final = _copy_into(src, name, st, dst, wanted, where)
         dst.fsync()
         # Only the file that was archived leaves the inbox: a new one that took its name
         # meanwhile stays (gone already if a rename stood in for a link).
@@ -117,7 +117,12 @@ def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, Pure
 
 
 def _copy_into(
-    src: DirHandle, name: str, st: os.stat_result, dst: DirHandle, wanted: Path
+    src: DirHandle,
+    name: str,
+    st: os.stat_result,
+    dst: DirHandle,
+    wanted: Path,
+    where: tuple[Path, PurePosixPath],
 ) -> str | None:
     """Copy ``name`` durably into ``dst`` under a temp name, then publish it no-clobber.
     The temp is named after the original (two originals copied into one folder at once
@@ -150,9 +155,23 @@ def _copy_into(
         now = dst.lstat(temp)
         if now is None or (now.st_dev, now.st_ino) != (written.st_dev, written.st_ino):
             raise OSError(errno.ESTALE, "the archive copy was replaced before publishing", temp)
+        _still_in_archive(dst, where)
         return place(dst, temp, dst, wanted)
     finally:
         dst.unlink(temp, missing_ok=True)
+
+
+def _still_in_archive(dst: DirHandle, where: tuple[Path, PurePosixPath]) -> None:
+    """The copy took a while: is ``dst`` still the folder the archive's walk reaches, or
+    was it moved out of the archive meanwhile (the original would follow it)?"""
+    b = os.fstat(dst.fd)
+    try:
+        with open_dir(*where, verb="move") as again:
+            a = os.fstat(again.fd)
+    except FileNotFoundError:
+        a = None
+    if a is None or (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+        raise OSError(errno.ESTALE, "moved out of the archive during the copy", dst.label)
 
 
 def _copy_xattrs(fd_in: int, fd_out: int) -> None:

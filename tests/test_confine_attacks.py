@@ -473,3 +473,38 @@ rules:
     report = commit(*stage(config, src)[:2])
     assert report.status == "done", report.error
     assert report.original == inbox / "done/IMG_1.jpg" and report.original.is_file()
+
+
+def test_an_archive_folder_moved_out_during_a_cross_device_copy_does_not_take_the_original(
+    tmp_path, monkeypatch
+):
+    """The copy into another filesystem takes as long as the file is big: meanwhile an
+    archive writer moves the archive's sub-folder out of the archive (same disk). The
+    original must not be published into it, nor leave the inbox."""
+    from amberpicd.errors import OriginalError
+    from amberpicd.originals import handle_original
+
+    (tmp_path / "inbox/trip").mkdir(parents=True)
+    src = images.jpeg(tmp_path / "inbox/trip/IMG_1.jpg", size=(16, 16))
+    data, st = src.read_bytes(), src.stat()
+    with tmpfs(tmp_path / "vol") as vol:
+        (vol / "outside").mkdir()
+        real_utime = os.utime
+
+        def move_folder_out(target, *args, **kwargs):
+            real_utime(target, *args, **kwargs)
+            os.rename(vol / "archive/trip", vol / "outside/trip")
+
+        monkeypatch.setattr(os, "utime", move_folder_out)
+        with pytest.raises(OriginalError, match="moved out of the archive"):
+            handle_original(
+                src,
+                "move",
+                archive=vol / "archive",
+                relpath="trip",
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+            )
+        monkeypatch.undo()
+        assert src.read_bytes() == data
+        assert list((vol / "outside/trip").iterdir()) == []
