@@ -10,12 +10,13 @@ act on a file outside the inbox, or put the original outside the archive.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
@@ -35,23 +36,6 @@ def unchanged(
     if identity is None or st is None or not stat.S_ISREG(st.st_mode):
         return False
     return identity.matches(st) or identity.same_content(st, lambda: folder.open_read(name))
-
-
-def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
-    """The inbox root of ``path`` and its sub-folder below it. Callers pass ``relpath``
-    as the original's folder below its inbox, so the root is that many folders up; a
-    ``relpath`` that is not the folder's tail only names the archive sub-folder, and the
-    original's own folder is then the root walked from."""
-    rel = PurePosixPath(relpath) if relpath else PurePosixPath()
-    n, parts = len(rel.parts), path.parent.parts
-    if (
-        n
-        and ".." not in rel.parts
-        and not rel.is_absolute()
-        and parts[len(parts) - n :] == rel.parts
-    ):
-        return path.parents[n], rel
-    return path.parent, PurePosixPath()
 
 
 def handle_original(
@@ -80,7 +64,8 @@ def handle_original(
                 raise OriginalError(path, "it changed while being processed; left in place")
             if policy == "move":
                 assert archive is not None
-                return _move(folder, path.name, st, archive, PurePosixPath(relpath or "."))
+                where = _archive_below(archive, inbox, PurePosixPath(relpath or "."))
+                return _move(folder, path.name, st, where)
             if policy == "trash":
                 trash(folder, path.name, path)
                 return None
@@ -103,41 +88,66 @@ def _reason(exc: Exception) -> str:
     return error_text(exc)
 
 
-def _move(src: DirHandle, name: str, st: os.stat_result, archive: Path, rel: PurePosixPath) -> Path:
+def _archive_below(archive: Path, inbox: Path, rel: PurePosixPath) -> tuple[Path, PurePosixPath]:
+    """Where the archive folder for ``rel`` is walked from: an archive inside the inbox
+    (``Inbox/done``) is walked down from the inbox root, so the inbox's writers cannot swap
+    it for a link; any other archive from its own root."""
+    if archive != inbox and archive.is_relative_to(inbox):
+        return inbox, PurePosixPath(archive.relative_to(inbox)) / rel
+    return archive, rel
+
+
+def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, PurePosixPath]) -> Path:
     """Move without ever clobbering a file in the archive; across filesystems the copy
     is made durable before the source is removed. Both folders are descriptors."""
-    with open_dir(archive, rel, create=True, verb="move") as dst:
-        wanted = Path(archive, rel, name)
+    root, rel = where
+    with open_dir(root, rel, create=True, verb="move") as dst:
+        wanted = Path(root, rel, name)
         try:
             final = place(src, name, dst, wanted)  # same filesystem: a no-clobber link
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            final = _copy_into(src, name, st, dst, wanted)
+            final = _copy_into(src, name, st, dst, wanted, where)
         dst.fsync()
-        src.unlink(name, missing_ok=True)  # gone already if a rename stood in for a link
-        src.fsync()
+        # Only the file that was archived leaves the inbox: a new one that took its name
+        # meanwhile stays (gone already if a rename stood in for a link).
+        now = src.lstat(name)
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            src.unlink(name, missing_ok=True)
+            src.fsync()
     assert final is not None
     return wanted.with_name(final)
 
 
 def _copy_into(
-    src: DirHandle, name: str, st: os.stat_result, dst: DirHandle, wanted: Path
+    src: DirHandle,
+    name: str,
+    st: os.stat_result,
+    dst: DirHandle,
+    wanted: Path,
+    where: tuple[Path, PurePosixPath],
 ) -> str | None:
-    """Copy ``name`` durably into ``dst`` under a temp name, then publish it no-clobber."""
-    temp = f"{TEMP_PREFIX}original{Path(name).suffix}{TEMP_SUFFIX}"
+    """Copy ``name`` durably into ``dst`` under a temp name, then publish it no-clobber.
+    The temp is named after the original (two originals copied into one folder at once
+    never share one, and a crash's leftover is the next attempt's to replace), and it is
+    published only if it still is the file written (not one put in its place)."""
+    temp = f"{TEMP_PREFIX}original-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+    temp += Path(name).suffix[:16] + TEMP_SUFFIX
     dst.unlink(temp, missing_ok=True)
     fd_in = src.open_read(name)
     try:
         if (os.fstat(fd_in).st_dev, os.fstat(fd_in).st_ino) != (st.st_dev, st.st_ino):
             raise OSError(errno.ESTALE, "the original was replaced while being moved", name)
-        fd_out = dst.open_new(temp, stat.S_IMODE(st.st_mode))
+        # Permission bits only: a set-user-ID bit on an inbox file is not copied.
+        fd_out = dst.open_new(temp, stat.S_IMODE(st.st_mode) & 0o777)
         try:
             while os.sendfile(fd_out, fd_in, None, 1 << 24):
                 pass
             _copy_xattrs(fd_in, fd_out)
             os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(fd_out)
+            written = os.fstat(fd_out)
         except BaseException:
             os.close(fd_out)
             dst.unlink(temp, missing_ok=True)
@@ -146,9 +156,26 @@ def _copy_into(
     finally:
         os.close(fd_in)
     try:
+        now = dst.lstat(temp)
+        if now is None or (now.st_dev, now.st_ino) != (written.st_dev, written.st_ino):
+            raise OSError(errno.ESTALE, "the archive copy was replaced before publishing", temp)
+        _still_in_archive(dst, where)
         return place(dst, temp, dst, wanted)
     finally:
         dst.unlink(temp, missing_ok=True)
+
+
+def _still_in_archive(dst: DirHandle, where: tuple[Path, PurePosixPath]) -> None:
+    """The copy took a while: is ``dst`` still the folder the archive's walk reaches, or
+    was it moved out of the archive meanwhile (the original would follow it)?"""
+    b = os.fstat(dst.fd)
+    try:
+        with open_dir(*where, verb="move") as again:
+            a = os.fstat(again.fd)
+    except FileNotFoundError:
+        a = None
+    if a is None or (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+        raise OSError(errno.ESTALE, "moved out of the archive during the copy", dst.label)
 
 
 def _copy_xattrs(fd_in: int, fd_out: int) -> None:

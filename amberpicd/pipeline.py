@@ -162,7 +162,7 @@ def run(job: FileJob) -> FileResult:
     limit_job_memory(int(job.limits.worker_memory))
     try:
         try:
-            data, identity = read_source(job.path, job.limits)
+            data, identity = read_source(job.path, job.limits, job.relpath)
         except SourceChanged as exc:
             result.status, result.error = "changed", str(exc)
             return result

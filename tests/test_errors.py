@@ -58,8 +58,8 @@ def _readable(message: str) -> None:
     assert "\n" not in message and printable(message) == message
 
 
-# The inbox is its own filesystem, so send2trash uses its .Trash-UID folder there (and
-# builds its paths, hence its errors' file names, as bytes).
+# The inbox is its own filesystem, so the file goes to that volume's .Trash-UID folder,
+# made through folder descriptors: a failure there must still name the whole path.
 
 
 def test_trash_on_a_full_disk_says_so_with_the_name_and_no_repr(tmp_path, trash_home):

@@ -78,13 +78,20 @@ class DirHandle:
             return None
 
     def open_read(self, name: str) -> int:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        # A terminal never becomes ours; a FIFO never blocks; a link is never followed.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         return os.open(_one(name), flags, dir_fd=self.fd)
 
     def open_new(self, name: str, mode: int = 0o666) -> int:
-        """Create ``name``, which must not exist (a link in its place is not followed)."""
+        """Create ``name``, which must not exist (a link in its place is not followed).
+        A failure to create (full disk, name too long) names the whole path."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        return os.open(_one(name), flags, mode, dir_fd=self.fd)
+        try:
+            return os.open(_one(name), flags, mode, dir_fd=self.fd)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise _at(exc, self.path / name) from None
 
     def write_new(self, name: str, data: bytes) -> None:
         """Create ``name``, write ``data``, fsync it; on any failure nothing is left."""
@@ -158,18 +165,92 @@ def open_dir(
     rel = PurePosixPath(rel)
     if rel.is_absolute() or ".." in rel.parts:
         raise Escape(shown(root, rel))
-    fd = _open_root(root, create, mode)
+    with DirHandle(_open_root(root, create, mode), root, shown(root, PurePosixPath())) as top:
+        return open_below(top, rel, create=create, verb=verb, mode=mode)
+
+
+def open_below(
+    top: DirHandle,
+    rel: PurePath | str,
+    *,
+    create: bool = False,
+    verb: str = "write",
+    mode: int = 0o777,
+) -> DirHandle:
+    """Like :func:`open_dir`, from an already open folder instead of a root path."""
+    rel = PurePosixPath(rel)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise Escape(shown(top.path, rel))
+    fd = os.dup(top.fd)
     done = PurePosixPath()
     try:
         for part in rel.parts:
             done = done / part
-            child = _open_child(fd, part, create, shown(root, done), verb, mode)
+            label = shown(top.path, done)
+            child = _open_child(fd, part, create, label, verb, mode, top.path / done)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
-    return DirHandle(fd, root.joinpath(rel), shown(root, rel))
+    return DirHandle(fd, top.path.joinpath(rel), shown(top.path, rel))
+
+
+def mount_root(folder: DirHandle) -> DirHandle:
+    """The top folder of the mount holding ``folder``, reached by ``..`` from its
+    descriptor (never by a path): the last one up on the same device and mount."""
+    fd, path = os.dup(folder.fd), folder.path
+    try:
+        while True:
+            up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            here, there = os.fstat(fd), os.fstat(up)
+            if (
+                there.st_dev != here.st_dev
+                or there.st_ino == here.st_ino
+                or _mount_id(up) != _mount_id(fd)
+            ):
+                os.close(up)
+                return DirHandle(fd, path, path.name or "/")
+            os.close(fd)
+            fd, path = up, path.parent
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _mount_id(fd: int) -> str | None:
+    """The mount a descriptor is on (a bind mount of the same disk is another one), from
+    /proc; None where /proc does not say."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("mnt_id:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
+    """The inbox root of ``path`` and its sub-folder below it. Callers pass ``relpath``
+    as the file's folder below its inbox, so the root is that many folders up; a
+    ``relpath`` that is not the folder's tail names no folder of ``path`` (only an archive
+    sub-folder), and the file's own folder is then the root walked from."""
+    rel = PurePosixPath(relpath) if relpath else PurePosixPath()
+    n, parts = len(rel.parts), path.parent.parts
+    if (
+        n
+        and ".." not in rel.parts
+        and not rel.is_absolute()
+        and parts[len(parts) - n :] == rel.parts
+    ):
+        return path.parents[n], rel
+    return path.parent, PurePosixPath()
+
+
+def open_dir_of(path: Path, relpath: str, verb: str) -> DirHandle:
+    """The folder holding ``path``, walked down from its inbox root (``inbox_of``)."""
+    return open_dir(*inbox_of(path, relpath), verb=verb)
 
 
 def probe_dir(root: Path, rel: PurePath | str = "", verb: str = "write") -> None:
@@ -187,7 +268,7 @@ def probe_dir(root: Path, rel: PurePath | str = "", verb: str = "write") -> None
         for part in rel.parts:
             done = done / part
             try:
-                child = _open_child(fd, part, False, shown(root, done), verb)
+                child = _open_child(fd, part, False, shown(root, done), verb, 0o777, root / done)
             except FileNotFoundError:
                 return
             os.close(fd)
@@ -216,7 +297,7 @@ def _open_root(root: Path, create: bool, mode: int = 0o777) -> int:
 
 
 def _open_child(
-    parent: int, name: str, create: bool, label: str, verb: str, mode: int = 0o777
+    parent: int, name: str, create: bool, label: str, verb: str, mode: int, where: Path
 ) -> int:
     for attempt in range(2):
         try:
@@ -229,6 +310,8 @@ def _open_child(
                 os.fsync(parent)
             except FileExistsError:
                 pass  # made meanwhile (by another worker): open it, with the same checks
+            except OSError as exc:  # a full disk, no inode left: say which folder
+                raise _at(exc, where) from None
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
@@ -240,6 +323,11 @@ def _open_child(
                 raise SymlinkRefused(label, verb) from None
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), label) from None
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), label)
+
+
+def _at(exc: OSError, path: Path) -> OSError:
+    """``exc`` again, naming the whole ``path`` instead of a name relative to a descriptor."""
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def _one(name: str) -> str:

@@ -1,19 +1,23 @@
-"""Move a file into the freedesktop home trash through directory descriptors.
+"""Move a file into a freedesktop trash through directory descriptors, never by path.
 
 The file is renamed from its folder's descriptor (walked from the inbox root without
-following links) into ``$XDG_DATA_HOME/Trash/files``, after its ``.trashinfo`` was
-created exclusively in ``Trash/info``, as the trash specification orders. A file on
-another filesystem than the home trash is handed to send2trash (by path), which knows the
-per-volume trash folders.
+following links) into a trash's ``files`` folder, after its ``.trashinfo`` was created
+exclusively in ``info``, as the trash specification orders. The trash is the home trash
+(``$XDG_DATA_HOME/Trash``) when that is on the file's filesystem, else the volume's own
+(``$topdir/.Trash/$uid`` when ``.Trash`` is a sticky folder, else ``$topdir/.Trash-$uid``),
+whose folders are walked down from the mount point without following links. send2trash
+only supplies the specification's details (where the home trash is, the info text, the
+mount point); it never moves the file, so no path is resolved again after the walk.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
+import stat
+from pathlib import Path, PurePosixPath
 
-from amberpicd.fs.confined import DirHandle, open_dir
+from amberpicd.fs.confined import DirHandle, mount_root, open_below, open_dir
 
 _INFO_SUFFIX = ".trashinfo"
 
@@ -24,42 +28,71 @@ def trash(folder: DirHandle, name: str, path: Path) -> None:
     # daemon when PyGObject is importable (it is, for the tray).
     from send2trash import plat_other
 
-    home = Path(plat_other.HOMETRASH)
-    home_dev = os.stat(os.path.realpath(os.path.expanduser("~"))).st_dev
-    if os.fstat(folder.fd).st_dev != home_dev:
-        plat_other.send2trash(str(path))
+    dev = os.fstat(folder.fd).st_dev
+    files, info = _trash_folders(open_dir, Path(plat_other.HOMETRASH))
+    with files, info:
+        if os.fstat(files.fd).st_dev == dev:
+            try:
+                text = plat_other.info_for(os.fsencode(path), plat_other.XDG_DATA_HOME)
+                _move_in(folder, name, files, info, text)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:  # one disk, two mounts: the volume's trash
+                    raise
+    # The volume's own trash, below the top of the file's filesystem as reached from its
+    # folder's descriptor; the info then names the file by its absolute path.
+    with mount_root(folder) as mount:
+        files, info = _volume_trash(mount, plat_other.uid)
+    with files, info:
+        _move_in(folder, name, files, info, plat_other.info_for(os.fsencode(path), None))
+
+
+def _trash_folders(opener, root, rel: str = "") -> tuple[DirHandle, DirHandle]:
+    """``files`` and ``info`` below ``root``/``rel``, made 0700 where missing."""
+    files = opener(root, PurePosixPath(rel, "files"), create=True, verb="move", mode=0o700)
+    try:
+        return files, opener(root, PurePosixPath(rel, "info"), create=True, verb="move", mode=0o700)
+    except BaseException:
+        files.close()
+        raise
+
+
+def _volume_trash(mount: DirHandle, uid: int) -> tuple[DirHandle, DirHandle]:
+    """The volume trash below ``mount``: the shared ``.Trash/$uid`` where the admin made
+    ``.Trash`` a sticky folder (a link there does not count), else ``.Trash-$uid``."""
+    st = mount.lstat(".Trash")
+    if st is not None and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
+        try:
+            return _trash_folders(open_below, mount, f".Trash/{uid}")
+        except OSError:
+            pass  # not usable by us: the specification falls back to .Trash-$uid
+    return _trash_folders(open_below, mount, f".Trash-{uid}")
+
+
+def _move_in(folder: DirHandle, name: str, files: DirHandle, info: DirHandle, text: str) -> None:
+    stem, ext = os.path.splitext(name)
+    for counter in range(10_000):
+        dest = name if counter == 0 else f"{stem} {counter}{ext}"
+        if files.lstat(dest) is not None:
+            continue
+        try:
+            fd = info.open_new(dest + _INFO_SUFFIX, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            folder.rename_noreplace(name, files, dest)
+        except BaseException as exc:
+            info.unlink(dest + _INFO_SUFFIX, missing_ok=True)
+            if isinstance(exc, FileExistsError):
+                continue
+            raise
+        info.fsync()
+        files.fsync()
+        folder.fsync()
         return
-    with (
-        open_dir(home, "files", create=True, verb="move", mode=0o700) as files,
-        open_dir(home, "info", create=True, verb="move", mode=0o700) as info,
-    ):
-        text = plat_other.info_for(os.fsencode(path), plat_other.XDG_DATA_HOME)
-        stem, ext = os.path.splitext(name)
-        for counter in range(10_000):
-            dest = name if counter == 0 else f"{stem} {counter}{ext}"
-            if files.lstat(dest) is not None:
-                continue
-            try:
-                fd = info.open_new(dest + _INFO_SUFFIX, 0o600)
-            except FileExistsError:
-                continue
-            try:
-                os.write(fd, text.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                folder.rename_noreplace(name, files, dest)
-            except BaseException as exc:
-                info.unlink(dest + _INFO_SUFFIX, missing_ok=True)
-                if isinstance(exc, FileExistsError):
-                    continue
-                if isinstance(exc, OSError) and exc.errno == errno.EXDEV:
-                    plat_other.send2trash(str(path))  # $XDG_DATA_HOME on another disk
-                    return
-                raise
-            info.fsync()
-            files.fsync()
-            folder.fsync()
-            return
     raise FileExistsError(errno.EEXIST, "no free name in the trash", name)

@@ -23,6 +23,7 @@ from PIL import EpsImagePlugin, Image, ImageFile
 from amberpicd.config.schema import Limits
 from amberpicd.errors import DecodeError, InputRejected, SourceChanged
 from amberpicd.facts import Facts
+from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir_of
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.gifmeta import gif_metadata
 from amberpicd.imaging.memory import tune_for_images
@@ -88,22 +89,35 @@ def load_plugins() -> None:
     pillow_heif.register_heif_opener()
 
 
-def read_source(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]:
+def read_source(path: Path, limits: Limits, relpath: str = "") -> tuple[bytes, FileIdentity]:
     """The whole file, read once, and the identity of what was read; refuses non-regular
     files and files over the size limit.
 
-    Opens with O_NOFOLLOW | O_NONBLOCK and checks the opened descriptor, so a FIFO or
-    device swapped in after a check can never block or be read. The identity comes from
-    fstat of that descriptor before and after the read: if they differ, someone wrote to the
-    file meanwhile and SourceChanged is raised (the bytes are no version of the file).
+    The file is opened through its folder's descriptor, walked down from its inbox root
+    (``relpath`` is its folder below the inbox) without following links, so a sub-folder
+    swapped for a link cannot make the daemon read a file outside the inbox. The open
+    uses O_NOFOLLOW | O_NONBLOCK and the descriptor is checked, so a FIFO or device
+    swapped in after a check can never block or be read. The identity comes from fstat of
+    that descriptor before and after the read: if they differ, someone wrote to the file
+    meanwhile and SourceChanged is raised (the bytes are no version of the file).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open_dir_of(path, relpath, verb="read") as folder:
+            try:
+                fd = folder.open_read(path.name)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):
+                    st = folder.lstat(path.name)
+                    if st is not None and stat.S_ISLNK(st.st_mode):
+                        raise InputRejected(path, "is a symbolic link; not followed") from None
+                raise
+    except InputRejected:
+        raise
+    except (SymlinkRefused, Escape) as exc:
+        raise InputRejected(path, str(exc)) from None
     except FileNotFoundError:
         raise InputRejected(path, "file vanished before it could be read") from None
     except OSError as exc:
-        if os.path.islink(path):
-            raise InputRejected(path, "is a symbolic link; not followed") from None
         raise InputRejected(path, f"cannot open: {exc.strerror}") from None
     try:
         st = os.fstat(fd)

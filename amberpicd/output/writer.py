@@ -112,13 +112,13 @@ def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = N
     recovery knows where an output went)."""
     temp, final = staged.temp, staged.final
     with staged.folder() as folder:
+        st = folder.lstat(temp.name)
+        if st is not None and not stat.S_ISREG(st.st_mode):  # a link or FIFO put in its place
+            raise OSError(errno.EINVAL, "the staged temp file was replaced", str(temp))
         if staged.on_conflict == "overwrite":
             if before_link is not None:
                 before_link(final)
-            st = folder.lstat(temp.name)
             if st is not None:
-                if not stat.S_ISREG(st.st_mode):
-                    raise OSError(errno.EINVAL, "the staged temp file was replaced", str(temp))
                 folder.replace(temp.name, folder, final.name)  # a link there is replaced
                 folder.fsync()
             return final
