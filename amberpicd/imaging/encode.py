@@ -108,6 +108,7 @@ def encode_as(
     """``picture`` as ``fmt`` per ``spec``; None when ``format: auto`` finds the format
     cannot fit max_bytes (or, for PNG, is hopelessly larger than a lossy one). Codec
     errors propagate raw: the caller words them."""
+    auto, choosing = spec.auto_quality, spec.format == "auto"
     spec = spec.model_copy(update={"format": fmt})
     frames, icc = _prepare(picture, spec, keep_icc(groups))
     meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
@@ -117,8 +118,7 @@ def encode_as(
     def at(quality: int) -> bytes:
         return _save(frames, fmt, {**_options(spec, quality), **meta})
 
-    auto = spec.auto_quality
-    if fmt == "png" and auto and spec.format == "auto":
+    if fmt == "png" and choosing:
         # Lossless: worth the full encode only where a quick one is near the others.
         quick = _save(frames, fmt, {"compress_level": 1, **meta})
         if len(quick) > _PNG_HOPELESS * _lossy_guess(frames[0]):
@@ -146,13 +146,13 @@ def encode_as(
         try:
             data, quality = _best_fit(at, top, limit, path)
         except EncodeError:
-            if spec.format == "auto":
+            if choosing:
                 return None
             raise
         return Encoded(data, fmt, quality)
     data = at(top)
     if len(data) > limit:
-        if spec.format == "auto":
+        if choosing:
             return None
         raise EncodeError(
             path,

@@ -40,7 +40,7 @@ def rewrite(data: bytes, fmt: str, meta: dict) -> bytes:
 
         chunks = _png_chunks(_tiny(fmt, meta), _PNG_METADATA_OUT)
         stripped = _png_without_metadata(data)
-        keep = [c.decode() for c in _PNG_RENDERING]
+        keep = sorted(_PNG_RENDERING)  # a list of bytes (pyoxipng deprecates sets)
         optimised = oxipng.optimize_from_memory(data, strip=oxipng.StripChunks.keep(keep))
         best = min(_png_without_metadata(optimised), stripped, key=len)
         if chunks and b"iCCP" in chunks:
