@@ -246,3 +246,43 @@ def test_min_saving_keeps_the_source_when_re_encoding_saves_too_little(pillow_im
     kept = encode_output(source_picture(big, "jpeg"), Encode(format="jpeg", quality=60,
                          min_saving=0.1), (), SRC, big)  # fmt: skip
     assert kept.note is None and len(kept.data) <= 0.9 * len(big)
+
+
+# --- through a whole `amberpicd process` run ---
+
+
+def test_process_run_with_format_auto_and_optimize(tmp_path: Path, monkeypatch, pillow_images):
+    import images
+
+    from amberpicd.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "AMBERPIC_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    src = images.jpeg(inbox / "a.jpg", (320, 240), gps=True, quality=95)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"""
+watch:
+  - inbox: {inbox}
+    originals: keep
+rules:
+  - name: auto
+    pipeline: [{{encode: {{format: auto, formats: [webp, jpeg], target: 75}}}}]
+    output: {out}/auto/{{stem}}.{{ext}}
+  - name: lossless
+    pipeline: [optimize]
+    output: {out}/lossless/{{stem}}.{{ext}}
+"""
+    )
+    assert main(["-c", str(cfg), "process", str(inbox)]) == 0
+    made = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(made) == 2 and made[1] == "lossless/a.jpg"
+    assert made[0] in ("auto/a.webp", "auto/a.jpg")  # {ext} follows the chosen format
+    with Image.open(out / made[0]) as chosen:
+        assert chosen.format == {"webp": "WEBP", "jpg": "JPEG"}[made[0].rsplit(".", 1)[1]]
+    lossless = (out / "lossless" / "a.jpg").read_bytes()
+    assert pixels(lossless) == pixels(src.read_bytes()) and len(lossless) < src.stat().st_size
+    assert b"TestMake" not in lossless and b"Exif" not in lossless
