@@ -72,3 +72,14 @@ def test_gray_and_tiny_pictures(tmp_path: Path, pillow_images: Path):
 def test_sizes_must_match():
     with pytest.raises(ValueError, match="sizes differ"):
         ssimulacra2.score(Image.new("RGB", (20, 20)), Image.new("RGB", (20, 21)))
+
+
+def test_libvips_and_numpy_blurs_agree(pillow_images: Path, monkeypatch):
+    with Image.open(pillow_images / "sugarshack.mpo") as src:
+        im = src.convert("RGB")
+    dist = _roundtrip(im, "JPEG", 40)
+    monkeypatch.setattr(ssimulacra2, "_SMALL", 10**12)  # numpy for every plane
+    numpy_only = ssimulacra2.score(im, dist)
+    monkeypatch.setattr(ssimulacra2, "_SMALL", 0)  # libvips for every plane
+    libvips = ssimulacra2.score(im, dist)
+    assert numpy_only == pytest.approx(libvips, abs=0.01)

@@ -23,8 +23,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pyvips
 from PIL import Image
+
+try:  # libvips convolves big planes faster; numpy alone serves where it is missing
+    import pyvips
+except ImportError:  # pragma: no cover - platforms without a pyvips wheel
+    pyvips = None
 
 SCALES = 6
 SIGMA = 1.5
@@ -59,16 +63,16 @@ _WEIGHTS = (
 )  # fmt: skip
 
 
-def _kernel() -> pyvips.Image:
+def _taps() -> list[float]:
     radius = int(3.33 * SIGMA + 0.5)  # scipy.ndimage.gaussian_filter with truncate=3.33
     taps = [math.exp(-0.5 * (x / SIGMA) ** 2) for x in range(-radius, radius + 1)]
     total = sum(taps)
-    return pyvips.Image.new_from_list([[t / total for t in taps]], scale=1, offset=0)
+    return [t / total for t in taps]
 
 
-_KERNEL = _kernel()
-_RADIUS = (_KERNEL.width - 1) // 2
-_TAPS = np.array(_KERNEL.tolist()[0], dtype=np.float32)
+_RADIUS = len(_taps()) // 2
+_TAPS = np.array(_taps(), dtype=np.float32)
+_KERNEL = None if pyvips is None else pyvips.Image.new_from_list([_taps()], scale=1, offset=0)
 _SMALL = 400_000
 _V = np.arange(256, dtype=np.float64) / 255
 _LUT = np.where(_V <= 0.04045, _V / 12.92, ((_V + 0.055) / 1.055) ** 2.4).astype(np.float32)
@@ -109,7 +113,7 @@ def _blur(plane: np.ndarray) -> np.ndarray:
     planes; numpy below ``_SMALL`` pixels, where libvips' per-call cost dominates."""
     r = _RADIUS
     h, w = plane.shape
-    if h * w < _SMALL:
+    if h * w < _SMALL or _KERNEL is None:
         rows = np.pad(plane, ((r, r), (0, 0)), mode="symmetric")
         out = _TAPS[r] * rows[r : r + h]
         for k in range(1, r + 1):
