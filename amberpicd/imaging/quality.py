@@ -3,7 +3,8 @@
 A bracketed search over the format's quality scale: the first probe is predicted from
 the target (a table per format, measured on photos), the second from the first one's
 miss (a typical slope), then the bracket is narrowed by interpolation between its ends
-(bisection when that stalls) until it is ``TOLERANCE`` quality steps wide. A handful of
+(bisection when that stalls) until it is ``TOLERANCE`` quality steps wide, or a passing
+probe lands within ``NEAR`` points of the target. A handful of
 encodes at most (``MAX_PROBES``); scores are computed by ``imaging.ssimulacra2``.
 
 Touches no files; the caller gives a function that encodes at a quality.
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROBES = 6
 TOLERANCE = 2  # stop when the passing and failing qualities are this close
+NEAR = 1.0  # or when a passing probe scores this close above the target: about minimal
 # (target, quality) points per format: where photos typically reach the score.
 _PRIORS: dict[str, tuple[tuple[float, int], ...]] = {
     "jpeg": ((50, 25), (60, 40), (70, 60), (75, 72), (80, 82), (85, 89), (90, 94), (95, 98)),
@@ -89,6 +91,8 @@ def search(
         else:
             low, score_low = q, s
         if high - low <= TOLERANCE or (high == top + 1 and low == top):
+            break
+        if s >= target and s - target <= NEAR:
             break
         q = _next(fmt, target, low, high, score_low, score_high, q, s, top)
         if q in tried:
