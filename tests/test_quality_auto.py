@@ -286,3 +286,16 @@ rules:
     lossless = (out / "lossless" / "a.jpg").read_bytes()
     assert pixels(lossless) == pixels(src.read_bytes()) and len(lossless) < src.stat().st_size
     assert b"TestMake" not in lossless and b"Exif" not in lossless
+
+
+def test_high_effort_png_gets_the_lossless_pass_and_the_default_does_not(pillow_images: Path):
+    from amberpicd.imaging.encode import encode
+
+    with Image.open(pillow_images / "imagedraw_ellipse_various_sizes.png") as im:
+        im.load()
+        pic = Picture([im.copy()])
+    default = encode(pic, Encode(format="png"), (), SRC)
+    high = encode(pic, Encode(format="png", effort=9), (), SRC)
+    assert len(high) < 0.5 * len(default) and pixels(high) == pixels(default)
+    with Image.open(io.BytesIO(default)) as out:
+        assert out.format == "PNG"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,29 @@ def encode_as(
 ) -> Encoded | None:
     """``picture`` as ``fmt`` per ``spec``; None when ``format: auto`` finds the format
     cannot fit max_bytes (or, for PNG, is hopelessly larger than a lossy one). Codec
-    errors propagate raw: the caller words them."""
+    errors propagate raw: the caller words them. From ``effort`` 7 on, a still JPEG or
+    PNG gets the lossless rewrite too (measured on 2 MP: PNG 2-80 % smaller for 0.1-0.4 s;
+    JPEG 0.2 % for 3x the encode time, so not by default)."""
+    result = _encode_one(picture, spec, fmt, groups, path)
+    effort = spec.effort or 0
+    if result is None or fmt not in ("jpeg", "png") or effort < LOSSLESS_PASS_EFFORT:
+        return result
+    if picture.is_animated:
+        return result
+    from amberpicd.imaging.optimize import rewrite
+
+    icc = _prepare(picture, spec.model_copy(update={"format": fmt}), keep_icc(groups))[1]
+    meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
+    smaller = rewrite(result.data, fmt, meta)
+    return replace(result, data=smaller) if len(smaller) < len(result.data) else result
+
+
+LOSSLESS_PASS_EFFORT = 7
+
+
+def _encode_one(
+    picture: Picture, spec: Encode, fmt: str, groups: Collection[str], path: Path
+) -> Encoded | None:
     auto, choosing = spec.auto_quality, spec.format == "auto"
     spec = spec.model_copy(update={"format": fmt})
     frames, icc = _prepare(picture, spec, keep_icc(groups))
