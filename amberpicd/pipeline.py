@@ -33,8 +33,9 @@ from amberpicd.errors import (
 from amberpicd.facts import Facts
 from amberpicd.fs.confined import Escape, SymlinkRefused
 from amberpicd.fs.identity import FileIdentity
+from amberpicd.imaging.compress import encode_output
 from amberpicd.imaging.decode import Source, read_source
-from amberpicd.imaging.encode import default_spec, encode
+from amberpicd.imaging.encode import default_spec
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
 from amberpicd.ops.auto_orient import AutoOrient, oriented_first
@@ -69,6 +70,10 @@ class PlannedOutput:
     width: int
     height: int
     staged: StagedOutput | None  # None in a dry run
+    format: str | None = None  # what the encoder chose (format: auto), e.g. "webp"
+    quality: int | None = None  # the quality used (lossy formats)
+    score: float | None = None  # SSIMULACRA2 reached (quality: auto)
+    note: str | None = None  # e.g. "min_saving: source rewritten losslessly, 3% smaller"
 
 
 @dataclass
@@ -179,6 +184,8 @@ def run(job: FileJob) -> FileResult:
             return result
         mtime = identity.mtime_ns / 1e9
         source = Source(job.path, data, job.limits, mtime=mtime, content_hash=result.content_hash)
+        # Kept only for rules that may write the source itself (optimize, min_saving).
+        original = data if any(_wants_source(r) for r in job.rules) else None
         del data
         facts = result.facts = source.facts
         rules = matching_rules(job.rules, facts)
@@ -194,7 +201,7 @@ def run(job: FileJob) -> FileResult:
             picture = transform(start, rules[n], job.path)
             if derive.reusable(rules[n]):
                 made.append(picture)
-            result.outputs.append(_one_output(job, rules[n], picture, facts, n))
+            result.outputs.append(_one_output(job, rules[n], picture, facts, n, original))
         result.outputs.sort(key=lambda out: result.rules.index(out.rule))  # rule order
         result.status = "staged"
     except FileError as exc:
@@ -230,14 +237,25 @@ def collect(future: Future[FileResult], job: FileJob) -> FileResult:
     return FileResult(job.path, "failed", error=error)
 
 
-def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> PlannedOutput:
+def _wants_source(rule: Rule) -> bool:
+    spec = rule.encode
+    return spec is not None and (spec.name == "optimize" or spec.min_saving is not None)
+
+
+def _one_output(
+    job: FileJob, rule: Rule, picture: Picture, facts, n: int, original: bytes | None = None
+) -> PlannedOutput:
     spec = rule.encode or default_spec(facts.format)
-    data = encode(picture, spec, rule.keep_metadata, job.path)
+    # The source may stand in for the output only where the rule leaves pixels as stored.
+    same_pixels = facts.orientation == 1 and all(isinstance(op, AutoOrient) for op in steps(rule))
+    source = original if same_pixels else None
+    encoded = encode_output(picture, spec, rule.keep_metadata, job.path, source)
+    data = encoded.data
     width, height = picture.size
     values = TemplateValues(
         stem=job.path.stem,
         name=job.path.name,
-        ext=spec.extension,
+        ext=encoded.extension,
         rule=rule.name,
         width=width,
         height=height,
@@ -258,7 +276,18 @@ def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> Pl
         raise OutputError(job.path, str(exc)) from None
     except OSError as exc:
         raise OutputError(job.path, f"{final}: {error_text(exc, filename=False)}") from None
-    return PlannedOutput(rule.name, final, len(data), width, height, staged)
+    return PlannedOutput(
+        rule.name,
+        final,
+        len(data),
+        width,
+        height,
+        staged,
+        encoded.format,
+        encoded.quality,
+        encoded.score,
+        encoded.note,
+    )
 
 
 def _discard(result: FileResult) -> None:

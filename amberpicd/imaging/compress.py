@@ -1,0 +1,117 @@
+"""The output step's choices around one encode: ``format: auto`` (the smallest of the
+candidate formats at the same target), ``min_saving`` (the source, losslessly optimised,
+when re-encoding saves too little) and ``optimize`` (only that lossless rewrite).
+
+Builds on ``imaging.encode`` (one format) and ``imaging.optimize`` (lossless rewrites);
+the metadata written is always what ``imaging.encode`` would write for the rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from amberpicd.errors import EncodeError
+from amberpicd.imaging.encode import (
+    _SOURCE_ALIASES,
+    Encoded,
+    _metadata,
+    _reason,
+    _size,
+    encode_as,
+)
+from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
+from amberpicd.imaging.optimize import OPTIMIZABLE, rewrite
+from amberpicd.imaging.picture import Picture
+from amberpicd.ops.encode import Encode
+from amberpicd.ops.optimize import Optimize
+
+log = logging.getLogger(__name__)
+
+
+def encode_output(
+    picture: Picture,
+    spec: Encode,
+    groups: Collection[str],
+    path: Path,
+    source: bytes | None = None,
+) -> Encoded:
+    """Like ``encode``, with what was chosen: for ``format: auto`` the smallest of the
+    candidates (all at the same target), for ``quality: auto`` the quality and score.
+    ``source`` (the dropped file, given when the rule leaves its pixels alone) lets
+    ``min_saving`` keep it, losslessly optimised, when re-encoding saves too little."""
+    if isinstance(spec, Optimize):
+        return lossless_source(picture, source, groups, path, "optimize")
+    try:
+        tried = [encode_as(picture, spec, f, groups, path) for f in _candidates(spec, picture)]
+        results = [r for r in tried if r is not None]
+        if not results:
+            raise EncodeError(path, f"no format of {', '.join(spec.candidates)} fits max_bytes")
+        best = min(results, key=lambda r: len(r.data))
+    except EncodeError:
+        raise
+    except MemoryError:
+        raise EncodeError(path, "out of memory (worker_memory limit)") from None
+    except Exception as exc:  # codecs raise OSError, ValueError, struct.error, ...
+        raise EncodeError(path, _reason(exc)) from None
+    if spec.format == "auto":
+        sizes = ", ".join(f"{r.format} {_size(len(r.data))}" for r in results)
+        log.debug("%s: format auto: %s; kept %s", path.name, sizes, best.format)
+    if spec.min_saving is not None and source is not None:
+        best = _min_saving(best, picture, source, spec.min_saving, groups, path)
+    return best
+
+
+def lossless_source(
+    picture: Picture, source: bytes | None, groups: Collection[str], path: Path, why: str
+) -> Encoded:
+    """The dropped file itself, rewritten losslessly with the metadata ``groups`` keep."""
+    fmt = _SOURCE_ALIASES.get(picture.source_format.lower(), picture.source_format.lower())
+    if source is None:
+        raise EncodeError(path, f"{why}: the rule changes pixels, so there is no source to keep")
+    if fmt not in OPTIMIZABLE or picture.is_animated:
+        raise EncodeError(path, f"{why}: only still JPEG and PNG sources can be rewritten")
+    icc = picture.icc if keep_icc(groups) else None
+    meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
+    try:
+        data = rewrite(source, fmt, meta)
+    except MemoryError:
+        raise EncodeError(path, "out of memory (worker_memory limit)") from None
+    except Exception as exc:
+        raise EncodeError(path, f"{why}: {_reason(exc)}") from None
+    saved = 1 - len(data) / max(len(source), 1)
+    return Encoded(data, fmt, note=f"{why}: source rewritten losslessly, {saved:.0%} smaller")
+
+
+def _min_saving(
+    best: Encoded,
+    picture: Picture,
+    source: bytes,
+    fraction: float,
+    groups: Collection[str],
+    path: Path,
+) -> Encoded:
+    """``best`` if it is at least ``fraction`` smaller than the source; else the source
+    rewritten losslessly (when it can be: a still JPEG or PNG), whichever is smaller."""
+    if len(best.data) <= len(source) * (1 - fraction):
+        return best
+    try:
+        kept = lossless_source(picture, source, groups, path, "min_saving")
+    except EncodeError as exc:
+        log.debug("%s: %s; kept the encode", path.name, exc)
+        return best
+    saving = 1 - len(best.data) / len(source)
+    log.info(
+        "%s: re-encoding saved %.0f%% (min_saving %.0f%%): kept the source, optimised",
+        path.name, saving * 100, fraction * 100,
+    )  # fmt: skip
+    return kept
+
+
+def _candidates(spec: Encode, picture: Picture) -> tuple[str, ...]:
+    formats = spec.candidates
+    if spec.format == "auto" and picture.image.has_transparency_data:
+        # JPEG would flatten the transparency: a candidate only when nothing else is.
+        formats = tuple(f for f in formats if f != "jpeg") or formats
+    return formats
