@@ -80,8 +80,8 @@ def test_check_lists_every_error_with_its_line_and_a_suggestion(tmp_path, home, 
         "amberpicd: config.yaml:4: watch[0]: unknown key 'orignals' (did you mean 'originals'?)",
         "amberpicd: config.yaml:5: watch[0].recursive: expected true or false, got 'maybe'",
         "amberpicd: config.yaml:10: rules[0].pipeline[1]: unknown operation 'resise' "
-        "(expected one of: auto_orient, background, crop, encode, flip, grayscale, resize, "
-        "rotate, sharpen, to_srgb, watermark); did you mean 'resize'?",
+        "(expected one of: auto_orient, background, crop, encode, flip, grayscale, optimize, "
+        "resize, rotate, sharpen, to_srgb, watermark); did you mean 'resize'?",
         "amberpicd: config.yaml:11: rules[0].pipeline[2].resize: unknown mode 'fitt' "
         "(expected fit, fill, exact); did you mean 'fit'?",
         "amberpicd: config.yaml:11: rules[0].pipeline[2].resize: unknown key 'widht' "

@@ -73,9 +73,14 @@ def count_opens(d: DaemonProc, log: Path) -> None:
     )
 
 
-def opens(log: Path) -> list[str]:
+def opens(log: Path, inbox: Path | None = None) -> list[str]:
+    """Paths opened below the inbox. A read through a folder descriptor is logged by its bare
+    name (``@x.bmp``); the files these tests drop all lie in the inbox itself, so such a
+    name is placed there (``inbox`` defaults to the one folder every test here uses)."""
     lines = log.read_text().splitlines() if log.exists() else []
-    return [line.split(" ", 1)[1] for line in lines if not line.startswith("armed ")]
+    found = [line.split(" ", 1)[1] for line in lines if not line.startswith("armed ")]
+    folder = inbox if inbox is not None else log.parent / "inbox"
+    return [str(folder / p[1:]) if p.startswith("@") else p for p in found]
 
 
 def armed(log: Path) -> int:
