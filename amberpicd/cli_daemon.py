@@ -85,6 +85,7 @@ for _name in ("status", "pause", "resume", "reload", "retry"):
 
 @command("history")
 def _history(args: argparse.Namespace) -> int:
+    from amberpicd.errors import JournalError
     from amberpicd.journal import Journal
     from amberpicd.paths import state_dir
 
@@ -92,8 +93,12 @@ def _history(args: argparse.Namespace) -> int:
     if not path.exists():
         print("no history yet")
         return EXIT_OK
-    with Journal(path) as journal:
-        jobs = journal.recent(args.n, failed_only=args.failed)
+    try:  # read-only: history never creates, migrates or repairs the daemon's journal
+        with Journal(path, read_only=True) as journal:
+            jobs = journal.recent(args.n, failed_only=args.failed)
+    except JournalError as exc:
+        print(f"amberpicd: history: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     for job in jobs:
         if args.json:
             print(

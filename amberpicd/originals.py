@@ -72,13 +72,17 @@ def _move(path: Path, folder: Path) -> Path:
             raise
         temp = temp_path(folder / path.name, "original")
         temp.unlink(missing_ok=True)
-        shutil.copy2(path, temp)
-        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        final = publish(StagedOutput(temp, folder / path.name, "rename"))
+            shutil.copy2(path, temp)
+            fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            final = publish(StagedOutput(temp, folder / path.name, "rename"))
+        except BaseException:  # e.g. the archive filled up halfway: no partial copy stays
+            temp.unlink(missing_ok=True)
+            raise
         path.unlink()
     fsync_dir(path.parent)
     assert final is not None

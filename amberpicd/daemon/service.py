@@ -34,7 +34,7 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.errors import AmberpicError, ConfigError, JournalLocked
+from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked
 from amberpicd.journal import Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
@@ -59,6 +59,7 @@ class Daemon:
         self.config_error: str | None = None
         self.generation = 0  # counts successful (re)loads
         self.lost_inboxes: set[str] = set()
+        self.journal_lost: str | None = None  # the journal was deleted/replaced (until seen)
         self.started = time.time()
         self._stopping = False
         self._reload_now = False
@@ -77,16 +78,21 @@ class Daemon:
         ]
 
     def activity(self) -> str:
+        if self.dispatcher.journal_error:
+            return "error"  # before busy: files wait in the queue because of it
         if self.toggles.paused:
             return "paused"
         if self.dispatcher.busy or self.watcher.pending():
             return "busy"
-        if self.failures_unseen or self.config_error or self.lost_inboxes:
+        if self.failures_unseen or self.config_error or self.lost_inboxes or self.journal_lost:
             return "error"
         return "idle"
 
     def status(self) -> dict:
-        counts = self.journal.counts(since=self.started)
+        try:
+            counts = self.journal.counts(since=self.started)
+        except JournalError:
+            counts = {}
         inboxes = []
         for w in self.config.watch:
             key = str(w.inbox)
@@ -102,7 +108,7 @@ class Daemon:
         return {
             "state": self.activity(),
             "paused": self.toggles.paused,
-            "queue": len(self.queue) + self.watcher.pending(),
+            "queue": len(self.queue) + self.watcher.pending() + self.dispatcher.waiting,
             "in_flight": len(self.dispatcher.running),
             "inboxes": inboxes,
             "outputs": sorted({str(fixed_root(r.output)) for r in self.config.rules}),
@@ -113,7 +119,11 @@ class Daemon:
                 "error": self.config_error,
                 "generation": self.generation,
             },
-            "journal": {"recovered_from": _str_or_none(self.journal.recovered_from)},
+            "journal": {
+                "recovered_from": _str_or_none(self.journal.recovered_from),
+                "error": self.dispatcher.journal_error,
+                "lost": self.journal_lost,
+            },
             "pid": os.getpid(),
             "version": __version__,
         }
@@ -135,6 +145,7 @@ class Daemon:
                 return {"ok": True, "queued": self.retry(Path(source) if source else None)}
             if cmd == "seen":
                 self.failures_unseen = 0
+                self.journal_lost = None
                 return {"ok": True}
             if cmd in ("enable", "disable"):
                 return self.set_inbox(str(request.get("inbox", "")), cmd == "enable")
@@ -164,13 +175,18 @@ class Daemon:
         return {"ok": True}
 
     def retry(self, source: Path | None) -> int:
+        """Failed files run again; files whose outputs are written but whose original step
+        failed run that step only (their outputs are never made twice)."""
+        resumed = self.journal.retry_originals(source)
+        for job in resumed:
+            self.dispatcher.resume_original(job)
         jobs = self.journal.retry(source)
         sources = list(dict.fromkeys(j.source for j in jobs))
         for path in sources:
             if path.exists():
                 self.queue.put(path)
         self.failures_unseen = 0
-        return len(sources)
+        return len(sources) + len({j.source for j in resumed})
 
     def reload(self) -> str | None:
         """Load the config again; on error keep the running one and say why."""
@@ -217,6 +233,8 @@ class Daemon:
             log.error("%s", report.error)
         elif report.status == "done":
             log.info("%s → %s", report.source.name, ", ".join(p.name for p in report.outputs))
+        if report.note:
+            log.warning("%s", report.note)
         self._notify_status()
         self.desktop.report(report)
 
@@ -295,6 +313,7 @@ class Daemon:
             lambda: self.config,
             in_flight=workers * 2,
             on_report=self._on_report,
+            on_journal_lost=self._journal_lost,
         )
         self.dispatcher.paused = self.toggles.paused
         self.watcher = InboxWatcher(
@@ -328,11 +347,18 @@ class Daemon:
             log.info("stopping")
             confwatch.stop()
             self.watcher.stop()
+            # Drain: jobs in flight are committed within the grace; then the pool kills what
+            # is left and the temps of those cut short are removed (they rerun at next start).
             self.dispatcher.stop(timeout=daemon_cfg.shutdown_grace)
-            self.pool.close(wait=True, cancel_pending=True, grace=daemon_cfg.shutdown_grace)
+            self.pool.close(wait=True, cancel_pending=True, grace=0)
+            self.dispatcher.abandon()
             self.control.stop()
             self._restore_signals(previous)
         return 0
+
+    def _journal_lost(self, problem: str) -> None:
+        self.journal_lost = problem
+        self._notify_status()
 
     def _rerun(self, job) -> None:
         watch = self.config.watch_for(job.source)
@@ -348,7 +374,7 @@ class Daemon:
         while not self._stopping:
             self._wake.wait(watchdog.interval)  # None: sleep until something happens
             self._wake.clear()
-            watchdog.ping_if_due()
+            watchdog.feed(self.dispatcher.heartbeat)  # only while the dispatcher goes round
             if self._reload_now and not self._stopping:
                 # Editors save in several steps: reload once the file has been quiet a moment.
                 while self._wake.wait(RELOAD_SETTLE) and not self._stopping:
