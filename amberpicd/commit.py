@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,17 +25,22 @@ from amberpicd.originals import handle_original
 from amberpicd.output.writer import StagedOutput, discard, publish
 from amberpicd.pipeline import FileResult
 
-# Test-only fault injection (tests/test_exactly_once.py): the daemon SIGKILLs itself at the
-# named step of a job's life, e.g. AMBERPIC_TEST_CRASH_AT=published:1. Read once at import;
-# unset (always, outside that test) it costs one comparison per step.
+# Test-only fault injection (tests/test_exactly_once.py, tests/test_commitflow.py): the daemon
+# SIGKILLs itself at the named step of a job's life, e.g. AMBERPIC_TEST_CRASH_AT=published:1,
+# or hangs there for ever with "hang@published:1" (a stuck dispatcher, for the watchdog test).
+# Read once at import; unset (always, outside those tests) it costs one comparison per step.
 _CRASH_AT = os.environ.get("AMBERPIC_TEST_CRASH_AT") or None
 _NAMES = 10_000  # as many "-n" names as publish tries
 
 
 def crash_point(step: str) -> None:
-    """Test-only: die here, as a power cut or the OOM killer would, when asked to."""
-    if _CRASH_AT is not None and step == _CRASH_AT:
+    """Test-only: die (or hang) here, as a power cut or a deadlock would, when asked to."""
+    if _CRASH_AT is None:
+        return
+    if step == _CRASH_AT:
         os.kill(os.getpid(), signal.SIGKILL)
+    if f"hang@{step}" == _CRASH_AT:
+        threading.Event().wait()
 
 
 class Recorder(Protocol):

@@ -4,11 +4,15 @@ survives a lost worker, and a journal that cannot be written (or is deleted) is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
+import tempfile
+import time
 from pathlib import Path
 
 import images
@@ -336,3 +340,38 @@ def test_history_opens_the_journal_read_only(daemon, tmp_path):
     proc = d.cli("history")
     assert proc.returncode == 0 and "no history yet" in proc.stdout
     assert not state.exists(), "history created the state folder"
+
+
+# --- the watchdog is fed by the dispatcher's progress, not by an idle thread ---------------
+
+
+def test_a_hung_dispatcher_stops_feeding_the_watchdog(daemon, tmp_path):
+    folder = Path(tempfile.mkdtemp(prefix="apw-", dir="/tmp"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(folder / "notify"))
+    sock.settimeout(0.2)
+
+    def pings(seconds: float) -> int:
+        n, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            with contextlib.suppress(TimeoutError):
+                n += b"WATCHDOG=1" in sock.recv(65536)
+        return n
+
+    try:
+        d = daemon(config(), start=False)
+        d.env.update(
+            NOTIFY_SOCKET=str(folder / "notify"),
+            WATCHDOG_USEC="1000000",  # ping every 0.5 s
+            AMBERPIC_TEST_CRASH_AT="hang@recorded",
+        )
+        d.start()
+        assert pings(2.0) >= 2, "control: an idle, healthy daemon feeds the watchdog"
+        images.jpeg(d.inbox / "h.jpg")
+        wait_for(lambda: (d.out / ".amberpic-1-0.png.tmp").exists(), what="the job to stage")
+        pings(1.5)  # the dispatcher is stuck from now on
+        assert pings(3.0) == 0, "a hung dispatcher must not be reported alive"
+        assert d.status()["ok"]  # the main thread and the socket still answer
+    finally:
+        sock.close()
+        shutil.rmtree(folder, ignore_errors=True)
