@@ -16,7 +16,7 @@ from pathlib import Path
 
 from amberpicd.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.config.schema import Config
-from amberpicd.errors import FileError, printable
+from amberpicd.errors import FileError, JournalError, printable
 from amberpicd.journal import Job, Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, publish
@@ -102,6 +102,8 @@ def recover(journal: Journal, config: Config, rerun) -> int:
             report = original_step(journal, config, job)
             if report is not None and report.error:
                 log.error("%s", report.error)
+        except JournalError as exc:  # e.g. the state disk is full: the next start retries
+            log.error("%s: job %d not finished: journal: %s", job.source.name, job.id, exc)
         except (FileError, OSError) as exc:
             journal.fail(job.id, str(exc))
             log.error("%s", exc)
