@@ -375,3 +375,38 @@ def test_a_hung_dispatcher_stops_feeding_the_watchdog(daemon, tmp_path):
     finally:
         sock.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_state_disk_fills_while_a_job_runs_then_it_is_done_once(daemon, tmp_path):
+    with tmpfs(tmp_path / "state", "2m") as state:
+        d = daemon(config("move", slow=WEBP_SLOW))
+        noise(d.inbox / "n.png", 900)
+        wait_for(lambda: d.status()["in_flight"] == 1, what="the job to start")
+        filler = _fill(state)
+        wait_for(lambda: d.status()["journal"]["error"], 60, "the commit to find the disk full")
+        assert (d.inbox / "n.png").exists() and not temps(d.out)
+        filler.unlink()
+        wait_for(lambda: "done" in states(d), 60, "the job done once the journal heals")
+        wait_for(d.idle)
+        assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]
+        assert [p.name for p in files(d.root / "archive")] == ["n.png"]
+        assert sorted(states(d)) == ["done", "retry"]  # the first attempt, superseded
+        assert not temps(d.out) and d.status()["state"] == "idle"
+
+
+def test_journal_deleted_while_a_job_is_in_flight(daemon, tmp_path):
+    d = daemon(config("move", slow=WEBP_SLOW))
+    noise(d.inbox / "n.png", 900)
+    wait_for(lambda: d.status()["in_flight"] == 1, what="the job to start")
+    state = tmp_path / "state" / "amberpic"
+    for name in ("journal.db", "journal.db-wal", "journal.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    wait_for(lambda: "new journal at" in d.logs(), 90, "the daemon to start a new journal")
+    wait_for(lambda: states(d) == ["done"], 90, "the file done in the new journal")
+    assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]
+    assert [p.name for p in files(d.root / "archive")] == ["n.png"]
+    assert not temps(d.out)
+    assert d.stop() == 0
+    d.start()
+    wait_for(d.idle)
+    assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon.recovery import original_step, sweep_temps
-from amberpicd.errors import JournalError, printable
+from amberpicd.errors import JournalError, JournalGone, printable
 from amberpicd.journal import Job, Journal
 from amberpicd.journal import StagedOutput as JournalStaged
 from amberpicd.output.template import fixed_root
@@ -126,6 +126,7 @@ class Dispatcher:
         self._done: deque[tuple[Running, Future[FileResult]]] = deque()
         self._calls: deque[Callable[[], None]] = deque()  # run on the loop's thread
         self._held: deque[Path] = deque()  # taken, but the journal could not record them
+        self._orphans: list[int] = []  # their jobs, left unfinished: superseded once it heals
         self._keys: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._drain_until = 0.0
@@ -244,6 +245,14 @@ class Dispatcher:
         if self.journal_error is not None and self.journal.writes > self._writes_at_error:
             log.info("the journal can be written again; going on with the queue")
             self.journal_error = None
+        while self._orphans and self.journal_error is None:
+            try:  # a crash before this: recovery finishes them instead (their files wait no more)
+                self.journal.supersede(self._orphans[0], "its records could not be written")
+            except JournalGone:
+                return
+            except JournalError:
+                pass  # e.g. no such job in a new journal
+            self._orphans.pop(0)
 
     def _watch_journal(self) -> None:
         now = time.monotonic()
@@ -270,6 +279,7 @@ class Dispatcher:
             self.journal.path,
         )
         self.journal_error = None
+        self._orphans.clear()  # their records went with the old file
         self.on_journal_lost(problem)
 
     def _take(self, path: Path) -> None:
@@ -337,6 +347,7 @@ class Dispatcher:
             report = self._record(item, result)
         except JournalError as exc:  # nothing lost: the file is done again once it can be
             self._held.append(job.path)
+            self._orphans.append(item.job_id)
             self._journal_failed(exc)
             return
         except Exception as exc:  # a bug: say so, keep running

@@ -230,6 +230,12 @@ class Journal(Store):
         with self._write() as conn:
             self._move(conn, job_id, UNFINISHED, "failed", error=error, finished=self._clock())
 
+    def supersede(self, job_id: int, reason: str) -> None:
+        """Any unfinished state → retry: a later job of the same file does (or did) its work,
+        e.g. after this one's records could not be written. Not a decision; pruned later."""
+        with self._write() as conn:
+            self._move(conn, job_id, UNFINISHED, "retry", error=reason, finished=self._clock())
+
     def retry(self, source: Path | None = None) -> list[Job]:
         """failed → retry for every failed job (or those of one source), so decision() no longer
         returns them; returns them oldest first (a source may appear more than once)."""
