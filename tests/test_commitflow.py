@@ -410,3 +410,19 @@ def test_journal_deleted_while_a_job_is_in_flight(daemon, tmp_path):
     d.start()
     wait_for(d.idle)
     assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]
+
+
+def test_sigkill_during_the_drain_then_restart_is_exactly_once(daemon):
+    d = daemon(config("move", grace=60, slow=WEBP_SLOW))
+    noise(d.inbox / "n.png", 1000)
+    _staged_then(d)
+    d.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping" in d.logs(), what="the drain to begin")
+    assert d.proc.poll() is None  # still draining: the slow output is not done
+    d.kill()
+    assert (d.inbox / "n.png").exists()
+    d.start()
+    wait_for(lambda: states(d) == ["done"], 90, "the job finished after the restart")
+    assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]
+    assert [p.name for p in files(d.root / "archive")] == ["n.png"]
+    assert not temps(d.out, d.root / "archive")
