@@ -52,6 +52,11 @@ def _print_status(status: dict) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(inbox["counts"].items())) or "nothing yet"
         flag_text = f" ({', '.join(flags)})" if flags else ""
         print(f"  inbox {inbox['inbox']}{flag_text}: {counts}")
+    journal = status.get("journal") or {}
+    if journal.get("error"):
+        print(f"  journal error (files wait in the queue): {journal['error']}")
+    elif journal.get("lost"):
+        print(f"  journal: {journal['lost']}; a new one was started")
     if status["config"]["error"]:
         print(f"  config error (running on the previous config): {status['config']['error']}")
     failures = [r for r in status["recent"] if r["status"] == "failed"]
