@@ -15,12 +15,14 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from amberpicd.errors import FileError, OutputError, printable
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused
 from amberpicd.originals import handle_original
 from amberpicd.output.writer import StagedOutput, discard, publish
 from amberpicd.pipeline import FileResult
@@ -93,7 +95,9 @@ def original_error(path: Path, policy: str, exc: BaseException) -> str:
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OSError):
         cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, OSError) and cause.strerror:
+    if isinstance(cause, SymlinkRefused | Escape):
+        reason = printable(str(cause))  # names the folder refused, in its own words
+    elif isinstance(cause, OSError) and cause.strerror:
         reason = cause.strerror
         other = os.fsdecode(cause.filename) if cause.filename else None
         if other and Path(other) != path:  # e.g. the trash or archive folder: say which
@@ -212,37 +216,36 @@ def _publish_all(
 
 def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | None:
     """The name under which ``out``'s exact bytes are already published by this source's
-    job (an earlier run that crashed, or whose journal was lost), or None."""
+    job (an earlier run that crashed, or whose journal was lost), or None. Looked at through
+    the confined output folder, as publish does: a link or a swapped folder is never ours."""
     try:
-        st = os.stat(out.temp)
-    except OSError:
+        with out.folder() as folder:
+            st = folder.lstat(out.temp.name)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                return None
+            names = 1 if out.on_conflict != "rename" else _NAMES
+            for n in range(names):
+                final = out.final
+                name = final.name if n == 0 else f"{final.stem}-{n}{final.suffix}"
+                other = folder.lstat(name)
+                if other is None:
+                    return None  # publish would take this free name: nothing further is ours
+                if (
+                    stat.S_ISREG(other.st_mode)
+                    and other.st_size == st.st_size
+                    and _same_bytes(folder, out.temp.name, name)
+                    and (recorder is None or not recorder.foreign(final.with_name(name)))
+                ):
+                    return final.with_name(name)
+    except OSError:  # publish says what is wrong with the folder, in its own words
         return None
-    names = 1 if out.on_conflict != "rename" else _NAMES
-    for n in range(names):
-        final = out.final
-        name = final if n == 0 else final.with_name(f"{final.stem}-{n}{final.suffix}")
-        try:
-            other = os.stat(name, follow_symlinks=False)
-        except FileNotFoundError:
-            return None  # publish would take this free name: nothing further is ours
-        except OSError:
-            return None
-        if (
-            other.st_size == st.st_size
-            and _same_bytes(out.temp, name)
-            and (recorder is None or not recorder.foreign(name))
-        ):
-            return name
     return None
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
+def _same_bytes(folder: DirHandle, a: str, b: str) -> bool:
+    fa = folder.open_read(a)
     try:
-        fa = os.open(a, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fb = os.open(b, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fb = folder.open_read(b)
     except OSError:
         os.close(fa)
         return False

@@ -26,14 +26,15 @@ from amberpicd.errors import (
     WorkerLost,
     printable,
 )
+from amberpicd.fs.confined import Escape, SymlinkRefused
 from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops.auto_orient import AutoOrient, oriented_first
 from amberpicd.ops.base import Operation, Size
 from amberpicd.ops.resize import Resize
-from amberpicd.output.template import TemplateValues, render
-from amberpicd.output.writer import StagedOutput, stage
+from amberpicd.output.template import TemplateValues, fixed_root, render
+from amberpicd.output.writer import StagedOutput, discard, probe, stage
 from amberpicd.rules.match import matching_rules
 from amberpicd.worker_process import limit_job_memory, retire_after_job
 
@@ -208,17 +209,21 @@ def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> Pl
     final = render(rule.output, values, job.path)
     if final.resolve() == job.path.resolve():
         raise OutputError(job.path, f"rule {rule.name} would overwrite the original")
-    staged = None
-    if not job.dry_run:
-        try:
-            staged = stage(data, final, rule.on_conflict, f"{job.tag}-{n}")
-        except OSError as exc:
-            raise OutputError(job.path, f"{final}: {exc.strerror or exc}") from None
+    staged, root = None, fixed_root(rule.output)
+    try:
+        if job.dry_run:  # the same checks, nothing written
+            probe(final, root)
+        else:
+            staged = stage(data, final, rule.on_conflict, f"{job.tag}-{n}", root)
+    except (SymlinkRefused, Escape) as exc:
+        raise OutputError(job.path, str(exc)) from None
+    except OSError as exc:
+        raise OutputError(job.path, f"{final}: {exc.strerror or exc}") from None
     return PlannedOutput(rule.name, final, len(data), width, height, staged)
 
 
 def _discard(result: FileResult) -> None:
     for out in result.outputs:
         if out.staged is not None:
-            out.staged.temp.unlink(missing_ok=True)
+            discard(out.staged)
     result.outputs.clear()

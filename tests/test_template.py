@@ -81,3 +81,13 @@ def test_clean_component_cuts_on_character_boundary():
 def test_fixed_root():
     assert fixed_root("/a/b/{stem}.{ext}") == Path("/a/b")
     assert fixed_root("/a/b/pre-{stem}.{ext}") == Path("/a/b")
+
+
+def test_dot_components_of_the_fixed_root_are_normalised():
+    # "./out/{stem}" or "~/./x" is the same folder as "out" or "~/x": outputs render inside it.
+    assert fixed_root("/a/./b/{stem}.{ext}") == Path("/a/b")
+    assert render("/a/./b/{stem}.{ext}", values(), SRC) == Path("/a/b/IMG_0042.webp")
+    assert render("/a//b/./{date:%Y}/{stem}.{ext}", values(), SRC) == Path(
+        "/a/b/2024/IMG_0042.webp"
+    )
+    assert render("out/{stem}.{ext}", values(), SRC) == Path("out/IMG_0042.webp")

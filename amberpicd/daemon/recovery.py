@@ -16,34 +16,52 @@ from pathlib import Path
 
 from amberpicd.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.config.schema import Config
-from amberpicd.errors import FileError, JournalError, printable
+from amberpicd.errors import FileError, JournalError, OutputError, printable
+from amberpicd.fs.confined import SymlinkRefused, open_dir
 from amberpicd.journal import Job, Journal
 from amberpicd.output.template import fixed_root
-from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, publish
+from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
 
 log = logging.getLogger("amberpicd")
 
 
 def sweep_temps(roots: set[Path], tag: str) -> int:
-    """Remove staged temp files of job ``tag`` below ``roots``; returns how many."""
+    """Remove staged temp files of job ``tag`` below ``roots``; returns how many. Folders
+    are walked by descriptor without following links, and each temp is unlinked through
+    its folder's descriptor, so a folder swapped for a link mid-walk leads nowhere."""
     prefix, removed = f"{TEMP_PREFIX}{tag}-", 0
     for root in roots:
-        for folder, _, files in os.walk(root):
-            for name in files:
-                if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
-                    Path(folder, name).unlink(missing_ok=True)
-                    removed += 1
+        try:
+            top = open_dir(root)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with top:
+            for _, _, files, fd in os.fwalk(".", dir_fd=top.fd, follow_symlinks=False):
+                for name in files:
+                    if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
+                        try:
+                            os.unlink(name, dir_fd=fd)
+                        except FileNotFoundError:
+                            continue
+                        removed += 1
     return removed
 
 
-def _publish_remaining(journal: Journal, job: Job) -> list[Path]:
+def root_for(final: Path, roots: set[Path]) -> Path | None:
+    """The deepest output root ``final`` lies in (None: no rule's root now; its own
+    folder is then the confinement root)."""
+    inside = [r for r in roots if final.parent.is_relative_to(r)]
+    return max(inside, key=lambda r: len(r.parts)) if inside else None
+
+
+def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path]:
     outputs: list[Path] = []
     for n, out in enumerate(journal.staged_outputs(job.id)):
-        if out.temp.exists():
-            staged = StagedOutput(out.temp, out.final, out.on_conflict)
+        staged = StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
+        if present(staged, out.temp):
             name = publish(staged, lambda p, n=n: journal.mark_published(job.id, n, p))
         else:  # published before the crash, under the name noted just before linking
-            name = out.published or (out.final if out.final.exists() else None)
+            name = out.published or (out.final if present(staged, out.final) else None)
         if name is not None:
             outputs.append(name)
     return outputs
@@ -97,13 +115,16 @@ def recover(journal: Journal, config: Config, rerun) -> int:
                 rerun(job)
                 continue
             if job.state == "staged":
-                journal.published(job.id, _publish_remaining(journal, job))
+                journal.published(job.id, _publish_remaining(journal, job, roots))
                 job = journal.get(job.id)
             report = original_step(journal, config, job)
             if report is not None and report.error:
                 log.error("%s", report.error)
         except JournalError as exc:  # e.g. the state disk is full: the next start retries
             log.error("%s: job %d not finished: journal: %s", job.source.name, job.id, exc)
+        except SymlinkRefused as exc:  # one line naming the file and the folder refused
+            journal.fail(job.id, str(OutputError(job.source, str(exc))))
+            log.error("%s", OutputError(job.source, str(exc)))
         except (FileError, OSError) as exc:
             journal.fail(job.id, str(exc))
             log.error("%s", exc)

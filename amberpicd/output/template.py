@@ -68,36 +68,39 @@ def clean_relpath(relpath: str) -> str:
     return "/".join(clean_component(p) for p in parts)
 
 
-def fixed_root(template: str) -> Path:
-    """The folders of ``template`` before its first field: outputs never leave it."""
+def _split(template: str) -> tuple[str, str]:
+    """``template`` as its fixed folders (up to the last ``/`` before the first field)
+    and the rest, which is rendered and cleaned."""
     literal = template.split("{", 1)[0]
-    root = Path(literal) if literal.endswith("/") else Path(literal).parent
-    return root
+    cut = literal.rfind("/") + 1
+    return template[:cut], template[cut:]
+
+
+def fixed_root(template: str) -> Path:
+    """The folders of ``template`` before its first field: outputs never leave it. Written
+    ``./out`` or ``~/./x`` it is the same folder as ``out`` or ``~/x``."""
+    return Path(_split(template)[0] or ".")
 
 
 def render(template: str, values: TemplateValues, path_for_errors: Path) -> Path:
-    """The output path for ``values``; raises OutputError if it would leave the root."""
-    root = fixed_root(template)
+    """The output path for ``values``, always inside ``fixed_root(template)``; raises
+    OutputError if the template itself would leave it (a literal ``..``)."""
+    head, tail = _split(template)
+    root = Path(head or ".")
     parts: list[str] = []
-    for literal, field, spec, _ in string.Formatter().parse(template):
+    for literal, field, spec, _ in string.Formatter().parse(tail):
         parts.append(literal)
         if field is None:
             continue
         parts.append(_field(field, spec or "", values))
     rendered = "".join(parts)
     # Each component is cleaned once more: a strftime spec or value may have made "..".
-    relative = Path(rendered).relative_to(root) if rendered.startswith(str(root)) else None
-    if relative is None:
-        raise OutputError(path_for_errors, f"output path {rendered!r} is outside {root}")
-    cleaned = [clean_component(p) for p in relative.parts[:-1] if p not in ("", ".")]
-    if relative.parts and relative.parts[-1] not in ("", "."):
-        cleaned.append(fit_name(relative.parts[-1]))
-    if not cleaned or any(p == ".." for p in relative.parts):
-        raise OutputError(path_for_errors, f"output path {rendered!r} escapes {root}")
-    result = root.joinpath(*cleaned)
-    if not result.is_relative_to(root):  # defensive: cannot happen after cleaning
-        raise OutputError(path_for_errors, f"output path {result} is outside {root}")
-    return result
+    relative = [p for p in PurePosixPath(rendered).parts if p != "/"]
+    if not relative or ".." in relative:
+        raise OutputError(path_for_errors, f"output path {head + rendered!r} escapes {root}")
+    cleaned = [clean_component(p) for p in relative[:-1]]
+    cleaned.append(fit_name(relative[-1]))
+    return root.joinpath(*cleaned)
 
 
 def _field(field: str, spec: str, values: TemplateValues) -> str:

@@ -3,30 +3,51 @@
 No reader ever sees a half-written output and a crash never leaves a partial file under
 a final name. Staged temp files are hidden (``.amberpic-…tmp``) in the destination folder,
 so publishing is a same-filesystem rename, and the watcher ignores them.
+
+Every step runs relative to the destination folder's descriptor, opened from the output
+root without following links (``amberpicd.fs.confined``): a folder below the root that
+is a symlink is refused by name, and a link at a final name is replaced or skipped,
+never written through.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir, probe_dir
 
 TEMP_PREFIX = ".amberpic-"
 TEMP_SUFFIX = ".tmp"
-_RENAME_NOREPLACE = 1
-_AT_FDCWD = -100
 
 
 @dataclass(frozen=True)
 class StagedOutput:
-    """An output written durably under ``temp``, to be published as ``final``."""
+    """An output written durably under ``temp``, to be published as ``final``. Both are
+    in one folder below ``root`` (the output template's fixed folder; None: the final
+    name's own folder), which every step walks down from without following links."""
 
     temp: Path
     final: Path
     on_conflict: str  # rename | overwrite | skip
+    root: Path | None = None
+
+    def folder(self, create: bool = False) -> DirHandle:
+        root, rel = split_root(self.final, self.root)
+        return open_dir(root, rel, create=create)
+
+
+def split_root(final: Path, root: Path | None) -> tuple[Path, PurePosixPath]:
+    """``final``'s folder as (root, path below the root)."""
+    if root is None:
+        return final.parent, PurePosixPath()
+    if not final.parent.is_relative_to(root):
+        raise Escape(str(final))
+    return root, PurePosixPath(final.parent.relative_to(root))
 
 
 def is_temp_name(name: str) -> bool:
@@ -45,32 +66,43 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Create ``path`` (which must not exist), write ``data``, fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+def stage(
+    data: bytes, final: Path, on_conflict: str, tag: str, root: Path | None = None
+) -> StagedOutput:
+    """Write ``data`` to a hidden temp file beside ``final``; nothing is visible yet.
+    Missing folders below ``root`` are made (and fsynced into their parents)."""
+    staged = StagedOutput(temp_path(final, tag), final, on_conflict, root)
+    with staged.folder(create=True) as folder:
+        folder.unlink(staged.temp.name, missing_ok=True)  # left by an interrupted run
+        folder.write_new(staged.temp.name, data)
+    return staged
+
+
+def probe(final: Path, root: Path | None) -> None:
+    """What :func:`stage` would refuse about ``final``'s folder, with nothing written
+    (``--dry-run``)."""
+    probe_dir(*split_root(final, root))
+
+
+def present(staged: StagedOutput, path: Path) -> bool:
+    """Is there a regular file at ``path`` (the temp or a final name of ``staged``), seen
+    through the confined folder? A link there does not count; a symlinked folder on the
+    way raises SymlinkRefused (it is not "absent": that would let the original go)."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-
-
-def stage(data: bytes, final: Path, on_conflict: str, tag: str) -> StagedOutput:
-    """Write ``data`` to a hidden temp file beside ``final``; nothing is visible yet."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(final, tag)
-    temp.unlink(missing_ok=True)  # left by an interrupted run of this same job
-    write_durably(temp, data)
-    return StagedOutput(temp, final, on_conflict)
+        with staged.folder() as folder:
+            st = folder.lstat(path.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return st is not None and stat.S_ISREG(st.st_mode)
 
 
 def discard(staged: StagedOutput) -> None:
-    staged.temp.unlink(missing_ok=True)
+    """Remove the temp file, if it is still where it was staged."""
+    try:
+        with staged.folder() as folder:
+            folder.unlink(staged.temp.name, missing_ok=True)
+    except (FileNotFoundError, NotADirectoryError, SymlinkRefused):
+        pass  # the folder is gone or was swapped: nothing of ours is reachable there
 
 
 def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = None) -> Path | None:
@@ -79,63 +111,48 @@ def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = N
     ``before_link`` hears each name just before it is tried (the journal notes it, so
     recovery knows where an output went)."""
     temp, final = staged.temp, staged.final
-    if staged.on_conflict == "overwrite":
-        if before_link is not None:
-            before_link(final)
-        if temp.exists():
-            os.replace(temp, final)
-            fsync_dir(final.parent)
-        return final
+    with staged.folder() as folder:
+        if staged.on_conflict == "overwrite":
+            if before_link is not None:
+                before_link(final)
+            st = folder.lstat(temp.name)
+            if st is not None:
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError(errno.EINVAL, "the staged temp file was replaced", str(temp))
+                folder.replace(temp.name, folder, final.name)  # a link there is replaced
+                folder.fsync()
+            return final
+        name = place(folder, temp.name, folder, final, staged.on_conflict, before_link)
+        if name is None:
+            folder.unlink(temp.name, missing_ok=True)
+            return None
+        folder.unlink(temp.name, missing_ok=True)
+        folder.fsync()
+        return final.with_name(name)
+
+
+def place(
+    src: DirHandle,
+    name: str,
+    dst: DirHandle,
+    final: Path,
+    on_conflict: str = "rename",
+    before_link: Callable[[Path], None] | None = None,
+) -> str | None:
+    """Link ``src``/``name`` into ``dst`` as ``final``'s name, or ``stem-N.ext`` when taken
+    (``rename``), or nowhere (``skip``: returns None). A name that already is this very
+    file (a crash between link and unlink last time) counts as done. Returns the name."""
     for n in range(10_000):
-        candidate = final if n == 0 else final.with_name(f"{final.stem}-{n}{final.suffix}")
-        if staged.on_conflict == "skip" and n > 0:
-            discard(staged)
+        candidate = final.name if n == 0 else f"{final.stem}-{n}{final.suffix}"
+        if on_conflict == "skip" and n > 0:
             return None
         if before_link is not None:
-            before_link(candidate)
+            before_link(final.with_name(candidate))
         try:
-            _link_noreplace(temp, candidate)
+            src.link_noreplace(name, dst, candidate)
         except FileExistsError:
-            if _same_file(temp, candidate):  # crash between link and unlink last time
-                break
+            if src.same_file(name, dst, candidate):
+                return candidate
             continue
-        break
-    else:
-        raise FileExistsError(errno.EEXIST, "no free name", str(final))
-    temp.unlink(missing_ok=True)
-    fsync_dir(final.parent)
-    return candidate
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _link_noreplace(src: Path, dst: Path) -> None:
-    """Make ``dst`` name ``src``'s file, failing with FileExistsError if ``dst`` exists."""
-    try:
-        os.link(src, dst)
-        return
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-    # Filesystems without hard links (FAT, exFAT): an atomic no-clobber rename instead.
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is not None:
-        rc = renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
-        if rc == 0:
-            return
-        err = ctypes.get_errno()
-        if err == errno.EEXIST:
-            raise FileExistsError(err, os.strerror(err), str(dst))
-        if err not in (errno.EINVAL, errno.ENOSYS):
-            raise OSError(err, os.strerror(err), str(dst))
-    if dst.exists():  # last resort; racy only against other writers of this folder
-        raise FileExistsError(errno.EEXIST, "exists", str(dst))
-    os.rename(src, dst)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free name", str(final))
