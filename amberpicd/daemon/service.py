@@ -142,7 +142,10 @@ class Daemon:
                 return {"ok": error is None, "error": error}
             if cmd == "retry":
                 source = request.get("path")
-                return {"ok": True, "queued": self.retry(Path(source) if source else None)}
+                try:
+                    return {"ok": True, "queued": self.retry(Path(source) if source else None)}
+                except JournalError as exc:  # e.g. the state disk is full: say so, not a crash
+                    return {"ok": False, "error": f"retry: journal: {exc}"}
             if cmd == "seen":
                 self.failures_unseen = 0
                 self.journal_lost = None
