@@ -43,6 +43,7 @@ from amberpicd.workers import ENGINE, WorkerPool
 log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
 JOURNAL_RETRY = 2.0  # seconds between attempts to open a locked journal
+TICK = 0.5  # seconds: the main loop looks at the flags signal handlers set at least this often
 
 
 class Daemon:
@@ -375,7 +376,8 @@ class Daemon:
     def _main_loop(self) -> None:
         watchdog = sdnotify.Watchdog(self.env)
         while not self._stopping:
-            self._wake.wait(watchdog.interval)  # None: sleep until something happens
+            # Bounded: a signal handler only sets a flag (below), which this sees within TICK.
+            self._wake.wait(min(watchdog.interval or TICK, TICK))
             self._wake.clear()
             watchdog.feed(self.dispatcher.heartbeat)  # only while the dispatcher goes round
             if self._reload_now and not self._stopping:
@@ -389,11 +391,13 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return {}
 
+        # Flags only: a handler runs on the main thread between any two bytecodes, maybe while
+        # it holds _wake's lock, and Event.set() there would deadlock (SIGTERM twice did).
         def stop(signum, frame) -> None:
-            self.request_stop()
+            self._stopping = True
 
         def hup(signum, frame) -> None:
-            self.request_reload()
+            self._reload_now = True
 
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         signal.signal(signal.SIGTERM, stop)
