@@ -151,7 +151,7 @@ class Dispatcher:
         """After the pool is closed: remove the temps of jobs the shutdown cut short (they
         stay ``running`` in the journal and are finished at the next start)."""
         for item in list(self.running.values()):
-            sweep_temps(_roots(item.job), item.job.tag)
+            _sweep(item.job)
             log.info(
                 "%s: cut short by the shutdown; finished at the next start",
                 printable(item.job.path.name),
@@ -194,18 +194,25 @@ class Dispatcher:
         while True:
             self.heartbeat = time.monotonic()
             self.queue.changed.clear()
-            while self._done:
-                self._finish(*self._done.popleft())
-            while self._calls:
-                self._call(self._calls.popleft())
-            if self._stop.is_set():
-                if not self.running or time.monotonic() >= self._drain_until:
+            try:
+                if self._round():
                     return
-            else:
-                self._watch_journal()
-                if self.journal_error is None or time.monotonic() >= self._journal_retry_at:
-                    self._take_some()
+            except Exception:  # a bug must not end the loop: it is all the daemon does
+                log.exception("dispatcher error; going on")
             self.queue.changed.wait(HEARTBEAT)
+
+    def _round(self) -> bool:
+        """One go round the loop; True when a stop has drained (or run out of grace)."""
+        while self._done:
+            self._finish(*self._done.popleft())
+        while self._calls:
+            self._call(self._calls.popleft())
+        if self._stop.is_set():
+            return not self.running or time.monotonic() >= self._drain_until
+        self._watch_journal()
+        if self.journal_error is None or time.monotonic() >= self._journal_retry_at:
+            self._take_some()
+        return False
 
     def _call(self, fn: Callable[[], None]) -> None:
         try:
@@ -341,7 +348,7 @@ class Dispatcher:
         job = item.job
         result = collect(future, job)
         if _lost(future):  # the worker died (timeout, crash, OOM) with its temps on disk
-            sweep_temps(_roots(job), job.tag)
+            _sweep(job)
         started = time.monotonic()
         try:
             report = self._record(item, result)
@@ -390,8 +397,12 @@ class Dispatcher:
             self.on_report(report)
 
 
-def _roots(job: FileJob) -> set[Path]:
-    return {fixed_root(rule.output) for rule in job.rules}
+def _sweep(job: FileJob) -> None:
+    """Remove the temps ``job``'s worker staged (it is gone, so nobody else will)."""
+    try:
+        sweep_temps({fixed_root(rule.output) for rule in job.rules}, job.tag)
+    except OSError as exc:  # e.g. an output root swapped for a link: said, and left alone
+        log.error("%s: temp files not removed: %s", printable(job.path.name), exc)
 
 
 def _lost(future: Future[FileResult]) -> bool:
