@@ -11,7 +11,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from amberpicd.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, command
+from amberpicd.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
+from amberpicd.errors import OneLineFormatter, printable
 
 
 def setup_logging(verbose: bool) -> None:
@@ -21,7 +22,7 @@ def setup_logging(verbose: bool) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(OneLineFormatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("watchdog").setLevel(logging.INFO)  # its debug lines are per event
@@ -44,24 +45,36 @@ def _send(cmd: str, args: argparse.Namespace, **extra: object) -> dict:
 def _print_status(status: dict) -> None:
     state = status["state"]
     print(f"amberpicd {status['version']} (pid {status['pid']}): {state}")
+    source = status["config"]["source"]
+    print(f"  config: {'embedded default' if source == 'embedded' else source}")
     print(f"  queue: {status['queue']} waiting, {status['in_flight']} in progress")
     for inbox in status["inboxes"]:
         flags = [] if inbox["enabled"] else ["disabled"]
         if not inbox["watching"]:
             flags.append("missing")
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(inbox["counts"].items())) or "nothing yet"
+        # "retry" jobs are failures tried again: their new job is counted, not them too.
+        shown = {s: n for s, n in inbox["counts"].items() if s != "retry"}
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(shown.items())) or "nothing yet"
         flag_text = f" ({', '.join(flags)})" if flags else ""
-        print(f"  inbox {inbox['inbox']}{flag_text}: {counts}")
+        print(f"  inbox {printable(inbox['inbox'])}{flag_text}: {counts}")
     journal = status.get("journal") or {}
     if journal.get("error"):
-        print(f"  journal error (files wait in the queue): {journal['error']}")
+        print(f"  journal error (files wait in the queue): {printable(journal['error'])}")
     elif journal.get("lost"):
-        print(f"  journal: {journal['lost']}; a new one was started")
+        print(f"  journal: {printable(journal['lost'])}; a new one was started")
     if status["config"]["error"]:
         print(f"  config error (running on the previous config): {status['config']['error']}")
-    failures = [r for r in status["recent"] if r["status"] == "failed"]
-    for r in failures[-5:]:
-        print(f"  failed: {r['error']}")
+    empty = status.get("empty") or []
+    if empty:
+        names = ", ".join(printable(Path(p).name) for p in empty[:5])
+        names += ", ..." if len(empty) > 5 else ""
+        print(
+            f"  {len(empty)} empty (0-byte) file{'s' if len(empty) > 1 else ''} waiting for "
+            f"content: {names}"
+        )
+    for r in [r for r in status["recent"] if r["status"] in ("failed", "skipped")][-5:]:
+        if r.get("error"):
+            print(f"  {r['status']}: {printable(r['error'])}")
 
 
 def _control(name: str, **extra: object):
@@ -104,6 +117,8 @@ def _history(args: argparse.Namespace) -> int:
     except JournalError as exc:
         print(f"amberpicd: history: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if not jobs and not args.json:
+        print("no failed jobs" if args.failed else "no history yet")
     for job in jobs:
         if args.json:
             print(
@@ -122,26 +137,72 @@ def _history(args: argparse.Namespace) -> int:
             )
             continue
         when = datetime.fromtimestamp(job.finished or job.created).strftime("%Y-%m-%d %H:%M:%S")
-        detail = job.error if job.error else ", ".join(str(p) for p in job.outputs)
-        print(f"{when} {job.state:9} {job.source.name}: {detail}")
+        name = printable(job.source.name)
+        # An error already starts with the file's name ("notes.jpg: not an image").
+        detail = (job.error or "").removeprefix(f"{name}: ") or ", ".join(
+            printable(str(p)) for p in job.outputs
+        )
+        if not detail and job.state == "unmatched":
+            detail = "no rule took it (no rule matched, or not an image)"
+        print(f"{when} {job.state:9} {name}: {printable(detail)}")
     return EXIT_OK
 
 
 def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("run", parents=[common], help="run the daemon: watch the inboxes")
+    p = add_command(
+        sub,
+        "run",
+        common,
+        "run the daemon: watch the inboxes",
+        "Watch every inbox of the config and process each file dropped there, until stopped "
+        "(Ctrl+C or SIGTERM). On a desktop it shows a tray icon. `amberpicd install-service` "
+        "starts it at login instead.",
+        "amberpicd run\n  amberpicd -c ~/shop.yaml run --no-tray",
+    )
     p.add_argument("--no-tray", action="store_true", help="no tray icon, even on a desktop")
-    for name, text in (
-        ("status", "show what the daemon is doing"),
-        ("pause", "stop taking new files (toggles persist)"),
-        ("resume", "take new files again"),
-        ("reload", "reload the config file"),
+    for name, text, description in (
+        (
+            "status",
+            "show what the daemon is doing",
+            "Ask the running daemon what it is doing: its config, queue, inboxes and the "
+            "last failures.",
+        ),
+        (
+            "pause",
+            "stop taking new files (toggles persist)",
+            "Stop taking new files; those arriving wait until `amberpicd resume`. The pause "
+            "persists across restarts.",
+        ),
+        ("resume", "take new files again", "Take new files again, those that waited first."),
+        (
+            "reload",
+            "reload the config file",
+            "Load the config file again; on a mistake the daemon keeps the running config "
+            "and says why.",
+        ),
     ):
-        p = sub.add_parser(name, parents=[common], help=text)
+        p = add_command(sub, name, common, text, description, f"amberpicd {name}")
         p.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
-    p = sub.add_parser("retry", parents=[common], help="try failed files again")
+    p = add_command(
+        sub,
+        "retry",
+        common,
+        "try failed files again",
+        "Queue the files that failed again (all of them, or one), for example after fixing "
+        "the config or freeing disk space.",
+        "amberpicd retry ~/Pictures/AmberPic/Inbox/IMG_0042.heic",
+    )
     p.add_argument("path", nargs="?", help="only this file (default: every failed file)")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("history", parents=[common], help="recent jobs from the journal")
+    p = add_command(
+        sub,
+        "history",
+        common,
+        "recent jobs from the journal",
+        "List the most recent jobs the daemon recorded, newest first: when, the outcome, "
+        "the file, and its outputs or error.",
+        "amberpicd history --failed -n 50",
+    )
     p.add_argument("--failed", action="store_true", help="only failures")
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per job per line")

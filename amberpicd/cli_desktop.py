@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amberpicd.cli import EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, command
+from amberpicd.cli import EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
 
 
 @command("tray")
@@ -35,13 +35,24 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 
 def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    sub.add_parser(
-        "tray", parents=[common], help="show the tray icon for a running daemon (no daemon inside)"
+    add_command(
+        sub,
+        "tray",
+        common,
+        "show the tray icon for a running daemon (no daemon inside)",
+        "Show the tray icon for a daemon that runs without one (for example one started "
+        "before the desktop was up). Its menu can stop the daemon or close only the icon.",
+        "amberpicd tray &",
     )
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "install-service",
-        parents=[common],
-        help="start amberpicd at login: a systemd user unit (or an XDG autostart entry)",
+        common,
+        "start amberpicd at login: a systemd user unit (or an XDG autostart entry)",
+        "Write a systemd user unit that runs this installation of amberpicd with every "
+        "graphical session, and enable it (or, with --autostart or without systemd, an XDG "
+        "autostart entry). It prints every step.",
+        "amberpicd install-service --now",
     )
     p.add_argument("--now", action="store_true", help="also start it now")
     p.add_argument(
@@ -50,10 +61,13 @@ def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="write an XDG autostart entry instead of a systemd unit "
         "(for sessions that never start graphical-session.target)",
     )
-    sub.add_parser(
+    add_command(
+        sub,
         "uninstall-service",
-        parents=[common],
-        help="undo install-service (unit and autostart entry)",
+        common,
+        "undo install-service (unit and autostart entry)",
+        "Disable and remove what install-service wrote (only files it wrote).",
+        "amberpicd uninstall-service",
     )
 
 

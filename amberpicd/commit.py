@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from amberpicd.errors import FileError, OutputError, printable
+from amberpicd.errors import FileError, OutputError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused
 from amberpicd.originals import handle_original
 from amberpicd.output.writer import StagedOutput, discard, publish
@@ -160,7 +160,7 @@ def commit(
         crash_point("recorded")
         skipped = _publish_all(staged, recorder, report)
     except OSError as exc:
-        error = OutputError(result.path, f"{exc.filename or ''}: {exc.strerror or exc}")
+        error = OutputError(result.path, error_text(exc))
         report.status, report.error = "failed", str(error)
         return report
     finally:

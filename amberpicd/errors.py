@@ -22,6 +22,9 @@ A FileError's message is one line a user can act on, e.g.
 
 from __future__ import annotations
 
+import ast
+import logging
+import os
 import re
 from pathlib import Path
 
@@ -43,6 +46,56 @@ def printable(text: str) -> str:
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
     return _UNPRINTABLE.sub(escape, text)
+
+
+# A Python bytes literal inside a message: b'/tmp/x' or b"it's", with escapes.
+_BYTES_LITERAL = re.compile(r"""(?<![\w'"])b('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
+
+
+def _unrepr(text: str) -> str:
+    # Third-party code (send2trash, shutil) builds messages from bytes paths: show the path.
+    def decode(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match[0])
+        except (ValueError, SyntaxError):
+            return match[0]
+        return os.fsdecode(value) if isinstance(value, bytes) else match[0]
+
+    return _BYTES_LITERAL.sub(decode, text)
+
+
+def _name(value: object) -> str:
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return os.fsdecode(value)
+    return str(value)
+
+
+def error_text(exc: BaseException, *, filename: bool = True) -> str:
+    """``exc`` as a user reads it, on one line and never as a Python repr.
+
+    An OSError is its file name(s), however encoded (bytes, or str with undecodable bytes),
+    then its strerror: ``/archive/x.jpg: No space left on device``. ``filename=False`` leaves
+    the names out (when the message already names the file). Anything else is its message,
+    or its type's name when the message is empty. Either way bytes literals in the text
+    (``b'/tmp/\\xff.jpg'``) become the path they spell, and controls are escaped.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        text = _unrepr(exc.strerror)
+        names = [_name(n) for n in (exc.filename, exc.filename2) if n is not None]
+        if filename and names:
+            text = f"{' -> '.join(names)}: {text}"
+    else:
+        text = _unrepr(str(exc)).strip() or type(exc).__name__
+    return printable(text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """A log formatter whose messages are always one line: a file name holding a newline
+    or an escape sequence cannot split a line or fake another (tracebacks stay as they are)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class AmberpicError(Exception):
@@ -73,8 +126,8 @@ class FileError(AmberpicError):
         if action is not None:
             self.action = action
         action_part = f"{self.action}: " if self.action else ""
-        # One line, whatever the file is called: the name is shown with escapes.
-        super().__init__(f"{printable(self.path.name)}: {action_part}{reason}")
+        # One line, whatever the file is called or the reason quotes: both shown with escapes.
+        super().__init__(f"{printable(self.path.name)}: {action_part}{printable(str(reason))}")
 
 
 class InputRejected(FileError):

@@ -20,6 +20,7 @@ class Facts:
     orientation: int
     date: datetime  # EXIF DateTimeOriginal, else the file's mtime
     content_hash: str  # hex sha256 of the file's bytes
+    date_source: str = "file modification time"  # or the EXIF tag ``date`` was read from
 
     @property
     def name(self) -> str:

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from amberpicd.errors import OriginalError, printable
+from amberpicd.errors import OriginalError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
@@ -93,10 +93,9 @@ def handle_original(
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, SymlinkRefused | Escape) or not isinstance(exc, OSError):
+    if isinstance(exc, SymlinkRefused | Escape):  # their text names the folder already
         return printable(str(exc))
-    where = f"{printable(str(exc.filename))}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}"
+    return error_text(exc)
 
 
 def _move(src: DirHandle, name: str, st: os.stat_result, archive: Path, rel: PurePosixPath) -> Path:

@@ -24,12 +24,14 @@ from amberpicd.errors import (
     OutputError,
     WorkerError,
     WorkerLost,
+    error_text,
     printable,
 )
 from amberpicd.fs.confined import Escape, SymlinkRefused
 from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec, encode
 from amberpicd.imaging.picture import Picture
+from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
 from amberpicd.ops.auto_orient import AutoOrient, oriented_first
 from amberpicd.ops.base import Operation, Size
 from amberpicd.ops.resize import Resize
@@ -66,7 +68,7 @@ class FileResult:
     """What a worker did with one file. ``error`` set means it failed; nothing is staged."""
 
     path: Path
-    status: str  # staged | unmatched | failed
+    status: str  # staged | unmatched | skipped (not an image) | failed
     rules: list[str] = field(default_factory=list)
     outputs: list[PlannedOutput] = field(default_factory=list)
     error: str | None = None
@@ -74,6 +76,17 @@ class FileResult:
     size: int = 0
     mtime_ns: int = 0
     seconds: float = 0.0
+
+
+# Names that say "image": such a file whose content is none is broken, and fails.
+IMAGE_SUFFIXES = frozenset(
+    "jpg jpeg jpe jfif png apng gif webp tif tiff bmp dib heic heif hif avif psd eps pdf".split()  # noqa: SIM905
+)
+
+
+def claims_image(path: Path) -> bool:
+    """Whether the file's name says it is an image (its content decides what it is)."""
+    return path.suffix.lower().removeprefix(".") in IMAGE_SUFFIXES
 
 
 def steps(rule: Rule) -> tuple[Operation, ...]:
@@ -138,6 +151,10 @@ def run(job: FileJob) -> FileResult:
     try:
         data, st = read_source(job.path, job.limits)
         result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+        if sniff(data[:SNIFF_BYTES]) is None and not claims_image(job.path):
+            # README.txt, a Makefile: not ours to process, and not a failure either.
+            result.status, result.error = "skipped", f"{printable(job.path.name)}: not an image"
+            return result
         source = Source(job.path, data, job.limits, mtime=st.st_mtime)
         del data
         facts = source.facts
@@ -218,7 +235,7 @@ def _one_output(job: FileJob, rule: Rule, picture: Picture, facts, n: int) -> Pl
     except (SymlinkRefused, Escape) as exc:
         raise OutputError(job.path, str(exc)) from None
     except OSError as exc:
-        raise OutputError(job.path, f"{final}: {exc.strerror or exc}") from None
+        raise OutputError(job.path, f"{final}: {error_text(exc, filename=False)}") from None
     return PlannedOutput(rule.name, final, len(data), width, height, staged)
 
 

@@ -1,5 +1,6 @@
 """How results reach a person or a script: one line per file, JSON lines, a progress bar,
-and the plain-text summary of a config for ``amberpicd check``."""
+the run's last line (counts, bytes saved, time), and the plain-text summary of a config for
+``amberpicd check``."""
 
 from __future__ import annotations
 
@@ -16,24 +17,66 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def json_line(report: Report) -> str:
+    """The report as one line of JSON (see ``json_text``)."""
+    return json_text(report.as_json())
+
+
+def json_text(doc: dict[str, object]) -> str:
     """One JSON object, valid UTF-8 whatever the file names: an undecodable byte in a
     name (a surrogate escape) is written as a ``\\udcNN`` escape, which ``json.loads``
     turns back into the same string, and ``os.fsencode`` into the original bytes."""
-    text = json.dumps(report.as_json(), ensure_ascii=False)
+    text = json.dumps(doc, ensure_ascii=False)
     return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
-def human_line(report: Report, dry_run: bool = False) -> str:
-    name = printable(report.source.name)
+def located(report: Report, name: str | None) -> str | None:
+    """``report.error`` naming the file as ``name`` (``generator/Gemfile: ...``) instead
+    of the bare file name every error starts with."""
+    bare = f"{printable(report.source.name)}: "
+    error = report.error
+    if error is None or name is None or not error.startswith(bare):
+        return error
+    return f"{name}: {error.removeprefix(bare)}"
+
+
+def human_line(report: Report, dry_run: bool = False, name: str | None = None) -> str:
+    """One line for ``report``; ``name`` is the file as the run shows it (default: its name)."""
+    error = located(report, name)
+    name = name if name is not None else printable(report.source.name)
     if report.status == "failed":
-        return f"failed  {report.error}"
+        return f"failed  {error}"
     if report.status == "unmatched":
         return f"skipped {name}: no rule matches"
     if report.status == "skipped":
+        if error:  # "generator/Gemfile: not an image"
+            return f"skipped {error}"
         return f"skipped {name}: outputs exist (on_conflict: skip)"
     verb = "would write" if dry_run else "wrote"
     targets = ", ".join(printable(str(p)) for p in report.outputs)
     return f"done    {name}: {verb} {targets}"
+
+
+def size_text(n: int) -> str:
+    """Bytes as people read them: ``512 B``, ``48.1 KB``, ``9.7 MB``, ``1.2 GB`` (SI units)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def summary_line(counts: dict[str, int], bytes_in: int, bytes_out: int, seconds: float) -> str:
+    """The run's last line: ``12 done, 2 skipped, 0 failed · 48.1 MB → 9.7 MB (-80 %) · 6.2 s``
+    (with a real minus sign).
+    Files no rule matched count as skipped; sizes are those of the files done."""
+    done, failed = counts.get("done", 0), counts.get("failed", 0)
+    skipped = counts.get("skipped", 0) + counts.get("unmatched", 0)
+    parts = [f"{done} done, {skipped} skipped, {failed} failed"]
+    if done and bytes_in:
+        change = round(100 * (bytes_out - bytes_in) / bytes_in)
+        sign = "\u2212" if change < 0 else "+"  # a real minus sign
+        parts.append(f"{size_text(bytes_in)} → {size_text(bytes_out)} ({sign}{abs(change)} %)")
+    parts.append(f"{seconds:.1f} s")
+    return " · ".join(parts)
 
 
 class Progress:

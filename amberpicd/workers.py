@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from multiprocessing import connection, get_all_start_methods, get_context
 from typing import Any
 
-from amberpicd.errors import WorkerLost
+from amberpicd.errors import WorkerLost, error_text
 from amberpicd.worker_process import PROTOCOL, worker_main
 
 _STOP_GRACE = 2.0  # seconds an idle worker gets to exit by itself at close()
@@ -264,7 +264,7 @@ class WorkerPool:
                 try:
                     worker = _Worker(self._ctx, self._setup)
                 except Exception as exc:
-                    self._fail_pending(f"worker failed to start ({exc})")
+                    self._fail_pending(f"worker failed to start ({error_text(exc)})")
                     continue
                 with self._lock:
                     self._workers.append(worker)

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -25,10 +26,23 @@ def trash_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def pillow_images() -> Path:
-    """Pillow's own test images (tests/corpus.py), fetched once; skips when unavailable."""
+    """Pillow's own test images (tests/corpus.py), fetched once (.ci/run fetches them first).
+
+    Unavailable, the tests that use them FAIL, saying how to get them: a skip would make an
+    offline run quietly test less. Only a deliberate AMBERPICD_TEST_NO_DOWNLOAD=1 skips
+    them, and never in CI.
+    """
     import corpus
+    import need
 
     try:
         return corpus.pillow_images()
     except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"Pillow's test images are not available: {exc}")
+        reason = f"Pillow's test images are not available: {exc}"
+        if os.environ.get(corpus.NO_DOWNLOAD_ENV):
+            need.missing(reason)
+        pytest.fail(
+            f"{reason}; fetch them with `python tests/corpus.py` (PyPI, once per machine) or "
+            f"set {corpus.NO_DOWNLOAD_ENV}=1 to skip these tests on purpose",
+            pytrace=False,
+        )

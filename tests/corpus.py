@@ -6,7 +6,9 @@ it is committed: ``pillow_images()`` runs ``pip download`` for the installed Pil
 version once per machine and extracts ``Tests/images`` into
 ``$AMBERPICD_TEST_CACHE`` (default ``~/.cache/amberpicd-tests``)/``pillow-<version>/``.
 Without network (or with ``AMBERPICD_TEST_NO_DOWNLOAD=1``) it raises
-``CorpusUnavailable``; tests skip with its reason.
+``CorpusUnavailable``: the tests that need the files then fail with its reason (they skip
+only for a deliberate ``AMBERPICD_TEST_NO_DOWNLOAD=1``, and never in CI). .ci/run fetches
+them before the tests: ``python tests/corpus.py``.
 
 ``crafted()`` makes the rest in memory: truncated and empty files, wrong extensions,
 huge-dimension headers, malformed and enormous EXIF, 16-bit/CMYK/palette/LA/I;16 modes,
@@ -194,9 +196,10 @@ class Entry:
 
     ``name`` is relative to the inbox (bytes for names that are not UTF-8). ``kind`` is
     file | symlink | fifo | device. ``target``: for symlinks, a path relative to the
-    inbox's parent. ``expect``: "done", a substring the error must contain, or None for
-    "any clean outcome". ``walked``: False when ``amberpicd process`` on the folder must
-    not even list it (a symlink leading outside).
+    inbox's parent. ``expect``: "done", "failed" (any one-line reason), a substring the
+    error must contain, or None for "any clean outcome" (Pillow's files only: every crafted
+    file says what must become of it). ``walked``: False when ``amberpicd process`` on the
+    folder must not even list it (a symlink leading outside).
     """
 
     name: str | bytes
@@ -308,7 +311,8 @@ def huge_headers() -> list[Entry]:
         Entry("huge/huge.bmp", bytes(bmp), expect=exceeds),
         Entry("huge/huge.jpg", bytes(jpg), expect=exceeds),
         Entry("huge/huge.tif", tif, expect=exceeds),
-        Entry("huge/huge-canvas.webp", bytes(webp)),  # libwebp may reject it first
+        # libwebp may reject it before the pixel limit does: a failure either way.
+        Entry("huge/huge-canvas.webp", bytes(webp), expect="failed"),
         # Under the limit, but the data is 64 bytes: a decoder must not trust the header.
         Entry("huge/header-lies.png", png_raw(6000, 6000, 8, 2, b"\0" * 64), expect="truncated"),
         # 36 MP of zeros in a 36 KB file: a real decode, a real resample, then done.
@@ -343,9 +347,10 @@ def broken_exif() -> list[Entry]:
         extra=_chunk(b"eXIf", huge_ifd),
     )
     return [
-        Entry("exif/loop.jpg", jpeg_with_app1(b"Exif\0\0" + loop)),
-        Entry("exif/lying-sizes.jpg", jpeg_with_app1(b"Exif\0\0" + lying)),
-        Entry("exif/65535-entries.jpg", jpeg_with_app1(b"Exif\0\0" + many)),
+        # Broken metadata never costs the picture: each of these is done.
+        Entry("exif/loop.jpg", jpeg_with_app1(b"Exif\0\0" + loop), expect="done"),
+        Entry("exif/lying-sizes.jpg", jpeg_with_app1(b"Exif\0\0" + lying), expect="done"),
+        Entry("exif/65535-entries.jpg", jpeg_with_app1(b"Exif\0\0" + many), expect="done"),
         Entry(
             "exif/enormous-tags.jpg",
             encoded(images.upright(64, 48), "JPEG", exif=big.tobytes()),
@@ -356,9 +361,11 @@ def broken_exif() -> list[Entry]:
             encoded(images.upright(64, 48), "JPEG", exif=bad_orient.tobytes()),
             expect="done",
         ),
-        Entry("exif/orientation-text.jpg", jpeg_with_app1(b"Exif\0\0" + text_orient)),
-        Entry("exif/noise.jpg", jpeg_with_app1(b"Exif\0\0" + noise)),
-        Entry("exif/huge-exif-chunk.png", png_huge_exif),
+        Entry(
+            "exif/orientation-text.jpg", jpeg_with_app1(b"Exif\0\0" + text_orient), expect="done"
+        ),
+        Entry("exif/noise.jpg", jpeg_with_app1(b"Exif\0\0" + noise), expect="done"),
+        Entry("exif/huge-exif-chunk.png", png_huge_exif, expect="done"),
     ]
 
 
@@ -458,11 +465,21 @@ def broken() -> list[Entry]:
         "heic": encoded(up, "HEIF"),
         "avif": encoded(up, "AVIF"),
     }
-    out = [Entry(f"truncated/half.{ext}", data[: len(data) // 2]) for ext, data in whole.items()]
+    # Pillow's own words for some codecs' truncation: "file is truncated" (the others say it
+    # their own way, after "decode failed").
+    says_truncated = {"jpg", "png", "gif", "tif", "bmp"}
+    out = [
+        Entry(
+            f"truncated/half.{ext}",
+            data[: len(data) // 2],
+            expect="decode failed: file is truncated" if ext in says_truncated else "decode failed",
+        )
+        for ext, data in whole.items()
+    ]
     out += [
-        Entry("truncated/header-only.jpg", whole["jpg"][:40]),
-        Entry("truncated/one-byte.png", b"\x89"),
-        Entry("truncated/signature-only.png", whole["png"][:8]),
+        Entry("truncated/header-only.jpg", whole["jpg"][:40], expect="decode failed"),
+        Entry("truncated/one-byte.png", b"\x89", expect="not an image"),
+        Entry("truncated/signature-only.png", whole["png"][:8], expect="decode failed"),
         Entry("empty/zero.jpg", b"", expect="file is empty"),
         Entry("empty/zero.heic", b"", expect="file is empty"),
         Entry("wrong-ext/png-data.jpg", whole["png"], expect="done"),
@@ -629,3 +646,10 @@ def cleanup_special(root: Path) -> None:
                 mode = os.lstat(path).st_mode
                 if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
                     os.unlink(path)
+
+
+if __name__ == "__main__":  # .ci/run: fetch Pillow's test images before the tests need them
+    try:
+        print(f"Pillow's test images: {pillow_images()}")
+    except CorpusUnavailable as exc:
+        sys.exit(f"Pillow's test images: {exc}")

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from daemonproc import wait_for
+from need import missing
 
 
 def need(*programs: str) -> None:
@@ -29,7 +29,7 @@ def need(*programs: str) -> None:
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         names = ", ".join(f"{p} (Debian: {packages.get(p, p)})" for p in missing)
-        pytest.skip(f"needs {names}; .ci/run installs them")
+        missing(f"needs {names}; .ci/run installs them")
 
 
 def need_modules(*modules: str) -> None:
@@ -43,7 +43,7 @@ def need_modules(*modules: str) -> None:
         try:
             __import__(module)
         except ImportError:
-            pytest.skip(f"needs the {module} module ({hints.get(module, module)}); .ci/run has it")
+            missing(f"needs the {module} module ({hints.get(module, module)}); .ci/run has it")
 
 
 def _stop(proc: subprocess.Popen) -> None:

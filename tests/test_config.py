@@ -89,15 +89,11 @@ def test_example_loads_and_means_what_its_comments_say(home: Path) -> None:
     assert web.match.min_width == 800
     assert web.match.max_width is None
     assert web.match.orientation == "any"
-    assert [s.name for s in web.pipeline] == ["auto_orient", "resize", "watermark", "encode"]
-    resize, watermark, encode = web.pipeline[1:]
+    # The watermark is shown commented out: a starter must not stamp someone else's name.
+    assert [s.name for s in web.pipeline] == ["auto_orient", "resize", "encode"]
+    resize, encode = web.pipeline[1:]
     assert (resize.width, resize.height, resize.mode) == (2048, 2048, "fit")
     assert resize.enlarge is False
-    assert (watermark.text, watermark.position, watermark.opacity) == (
-        "(c) Jane",
-        "bottom-right",
-        0.4,
-    )
     assert (encode.format, encode.quality, encode.lossless) == ("webp", 80, False)
     assert web.encode is encode
     assert web.keep_metadata == ("icc",)
@@ -116,6 +112,7 @@ def test_example_loads_and_means_what_its_comments_say(home: Path) -> None:
 
     assert config.rules_for(watch) == (web, thumb)
     assert config.limits.max_pixels == 100_000_000  # the documented default
+    assert config.daemon == type(config.daemon)()  # its daemon: section shows the defaults
 
 
 def test_embedded_default_loads(tmp_path: Path, home: Path) -> None:
@@ -438,7 +435,8 @@ def test_error_names_file_line_and_problem(
 
 def test_unknown_operation_lists_the_known_ones(tmp_path: Path) -> None:
     error = load_error(tmp_path, MINIMAL.replace("encode: {format: webp}", "resiz: {width: 5}"))
-    known = error.message.split("(expected one of: ", 1)[1].rstrip(")").split(", ")
+    # (The list ends before the "; did you mean 'resize'?" that follows it.)
+    known = error.message.split("(expected one of: ", 1)[1].split(")")[0].split(", ")
     assert {"auto_orient", "resize", "watermark", "encode"} <= set(known)
     assert known == sorted(known)
 
@@ -537,3 +535,103 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# --- folders that overlap -----------------------------------------------------------------
+
+OVERLAP = """\
+version: 1
+watch:
+  - inbox: {inbox0}
+    recursive: {recursive}
+  - inbox: {inbox1}
+    originals: move
+    archive: {archive}
+rules:
+  - name: web
+    pipeline: [{{encode: webp}}]
+    output: {output}
+"""
+
+
+def overlap(tmp_path: Path, **kw: object) -> str:
+    values = {
+        "inbox0": tmp_path / "Inbox",
+        "recursive": "true",
+        "inbox1": tmp_path / "Other",
+        "archive": tmp_path / "Archive",
+        "output": f"{tmp_path}/Out/{{stem}}.{{ext}}",
+        **kw,
+    }
+    return OVERLAP.format(**values)
+
+
+def test_distinct_folders_are_valid_and_nested_inboxes_too(tmp_path: Path) -> None:
+    # The control for the cases below; a nested inbox is allowed (the deepest owns a file),
+    # and so is an output in a sub-folder of a non-recursive inbox (sub-folders are unwatched).
+    for text in (
+        overlap(tmp_path),
+        overlap(tmp_path, inbox1=tmp_path / "Inbox" / "Sub"),
+        overlap(tmp_path, recursive="false", output=f"{tmp_path}/Inbox/done/{{stem}}.{{ext}}"),
+        overlap(tmp_path, archive=tmp_path / "Other" / "Archive"),  # Other is not recursive
+    ):
+        parse_config(text, "config.yaml", tmp_path)
+
+
+def test_two_watch_entries_for_one_folder(tmp_path: Path) -> None:
+    (tmp_path / "Inbox").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "Inbox")
+    for same in (tmp_path / "Inbox", tmp_path / "Other" / ".." / "Inbox", tmp_path / "alias"):
+        error = load_error(tmp_path, overlap(tmp_path, inbox1=same))
+        assert str(error) == "config.yaml:5: watch[1].inbox: same folder as watch[0].inbox"
+
+
+def test_output_folder_inside_a_recursive_inbox(tmp_path: Path) -> None:
+    error = load_error(tmp_path, overlap(tmp_path, output=f"{tmp_path}/Inbox/web/{{stem}}.webp"))
+    assert str(error) == (
+        f"config.yaml:11: rules[0].output: output folder {tmp_path}/Inbox/web (rule web) is "
+        f"inside the recursive inbox {tmp_path}/Inbox of watch[0]; outputs would be taken as "
+        "new files"
+    )
+
+
+@pytest.mark.parametrize("recursive", ["true", "false"])
+def test_output_folder_that_is_an_inbox(tmp_path: Path, recursive: str) -> None:
+    output = f"{tmp_path}/Inbox/{{stem}}.webp"
+    error = load_error(tmp_path, overlap(tmp_path, recursive=recursive, output=output))
+    assert str(error) == (
+        f"config.yaml:11: rules[0].output: output folder {tmp_path}/Inbox (rule web) is the "
+        "inbox of watch[0]; outputs would be taken as new files"
+    )
+    # An inbox that is another rule's output folder is the same mistake, seen from there.
+    error = load_error(tmp_path, overlap(tmp_path, inbox1=f"{tmp_path}/Out"))
+    assert str(error).startswith(
+        f"config.yaml:11: rules[0].output: output folder {tmp_path}/Out (rule web) is the "
+        "inbox of watch[1]"
+    )
+
+
+def test_archive_inside_a_recursive_inbox_or_an_inbox(tmp_path: Path) -> None:
+    error = load_error(tmp_path, overlap(tmp_path, archive=tmp_path / "Inbox" / "old"))
+    assert str(error) == (
+        f"config.yaml:7: watch[1].archive: archive {tmp_path}/Inbox/old is inside the recursive "
+        f"inbox {tmp_path}/Inbox of watch[0]; moved originals would be taken as new files"
+    )
+    error = load_error(tmp_path, overlap(tmp_path, archive=tmp_path / "Other"))
+    assert str(error).startswith("config.yaml:7: watch[1].archive: archive ")
+    assert "is the inbox of watch[1]" in str(error)
+
+
+def test_check_rejects_an_overlap(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = write(tmp_path, overlap(tmp_path, inbox1=tmp_path / "Inbox"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "amberpicd", "-c", str(path), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc
+    assert "config.yaml:5: watch[1].inbox: same folder as watch[0].inbox" in proc.stderr

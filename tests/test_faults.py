@@ -3,7 +3,6 @@ filesystems, a broken or locked journal, repeated kill -9. The real daemon each 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -12,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import images
+import need
 import pytest
 from daemonproc import DaemonProc, files, wait_for
 from PIL import Image
@@ -35,21 +35,7 @@ def config(originals: str = "keep") -> str:
     return CONFIG.replace("ORIGINALS", originals)
 
 
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str):
-    """A small filesystem of our own (root only: CI and this machine run as root)."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {proc.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+tmpfs = need.tmpfs  # a small filesystem of our own (root: CI and this machine run as root)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import need
 import pytest
 
 from amberpicd.errors import OriginalError
@@ -53,16 +54,10 @@ def test_changed_original_is_left_in_place(tmp_path):
 
 
 def test_move_across_filesystems(tmp_path):
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("no second filesystem to move across")
-    archive = Path(os.environ.get("TMPDIR_SHM", shm)) / f"amberpic-test-{os.getpid()}"
-    try:
+    with need.tmpfs(tmp_path / "other", "1m") as other:
+        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev
+        archive = other / "archive"
         p, seen = original(tmp_path)
         got = handle_original(p, "move", archive=archive, **seen)
         assert got.read_bytes() == b"photo" and not p.exists()
         assert not any(n.startswith(".amberpic-") for n in os.listdir(archive))
-    finally:
-        for f in archive.glob("*"):
-            f.unlink()
-        archive.rmdir()

@@ -61,21 +61,42 @@ def test_shipped_unit_verifies_without_a_warning(tmp_path: Path):
     assert verify(SHIPPED, tmp_path) == ""
 
 
+def directives(text: str) -> dict[str, dict[str, list[str]]]:
+    """A unit file's settings as systemd reads them: section -> key -> every value given,
+    in order (comments are not settings; a repeated key adds to, or resets, the first)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
 def test_unit_says_what_it_promises():
-    text = SHIPPED.read_text()
-    lines = set(text.splitlines())
-    for line in (
-        "Type=notify",
-        "Restart=on-failure",
-        "RestrictAddressFamilies=AF_UNIX",
-        "PartOf=graphical-session.target",
-        "After=graphical-session.target",
-        "WantedBy=graphical-session.target",
-        "NoNewPrivileges=yes",
-    ):
-        assert line in lines, line
-    assert any(line.startswith("WatchdogSec=") for line in lines)
-    assert "files never leave this device" in text.lower()
+    # Settings, not wording: the promise "files never leave this device" is kept by the
+    # address-family allowlist, which must be AF_UNIX alone (a second
+    # RestrictAddressFamilies= line would widen it, so every value given is checked).
+    unit = directives(SHIPPED.read_text())
+    service = unit["Service"]
+    assert service["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert service["Type"] == ["notify"]
+    assert service["Restart"] == ["on-failure"]
+    assert service["NoNewPrivileges"] == ["yes"]
+    assert service["SystemCallFilter"] == ["@system-service"]
+    assert len(service["WatchdogSec"]) == 1 and service["WatchdogSec"][0].endswith("s")
+    assert unit["Unit"]["PartOf"] == unit["Unit"]["After"] == ["graphical-session.target"]
+    assert unit["Install"]["WantedBy"] == ["graphical-session.target"]
+    # Control run of the parser: a comment mentioning a setting is not that setting.
+    widened = SHIPPED.read_text() + "\n[Service]\n# RestrictAddressFamilies=AF_INET\n"
+    assert directives(widened)["Service"]["RestrictAddressFamilies"] == ["AF_UNIX"]
+    widened += "RestrictAddressFamilies=AF_INET\n"
+    assert directives(widened)["Service"]["RestrictAddressFamilies"] == ["AF_UNIX", "AF_INET"]
 
 
 # -- install / uninstall against a fake systemctl -------------------------------------------------

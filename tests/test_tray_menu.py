@@ -328,3 +328,28 @@ def test_edit_config_writes_a_starter_first_then_opens_it(tmp_path):
     assert "rules:" in target.read_text()
     expected = ["--wait", str(target)]
     wait_for(lambda: log.exists() and log.read_text().split() == expected, 10, "the editor")
+
+
+def test_a_skipped_non_image_says_why_and_is_no_failure():
+    skipped = {
+        "source": "/in/README.txt",
+        "status": "skipped",
+        "outputs": [],
+        "error": "README.txt: not an image",
+    }
+    s = status(recent=[skipped])
+    assert icon_state(s) != "error"
+    recent = find(build_menu(s), "Recent activity").submenu
+    assert texts(recent) == ["○ README.txt: not an image"]
+    assert recent[0].actions == (OpenPath("/in"),)
+
+
+def test_recent_names_cannot_disguise_themselves():
+    # A bidi override shows "photo.exe" as "photo.gpj" to the eye; an ESC could restyle text.
+    recent = [
+        {"source": "/in/photo\u202egpj.exe", "status": "done", "outputs": ["/o/a.webp"]},
+        {"source": "/in/x.jpg", "status": "failed", "outputs": [], "error": "x\x1b[2J.jpg: bad"},
+    ]
+    items = find(build_menu(status(recent=recent)), "Recent activity").submenu
+    labels = [i.text for i in items[:2]]
+    assert sorted(labels) == ["✓ photo\\u202egpj.exe → a.webp", "✗ x\\x1b[2J.jpg: bad"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -11,11 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import need
 import pytest
 
 from amberpicd.daemon.scan import is_ignored_name, scan
@@ -698,10 +699,15 @@ w.stop()
 """
 
 
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (``T`` when stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
 def test_real_queue_overflow_reaches_on_overflow(tmp_path) -> None:
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if limit > 200_000:
-        pytest.skip(f"max_queued_events is {limit}: too many events to provoke cheaply")
+        need.missing(f"max_queued_events is {limit}: too many events to provoke cheaply")
     a, b = write(tmp_path / "a.jpg"), write(tmp_path / "b.jpg")
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path)],
@@ -717,7 +723,13 @@ def test_real_queue_overflow_reaches_on_overflow(tmp_path) -> None:
         # A stopped reader lets the kernel queue fill; alternating names defeat coalescing.
         os.kill(child.pid, signal.SIGSTOP)
         try:
-            for i in range(limit + 1000):
+            # kill() returns before the child has stopped: under load its reader could
+            # still drain the queue while we fill it, so wait for the stop, and overfill.
+            deadline = time.monotonic() + 10
+            while _state(child.pid) != "T" and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert _state(child.pid) == "T", "the child never stopped"
+            for i in range(2 * limit):
                 os.utime(a if i % 2 else b)
         finally:
             os.kill(child.pid, signal.SIGCONT)
@@ -734,17 +746,77 @@ def test_real_queue_overflow_reaches_on_overflow(tmp_path) -> None:
             child.stdout.close()
 
 
-def test_watchdogs_benign_double_registration_warning_is_not_an_error(tmp_path, watch) -> None:
-    # Seen from watchdog's reader thread when a recursive watch races ``mkdir -p``; as an error
-    # (this suite's filterwarnings) it would kill that thread and end all watching.
-    watch([(tmp_path, True)])
-    warnings.warn_explicit(
-        "Callback with id '140711916205840' already exists for watch <...>. It will be Overwritten",
-        RuntimeWarning,
-        "inotify.py",
-        365,
-        module="watchdog.observers.inotify",
+RACE = """
+import json, os, shutil, sys, threading, time, warnings
+from pathlib import Path
+from watchdog.observers import inotify_c
+from amberpicd.daemon.watcher import InboxWatcher
+
+root, mode = Path(sys.argv[1]), sys.argv[2]
+warned = []
+
+class Recording:  # watchdog's own warnings module, noting who warns (then warning as before)
+    def __getattr__(self, name):
+        return getattr(warnings, name)
+
+    def warn(self, message, category=None, stacklevel=1, **kw):
+        warned.append(threading.current_thread().name)
+        warnings.warn(message, category, stacklevel + 1, **kw)
+
+inotify_c.warnings = Recording()
+ready = []
+w = InboxWatcher([(root, True)], ready.append, quiet=0.1)
+w.start()
+if mode == "unfiltered":  # the control: without amberpicd's filter, -W error applies
+    warnings.filters[:] = [f for f in warnings.filters if "already exists" not in str(f[1])]
+    warnings._filters_mutated()
+deadline = time.monotonic() + 20
+n = 0
+while not warned and time.monotonic() < deadline:
+    n += 1
+    os.makedirs(root / f"t{n}" / "a" / "b" / "c" / "d" / "e")  # mkdir -p races the watch
+    if n % 200 == 0:
+        for i in range(n - 199, n + 1):
+            shutil.rmtree(root / f"t{i}")
+time.sleep(0.2)
+later = root / "later" / "x.jpg"
+later.parent.mkdir()
+later.write_bytes(b"data")
+deadline = time.monotonic() + 3
+while later not in ready and time.monotonic() < deadline:
+    time.sleep(0.01)
+reader = [t for t in threading.enumerate() if isinstance(t, inotify_c.InotifyFD)]
+print(json.dumps({"warned_on": sorted(set(warned)), "main": threading.main_thread().name,
+                  "reported": later in ready, "reader_alive": any(t.is_alive() for t in reader),
+                  "dirs": n}))
+w.stop()
+"""
+
+
+@pytest.mark.parametrize("mode", ["filtered", "unfiltered"])
+def test_mkdir_p_racing_a_recursive_watch_does_not_kill_watchdogs_reader(tmp_path, mode) -> None:
+    # ``mkdir -p`` under a recursive inbox can make watchdog register a sub-folder twice; it
+    # warns from its inotify reader thread, and under -W error (as this suite runs) that
+    # kills the thread and all watching with it. The race is provoked for real, in a child
+    # run with -W error; the "unfiltered" control shows it would kill the reader without
+    # amberpicd's warnings filter, so the filtered run proves the filter is what saves it.
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", RACE, str(tmp_path), mode],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["warned_on"], f"the race never happened in {result['dirs']} mkdir -p"
+    assert result["main"] not in result["warned_on"]  # watchdog's own thread warned
+    if mode == "filtered":
+        assert result["reported"] and result["reader_alive"], (result, proc.stderr)
+        assert "Exception in thread" not in proc.stderr, proc.stderr
+    else:  # watchdog's reader died of the warning, and the later file was never seen
+        assert not result["reported"], result
+        assert "Exception in thread" in proc.stderr
+        assert "RuntimeWarning: Callback with id" in proc.stderr
 
 
 def test_stop_with_a_pending_move_logs_no_error(tmp_path, caplog) -> None:

@@ -91,7 +91,7 @@ def parse_config(text: str, source: str | Path | None, base_dir: Path | None) ->
             doc.root.start_mark.line + 1,
         )
     try:
-        return Config.model_validate(_resolve_paths(doc.data, base_dir))
+        return Config.model_validate(_resolve_paths(_yaml_words(doc.data), base_dir))
     except ValidationError as exc:
         raise config_error(exc, doc, source) from None
 
@@ -113,6 +113,15 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path | None) -> dict[str, Any
                 for key in PATH_OPTIONS.get(name, ()):
                     if isinstance(options, dict):
                         _resolve(options, key, base_dir)
+    return data
+
+
+def _yaml_words(data: dict[str, Any]) -> dict[str, Any]:
+    """Undo YAML 1.1 reading a word as a boolean where the schema wants the word:
+    ``notify: off`` is the word "off" (``notify: no`` too), not false."""
+    daemon = data.get("daemon")
+    if isinstance(daemon, dict) and daemon.get("notify") is False:
+        daemon["notify"] = "off"
     return data
 
 

@@ -20,10 +20,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from amberpicd.ops.base import Operation, Step
 from amberpicd.ops.encode import Encode
 from amberpicd.ops.registry import pipeline_item_type
+from amberpicd.output.template import fixed_root
 
 INPUT_FORMATS = ("jpeg", "png", "heif", "webp", "avif", "tiff", "gif", "bmp")
 METADATA_GROUPS = ("icc", "copyright", "datetime", "camera", "gps", "exif", "xmp")
@@ -199,6 +201,50 @@ class Config(Strict):
                 raise ValueError(f"watch {w.inbox}: unknown rule {', '.join(unknown)}")
         return self
 
+    @model_validator(mode="after")
+    def _no_overlaps(self) -> Config:
+        """Folders that would feed the daemon its own work, or one folder watched twice.
+
+        An inbox may not be another entry's inbox. An output root (a template's fixed
+        folder) or an archive may not be an inbox, nor lie inside a recursive one: what the
+        daemon writes there would arrive as new files. (Inside a non-recursive inbox's
+        sub-folder is fine: sub-folders are not watched. Nested inboxes are fine: the deepest
+        owns its files.) Paths compare after resolving ``..`` and symlinks that exist.
+        The error carries its place (``loc``) for config/messages.py to show the line.
+        """
+        inboxes = [(i, w, _real(w.inbox)) for i, w in enumerate(self.watch)]
+        for j, _, inbox in inboxes:
+            for i, _, other in inboxes[:j]:
+                if inbox == other:
+                    _overlap(("watch", j, "inbox"), f"same folder as watch[{i}].inbox")
+
+        def check(loc: tuple[str | int, ...], folder: Path, what: str, follows: str) -> None:
+            real = _real(folder)
+            for i, w, inbox in inboxes:
+                if real == inbox:
+                    _overlap(loc, f"{what} is the inbox of watch[{i}]; {follows}")
+                if w.recursive and real.is_relative_to(inbox):
+                    where = f"the recursive inbox {w.inbox} of watch[{i}]"
+                    _overlap(loc, f"{what} is inside {where}; {follows}")
+
+        for k, rule in enumerate(self.rules):
+            root = fixed_root(rule.output)
+            check(
+                ("rules", k, "output"),
+                root,
+                f"output folder {root} (rule {rule.name})",
+                "outputs would be taken as new files",
+            )
+        for j, w in enumerate(self.watch):
+            if w.archive is not None and w.originals == "move":
+                check(
+                    ("watch", j, "archive"),
+                    w.archive,
+                    f"archive {w.archive}",
+                    "moved originals would be taken as new files",
+                )
+        return self
+
     def rule(self, name: str) -> Rule:
         for r in self.rules:
             if r.name == name:
@@ -221,3 +267,11 @@ class Config(Strict):
 
     def limits_for(self, watch: Watch | None) -> Limits:
         return self.limits.merged(watch.limits if watch else None)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(_expand(path)))  # templates keep their ~ until rendered
+
+
+def _overlap(loc: tuple[str | int, ...], message: str) -> None:
+    raise PydanticCustomError("config_overlap", "{message}", {"message": message, "loc": loc})

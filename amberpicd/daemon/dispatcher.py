@@ -368,9 +368,9 @@ class Dispatcher:
         self.on_report(report)
 
     def _record(self, item: Running, result: FileResult) -> Report:
-        if result.status == "unmatched":
+        if result.status in ("unmatched", "skipped"):  # skipped: not an image
             self.journal.no_match(item.job_id)
-            return Report(result.path, "unmatched", seconds=result.seconds)
+            return Report(result.path, result.status, error=result.error, seconds=result.seconds)
         if result.status == "failed":
             self.journal.fail(item.job_id, result.error or "failed")
             return Report(result.path, "failed", error=result.error, rules=result.rules)

@@ -34,7 +34,7 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked
+from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked, printable
 from amberpicd.journal import Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
@@ -111,6 +111,7 @@ class Daemon:
             "paused": self.toggles.paused,
             "queue": len(self.queue) + self.watcher.pending() + self.dispatcher.waiting,
             "in_flight": len(self.dispatcher.running),
+            "empty": [str(p) for p in self.watcher.empty()],  # zero bytes, waiting for content
             "inboxes": inboxes,
             "outputs": sorted({str(fixed_root(r.output)) for r in self.config.rules}),
             "recent": list(self.recent)[-10:],
@@ -236,8 +237,14 @@ class Daemon:
             self.failures_unseen += 1
             log.error("%s", report.error)
         elif report.status == "done":
-            log.info("%s → %s", report.source.name, ", ".join(p.name for p in report.outputs))
-        if report.note:
+            log.info(
+                "%s → %s",
+                printable(report.source.name),
+                printable(", ".join(p.name for p in report.outputs)),
+            )
+        elif report.error:  # skipped: not an image, or an empty file (not failures)
+            log.info("%s", report.error)
+        if report.note:  # e.g. the original kept because an output was skipped
             log.warning("%s", report.note)
         self._notify_status()
         self.desktop.report(report)
@@ -341,7 +348,13 @@ class Daemon:
             confwatch.start()
             self.control.start()  # answering status means: inboxes exist and are watched
             inboxes = ", ".join(str(w.inbox) for w in self.watches()) or "no inboxes"
-            log.info("amberpicd %s watching %s with %d workers", __version__, inboxes, workers)
+            log.info(
+                "amberpicd %s watching %s with %d workers; config: %s",
+                __version__,
+                inboxes,
+                workers,
+                self.loaded.source or "embedded default (`amberpicd init` writes one to edit)",
+            )
             sdnotify.ready(f"watching {inboxes}")
             self.desktop.start()
             self._main_loop()

@@ -121,6 +121,11 @@ class Settler:
         not look like work in progress forever)."""
         return sum(1 for e in self._entries.values() if e.deadline is not None or e.open)
 
+    def empty(self) -> list[Path]:
+        """The zero-byte files parked until a new event, which ``pending`` leaves out (the
+        status shows them, so that an empty file is not waiting unseen)."""
+        return sorted(p for p, e in self._entries.items() if e.deadline is None and not e.open)
+
     def __contains__(self, path: object) -> bool:
         return path in self._entries
 

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amberpicd.errors import error_text
 from amberpicd.output.writer import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class Toggles:
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("%s: unreadable (%s); starting with defaults", path.name, exc)
+            log.warning("%s: unreadable (%s); starting with defaults", path.name, error_text(exc))
             return cls()
 
     def save(self, path: Path) -> None:

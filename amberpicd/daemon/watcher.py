@@ -189,6 +189,11 @@ class InboxWatcher:
         with self._cond:
             return self._settler.pending()
 
+    def empty(self) -> list[Path]:
+        """Zero-byte files waiting for content (a download's placeholder, an empty copy)."""
+        with self._cond:
+            return self._settler.empty()
+
     def lost(self) -> list[Path]:
         """The inboxes that cannot be watched right now."""
         return [st.path for st in self._inboxes.values() if st.watch is None]

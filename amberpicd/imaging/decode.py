@@ -23,6 +23,7 @@ from PIL import EpsImagePlugin, Image, ImageFile
 from amberpicd.config.schema import Limits
 from amberpicd.errors import DecodeError, InputRejected
 from amberpicd.facts import Facts
+from amberpicd.imaging.gifmeta import gif_metadata
 from amberpicd.imaging.memory import tune_for_images
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
@@ -136,11 +137,15 @@ def _read_upto(f: io.BufferedReader, expected: int, limit: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _exif_date(exif: Image.Exif) -> datetime | None:
-    for value in (exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL), exif.get(_DATETIME)):
+def _exif_date(exif: Image.Exif) -> tuple[datetime, str] | None:
+    """The capture date and the tag it came from, for ``{date}`` and ``explain``."""
+    for tag, value in (
+        ("EXIF DateTimeOriginal", exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)),
+        ("EXIF DateTime", exif.get(_DATETIME)),
+    ):
         if isinstance(value, str):
             try:
-                return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+                return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S"), tag
             except ValueError:
                 continue
     return None
@@ -187,8 +192,9 @@ class Source:
         self.orientation = orientation if orientation in range(1, 9) else 1
         if self.orientation >= 5:
             width, height = height, width
-        when = _exif_date(self.exif) or datetime.fromtimestamp(
-            mtime if mtime is not None else _mtime(path)
+        when, date_source = _exif_date(self.exif) or (
+            datetime.fromtimestamp(mtime if mtime is not None else _mtime(path)),
+            "file modification time",
         )
         self.facts = Facts(
             path=path,
@@ -199,9 +205,12 @@ class Source:
             frames=frames,
             orientation=self.orientation,
             date=when,
+            date_source=date_source,
             content_hash=hashlib.sha256(data).hexdigest(),
         )
         self.limits = limits
+        # Pillow reads neither GIF's ICC profile nor its XMP (application extensions).
+        self._gif_icc, self._gif_xmp = gif_metadata(data) if fmt == "gif" else (None, None)
 
     def _too_big(self, limits: Limits, exc: BaseException | None = None) -> InputRejected:
         # Pillow's own check may have fired on a frame larger than the header's size.
@@ -228,13 +237,13 @@ class Source:
             raise DecodeError(self.path, "out of memory (worker_memory limit)") from None
         except Exception as exc:
             raise DecodeError(self.path, _reason(exc)) from None
-        xmp = im.info.get("xmp")
+        xmp = im.info.get("xmp") or self._gif_xmp
         return Picture(
             frames=frames,
             source_format=self.facts.format,
             durations=durations,
             loop=im.info.get("loop"),
-            icc=im.info.get("icc_profile") or None,
+            icc=im.info.get("icc_profile") or self._gif_icc,
             exif=self.exif,
             xmp=xmp.encode() if isinstance(xmp, str) else xmp,
             orientation=self.orientation,

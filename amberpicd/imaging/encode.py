@@ -34,6 +34,7 @@ PILLOW_NAMES = {
 LOSSY = frozenset({"jpeg", "webp", "avif"})
 DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60}  # avifenc's default is 60 too
 DEFAULT_EFFORT = 4  # WebP method 4 (libwebp's default), AVIF speed 6 (Pillow's default)
+PNG_DEFAULT_LEVEL = 6  # zlib's own default: see _options
 FULL_CHROMA_QUALITY = 90  # from here on JPEG/AVIF keep colour at full resolution (4:4:4)
 DEFAULT_DURATION = 100  # ms, for a frame whose duration the decoder did not give
 
@@ -51,6 +52,7 @@ _KEEP_MODES = {
 # Writers that honour a transparency key in info (palette index, tRNS colour).
 _KEYED_ALPHA = frozenset({"png", "gif"})
 _ALPHA_BANDS = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_NO_ICC = frozenset({"gif"})  # Pillow's GIF writer has no colour profile (nor EXIF, XMP)
 
 
 def default_spec(source_format: str) -> Encode:
@@ -104,20 +106,38 @@ def encode(picture: Picture, spec: Encode, groups: Collection[str], path: Path) 
 def _prepare(
     picture: Picture, spec: Encode, with_icc: bool
 ) -> tuple[list[Image.Image], bytes | None]:
-    """The frames to write, in modes the format takes, and the ICC profile to embed."""
+    """The frames to write, in modes the format takes, and the ICC profile to embed.
+
+    When the output will carry no profile (``icc`` not kept, a format with no place for
+    one, or a profile that does not fit the written mode), the pixels are converted from
+    the source's profile to sRGB first: an untagged file is read as sRGB, so the colours
+    a viewer shows stay the same.
+    """
     fmt = spec.format
     if picture.orientation != 1:
         # The orientation tag is never written, so pixels must be upright by now.
         picture = AutoOrient().apply(picture)
     if picture.mode == "CMYK" and fmt != "tiff":
         picture = ToSrgb().apply(picture)  # through the CMYK profile when there is one
-    animate = picture.is_animated and fmt in ANIMATED_FORMATS
-    sources = picture.frames if animate else picture.frames[:1]
-    frames = [_fit_mode(im, fmt, spec.background) for im in sources]
-    icc = picture.icc if with_icc else None
+    frames = _frames(picture, spec)
+    icc = picture.icc if with_icc and fmt not in _NO_ICC else None
     if icc is not None and icc[16:20] != _icc_space(frames[0].mode):
         icc = None  # e.g. a gray profile on frames WebP made RGB: it would not apply
+    if icc is None and picture.icc is not None:
+        shown = picture if len(frames) > 1 else picture.with_(frames=picture.frames[:1])
+        try:
+            converted = ToSrgb().apply(shown)
+        except ValueError:  # LittleCMS cannot use the profile: viewers ignore it too
+            converted = shown.with_(icc=None)
+        if converted.icc is not None:  # tagged sRGB: the pixels really were converted
+            frames = _frames(converted, spec)
     return frames, icc
+
+
+def _frames(picture: Picture, spec: Encode) -> list[Image.Image]:
+    animate = picture.is_animated and spec.format in ANIMATED_FORMATS
+    sources = picture.frames if animate else picture.frames[:1]
+    return [_fit_mode(im, spec.format, spec.background) for im in sources]
 
 
 def _icc_space(mode: str) -> bytes:
@@ -188,7 +208,7 @@ def _metadata(fmt: str, exif: bytes | None, icc: bytes | None, xmp: bytes | None
         kw["exif"] = exif.removeprefix(b"Exif\x00\x00") if fmt == "webp" else exif
     if xmp and fmt == "png":
         info = PngImagePlugin.PngInfo()
-        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))  # rebuilt: always UTF-8
         kw["pnginfo"] = info
     elif xmp:
         kw["xmp"] = xmp
@@ -228,7 +248,11 @@ def _options(spec: Encode, quality: int) -> dict:
             "subsampling": "4:4:4" if full else "4:2:0",
         }
     if spec.format == "png":
-        if spec.effort is None or spec.effort >= 10:
+        # Default: zlib level 6, balanced. Measured on 8 real photos (5 MP): level 9 took
+        # 2.2x the CPU for 1.5 % smaller files; on 4 graphics (11 MP), 7x for 9 % (README).
+        if spec.effort is None:
+            return {"compress_level": PNG_DEFAULT_LEVEL}
+        if spec.effort >= 10:
             return {"optimize": True}  # optimize implies zlib level 9
         return {"compress_level": min(spec.effort, 9)}
     if spec.format == "tiff":

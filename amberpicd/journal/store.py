@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from amberpicd.errors import JournalError, JournalGone, JournalLocked
+from amberpicd.errors import JournalError, JournalGone, JournalLocked, error_text
 
 # _MIGRATIONS[i] brings user_version i to i + 1; append new tuples, never edit old ones.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -85,7 +85,8 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise JournalError(f"{self.path.name}: cannot create folder: {exc}") from exc
+            reason = error_text(exc)
+            raise JournalError(f"{self.path.name}: cannot create folder: {reason}") from exc
         try:
             self._conn: sqlite3.Connection | None = self._open()
         except _Corrupt:

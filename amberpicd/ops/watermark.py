@@ -7,6 +7,7 @@ from typing import Literal
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import Field, model_validator
 
+from amberpicd.errors import error_text
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, UserPath, rgba, workable
 from amberpicd.ops.base import Operation, Size
@@ -123,7 +124,7 @@ class Watermark(Operation):
         try:
             return ImageFont.truetype(str(self.font), px)
         except OSError as exc:
-            raise ValueError(f"cannot load font {self.font}: {exc}") from None
+            raise ValueError(f"cannot load font {self.font}: {error_text(exc)}") from None
 
     def _text_mark(self, size: Size) -> Image.Image:
         assert self.text is not None

@@ -1,36 +1,52 @@
-"""Decide which rules of a config apply to one file's Facts."""
+"""Decide which rules of a config apply to one file's Facts, and say why.
+
+``evaluate`` is the one decision: the engine's ``matching_rules`` and ``amberpicd explain``
+are two readings of its answer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from amberpicd.config.schema import Match, Rule
 from amberpicd.facts import Facts
+from amberpicd.rules.conditions import Verdict, verdicts
 
 
-def _within(value: int, low: int | None, high: int | None) -> bool:
-    return (low is None or value >= low) and (high is None or value <= high)
+@dataclass(frozen=True)
+class RuleDecision:
+    """One rule, decided for one file. ``stopped_by`` names the earlier rule whose
+    ``stop: true`` ended the list before this rule was looked at (its verdicts are empty)."""
+
+    rule: Rule
+    applies: bool
+    verdicts: tuple[Verdict, ...] = ()
+    stopped_by: str | None = None
 
 
 def conditions_hold(match: Match, facts: Facts) -> bool:
     """True when every condition that ``match`` sets holds for ``facts``."""
-    return (
-        (match.formats is None or facts.format in match.formats)
-        and match.name_matches(facts.name)
-        and _within(facts.width, match.min_width, match.max_width)
-        and _within(facts.height, match.min_height, match.max_height)
-        and _within(facts.pixels, match.min_pixels, match.max_pixels)
-        and _within(facts.size_bytes, match.min_bytes, match.max_bytes)
-        and match.orientation in ("any", facts.shape)
-    )
+    return all(v.holds for v in verdicts(match, facts))
+
+
+def evaluate(rules: Iterable[Rule], facts: Facts) -> list[RuleDecision]:
+    """Every rule, in config order, with whether it applies and each condition's verdict;
+    a matching rule with ``stop`` marks every later rule as stopped by it."""
+    decisions: list[RuleDecision] = []
+    stopper: str | None = None
+    for rule in rules:
+        if stopper is not None:
+            decisions.append(RuleDecision(rule, False, stopped_by=stopper))
+            continue
+        found = tuple(verdicts(rule.match, facts))
+        applies = all(v.holds for v in found)
+        decisions.append(RuleDecision(rule, applies, found))
+        if applies and rule.stop:
+            stopper = rule.name
+    return decisions
 
 
 def matching_rules(rules: Iterable[Rule], facts: Facts) -> list[Rule]:
     """The rules that apply, in config order; a matching rule with ``stop`` ends the list."""
-    chosen: list[Rule] = []
-    for rule in rules:
-        if conditions_hold(rule.match, facts):
-            chosen.append(rule)
-            if rule.stop:
-                break
-    return chosen
+    return [d.rule for d in evaluate(rules, facts) if d.applies]

@@ -21,6 +21,11 @@ log = logging.getLogger("amberpicd.tray")
 NAME = "amberpicd"  # the icon's id, and the program name the tray host sees
 INDICATOR_PACKAGE = "gir1.2-ayatanaappindicator3-0.1"
 PYGOBJECT_PACKAGES = "python3-gi gir1.2-gtk-3.0 " + INDICATOR_PACKAGE
+# Said whenever PyGObject is missing: what to install, and the venv's one condition.
+PYGOBJECT_HINT = (
+    f"sudo apt install {PYGOBJECT_PACKAGES} (a venv needs --system-site-packages to see it), "
+    "then restart amberpicd"
+)
 
 
 def what_you_lose(backend: str, found: Mapping[str, bool]) -> str:
@@ -41,8 +46,7 @@ def what_you_lose(backend: str, found: Mapping[str, bool]) -> str:
     if backend == "xorg":
         return (
             "the menu: pystray's xorg backend has no menu and takes no clicks; use `amberpicd "
-            "pause|resume|status`, or install PyGObject (Debian: "
-            f"{PYGOBJECT_PACKAGES}; a venv needs --system-site-packages to see it)"
+            f"pause|resume|status`, or for the menu: {PYGOBJECT_HINT}"
         )
     return "unknown: PYSTRAY_BACKEND chose it"
 
@@ -135,6 +139,8 @@ def load_backend(env: Mapping[str, str]) -> tuple[type, Any, str, dict[str, bool
         **found,
     )
     if not order:
+        if not found["gtk"]:
+            raise ImportError(f"PyGObject is missing, and Wayland needs it: {PYGOBJECT_HINT}")
         raise ImportError("no display, or no toolkit pystray can use on it")
     if found["gtk"]:
         from gi.repository import GLib

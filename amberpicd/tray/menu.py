@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from amberpicd.errors import printable
+
 RECENT_ITEMS = 8  # jobs listed under "Recent activity"
 LABEL_CHARS = 64  # longer labels are cut: menus as wide as the screen help nobody
 
@@ -128,7 +130,9 @@ def _short(path: str, home: str | None) -> str:
 
 
 def _cut(text: str) -> str:
-    text = " ".join(text.split())  # a newline in an error must not break the menu
+    # A newline in an error must not break the menu, nor a bidi override or an escape
+    # sequence in a file name disguise it.
+    text = printable(" ".join(text.split()))
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
@@ -147,6 +151,8 @@ def _recent_item(entry: dict[str, Any]) -> Item:
         return Item(
             _cut(f"✓ {name} → {os.path.basename(outputs[0])}{more}"), (OpenPath(outputs[0]),)
         )
+    if entry.get("error"):  # skipped, with the reason: "README.txt: not an image"
+        return Item(_cut(f"○ {entry['error']}"), (OpenPath(folder),))
     why = "no rule matched" if status == "unmatched" else str(status or "skipped")
     return Item(_cut(f"○ {name}: {why}"), (OpenPath(folder),))
 
