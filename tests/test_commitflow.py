@@ -426,3 +426,20 @@ def test_sigkill_during_the_drain_then_restart_is_exactly_once(daemon):
     assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]
     assert [p.name for p in files(d.root / "archive")] == ["n.png"]
     assert not temps(d.out, d.root / "archive")
+
+
+def test_a_255_byte_name_that_cannot_be_trashed_is_original_failed_once(daemon, tmp_path):
+    (tmp_path / "home").mkdir()
+    d = daemon(config("trash"))
+    stem = "x" * 251  # a 255-byte name: its .trashinfo name would be 265 bytes
+    src = images.jpeg(d.inbox / f"{stem}.jpg")
+    wait_for(lambda: d.history() and d.idle(), 30, "the job to end")
+    (job,) = d.history()
+    assert job["state"] == "original_failed", job
+    assert "outputs written; could not trash the original: File name too long" in job["error"]
+    outputs = [p.name for p in files(d.out)]
+    assert src.exists() and len(outputs) == 1 and outputs[0].endswith(".png")
+    assert d.cli("retry").returncode == 0
+    wait_for(lambda: d.idle() and [h["state"] for h in d.history()] == ["original_failed"])
+    assert [p.name for p in files(d.out)] == outputs, "retry made the output again"
+    assert not temps(d.out) and src.exists()
