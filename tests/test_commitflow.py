@@ -224,7 +224,7 @@ def _staged_then(d: DaemonProc) -> None:
 
 @pytest.mark.parametrize("how", ["timeout", "crash"])
 def test_a_lost_worker_leaves_no_temp(daemon, how):
-    d = daemon(config(slow=WEBP_SLOW, timeout=3 if how == "timeout" else 60))
+    d = daemon(config(slow=WEBP_SLOW, timeout=5 if how == "timeout" else 60))
     noise(d.inbox / "n.png", 1200)
     _staged_then(d)
     if how == "crash":
