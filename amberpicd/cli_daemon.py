@@ -57,6 +57,11 @@ def _print_status(status: dict) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(shown.items())) or "nothing yet"
         flag_text = f" ({', '.join(flags)})" if flags else ""
         print(f"  inbox {printable(inbox['inbox'])}{flag_text}: {counts}")
+    journal = status.get("journal") or {}
+    if journal.get("error"):
+        print(f"  journal error (files wait in the queue): {printable(journal['error'])}")
+    elif journal.get("lost"):
+        print(f"  journal: {printable(journal['lost'])}; a new one was started")
     if status["config"]["error"]:
         print(f"  config error (running on the previous config): {status['config']['error']}")
     empty = status.get("empty") or []
@@ -98,6 +103,7 @@ for _name in ("status", "pause", "resume", "reload", "retry"):
 
 @command("history")
 def _history(args: argparse.Namespace) -> int:
+    from amberpicd.errors import JournalError
     from amberpicd.journal import Journal
     from amberpicd.paths import state_dir
 
@@ -105,8 +111,12 @@ def _history(args: argparse.Namespace) -> int:
     if not path.exists():
         print("no history yet")
         return EXIT_OK
-    with Journal(path) as journal:
-        jobs = journal.recent(args.n, failed_only=args.failed)
+    try:  # read-only: history never creates, migrates or repairs the daemon's journal
+        with Journal(path, read_only=True) as journal:
+            jobs = journal.recent(args.n, failed_only=args.failed)
+    except JournalError as exc:
+        print(f"amberpicd: history: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if not jobs and not args.json:
         print("no failed jobs" if args.failed else "no history yet")
     for job in jobs:

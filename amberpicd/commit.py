@@ -1,21 +1,49 @@
 """The parent's half of a job: publish what a worker staged, then handle the original.
 
 The original is touched only after every output of every rule is published (renamed
-into place, directory fsynced). A ``Recorder`` (the daemon's journal) is told each step
+into place, directory fsynced); an output skipped because its name is taken means the
+original stays where it is. A ``Recorder`` (the daemon's journal) is told each step
 before the next, so a crash at any moment can be finished, never repeated.
+
+Publishing is idempotent: an output name that already holds exactly the bytes staged, and
+that the journal does not know as another file's output, is this job's output from an
+earlier, interrupted or unrecorded run, so it counts as published and no ``-1`` copy is made.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import stat
+import threading
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from amberpicd.errors import FileError, OutputError, error_text
+from amberpicd.errors import FileError, OutputError, error_text, printable
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused
+from amberpicd.fs.identity import FileIdentity
 from amberpicd.originals import handle_original
-from amberpicd.output.writer import discard, publish
+from amberpicd.output.writer import StagedOutput, discard, publish
 from amberpicd.pipeline import FileResult
+
+# Test-only fault injection (tests/test_exactly_once.py, tests/test_commitflow.py): the daemon
+# SIGKILLs itself at the named step of a job's life, e.g. AMBERPIC_TEST_CRASH_AT=published:1,
+# or hangs there for ever with "hang@published:1" (a stuck dispatcher, for the watchdog test).
+# Read once at import; unset (always, outside those tests) it costs one comparison per step.
+_CRASH_AT = os.environ.get("AMBERPIC_TEST_CRASH_AT") or None
+_NAMES = 10_000  # as many "-n" names as publish tries
+
+
+def crash_point(step: str) -> None:
+    """Test-only: die (or hang) here, as a power cut or a deadlock would, when asked to."""
+    if _CRASH_AT is None:
+        return
+    if step == _CRASH_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if f"hang@{step}" == _CRASH_AT:
+        threading.Event().wait()
 
 
 class Recorder(Protocol):
@@ -24,6 +52,9 @@ class Recorder(Protocol):
     def staged(self, result: FileResult) -> None: ...
     def publishing(self, n: int, name: Path) -> None: ...
     def published(self, outputs: list[Path]) -> None: ...
+    def foreign(self, path: Path) -> bool:
+        """Whether ``path`` is known as the output of another source file."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +74,8 @@ class Report:
     error: str | None = None
     original: Path | None = None  # where the original is now (None: trashed/deleted)
     seconds: float = 0.0
+    step: str = ""  # "original": outputs are written, only the original step failed
+    note: str | None = None  # said alongside success, e.g. why the original was kept
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -52,6 +85,52 @@ class Report:
             "rules": self.rules,
             "error": self.error,
         }
+
+
+_VERBS = {"move": "move", "trash": "trash", "delete": "delete"}
+
+
+def original_error(path: Path, policy: str, exc: BaseException) -> str:
+    """``IMG_1.jpg: outputs written; could not move the original: disk full (No space…)``."""
+    reason = getattr(exc, "reason", None) or str(exc)
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, SymlinkRefused | Escape):
+        reason = printable(str(cause))  # names the folder refused, in its own words
+    elif isinstance(cause, OSError) and cause.strerror:
+        reason = cause.strerror
+        other = os.fsdecode(cause.filename) if cause.filename else None
+        if other and Path(other) != path:  # e.g. the trash or archive folder: say which
+            reason = f"{reason}: {printable(other)}"
+        if cause.errno == errno.ENOSPC:
+            where = "archive disk" if policy == "move" else "disk"
+            reason = f"{where} full ({cause.strerror})"
+    verb = _VERBS.get(policy, policy)
+    return f"{printable(path.name)}: outputs written; could not {verb} the original: {reason}"
+
+
+def finish_original(
+    path: Path,
+    originals: OriginalsPolicy,
+    *,
+    relpath: str,
+    identity: FileIdentity | None,
+    report: Report,
+) -> None:
+    """The original step alone (also what ``retry`` and recovery resume): on failure the
+    report says ``step="original"`` and why; outputs stay as they are."""
+    try:
+        report.original = handle_original(
+            path,
+            originals.policy,
+            archive=originals.archive,
+            relpath=relpath,
+            identity=identity,
+        )
+    except FileError as exc:
+        report.status, report.step = "failed", "original"
+        report.error = original_error(path, originals.policy, exc)
 
 
 def commit(
@@ -72,33 +151,106 @@ def commit(
         report.outputs = [out.final for out in result.outputs]
         report.status = "done"
         return report
-    if recorder is not None:
-        recorder.staged(result)
+    staged = [out.staged for out in result.outputs if out.staged is not None]
+    crash_point("staged")
     try:
-        for n, out in enumerate(result.outputs):
-            assert out.staged is not None
-            hook = None if recorder is None else partial(recorder.publishing, n)
-            final = publish(out.staged, hook)
-            if final is not None:
-                report.outputs.append(final)
+        if recorder is not None:
+            recorder.staged(result)
+        crash_point("recorded")
+        skipped = _publish_all(staged, recorder, report)
     except OSError as exc:
-        for out in result.outputs:
-            if out.staged is not None:
-                discard(out.staged)
         error = OutputError(result.path, error_text(exc))
         report.status, report.error = "failed", str(error)
         return report
+    finally:
+        for out in staged:  # whatever happened, no temp file stays behind
+            discard(out)
     if recorder is not None:
         recorder.published(report.outputs)
+    crash_point("all_published")
     report.status = "done" if report.outputs else "skipped"
-    try:
-        report.original = handle_original(
-            result.path,
-            originals.policy,
-            archive=originals.archive,
-            relpath=relpath,
-            identity=result.identity,
+    if skipped and originals.policy != "keep":
+        names = ", ".join(printable(p.name) for p in skipped)
+        report.note = (
+            f"{printable(result.path.name)}: kept the original: {names} taken"
+            " (on_conflict: skip), so not every output was written"
         )
-    except FileError as exc:
-        report.status, report.error = "failed", str(exc)
+        return report
+    finish_original(
+        result.path,
+        originals,
+        relpath=relpath,
+        identity=result.identity,
+        report=report,
+    )
+    crash_point("original")
     return report
+
+
+def _publish_all(
+    staged: list[StagedOutput], recorder: Recorder | None, report: Report
+) -> list[Path]:
+    """Publish each staged output in order; returns the finals skipped as taken."""
+    skipped: list[Path] = []
+    for n, out in enumerate(staged):
+
+        def hook(name: Path, n: int = n) -> None:
+            if recorder is not None:
+                recorder.publishing(n, name)
+
+        final = already_published(out, recorder)
+        if final is not None:
+            hook(final)
+            discard(out)
+        else:
+            final = publish(out, hook)
+        if final is None:
+            skipped.append(out.final)
+        else:
+            report.outputs.append(final)
+        crash_point(f"published:{n}")
+    return skipped
+
+
+def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | None:
+    """The name under which ``out``'s exact bytes are already published by this source's
+    job (an earlier run that crashed, or whose journal was lost), or None. Looked at through
+    the confined output folder, as publish does: a link or a swapped folder is never ours."""
+    try:
+        with out.folder() as folder:
+            st = folder.lstat(out.temp.name)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                return None
+            names = 1 if out.on_conflict != "rename" else _NAMES
+            for n in range(names):
+                final = out.final
+                name = final.name if n == 0 else f"{final.stem}-{n}{final.suffix}"
+                other = folder.lstat(name)
+                if other is None:
+                    return None  # publish would take this free name: nothing further is ours
+                if (
+                    stat.S_ISREG(other.st_mode)
+                    and other.st_size == st.st_size
+                    and _same_bytes(folder, out.temp.name, name)
+                    and (recorder is None or not recorder.foreign(final.with_name(name)))
+                ):
+                    return final.with_name(name)
+    except OSError:  # publish says what is wrong with the folder, in its own words
+        return None
+    return None
+
+
+def _same_bytes(folder: DirHandle, a: str, b: str) -> bool:
+    fa = folder.open_read(a)
+    try:
+        fb = folder.open_read(b)
+    except OSError:
+        os.close(fa)
+        return False
+    with os.fdopen(fa, "rb") as x, os.fdopen(fb, "rb") as y:
+        while True:
+            ca, cb = x.read(1 << 20), y.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True

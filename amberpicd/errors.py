@@ -12,7 +12,8 @@
     │   └── WorkerError        the worker process crashed or timed out
     ├── WorkerLost             a worker process died or overran its time (no file known yet)
     ├── JournalError           the state database cannot be used
-    │   └── JournalLocked      another process holds it locked
+    │   ├── JournalLocked      another process holds it locked
+    │   └── JournalGone        its file was deleted or replaced under the running daemon
     └── ControlError           the control socket failed, or no daemon answers
 
 A FileError's message is one line a user can act on, e.g.
@@ -177,6 +178,10 @@ class JournalError(AmberpicError):
 
 class JournalLocked(JournalError):
     """Another process holds the journal locked (the daemon waits for it)."""
+
+
+class JournalGone(JournalError):
+    """The journal's file was deleted or replaced while the daemon had it open."""
 
 
 class ControlError(AmberpicError):

@@ -202,7 +202,8 @@ def test_archive_sub_folder_that_is_a_symlink_is_refused(tmp_path, outside):
     report = process(config, src)
     assert report.status == "failed"
     assert report.error == (
-        f"IMG_1.jpg: original not handled: move: archive/trip {LINK_OUT.replace('write', 'move')}"
+        "IMG_1.jpg: outputs written; could not move the original: "
+        f"archive/trip {LINK_OUT.replace('write', 'move')}"
     )
     assert snapshot(outside) == before
     assert src.is_file()
@@ -236,7 +237,8 @@ def test_recursive_delete_through_a_sub_folder_swapped_for_a_symlink(tmp_path, o
     report = commit(result, originals, relpath=relpath)
     assert report.status == "failed"
     assert report.error == (
-        f"IMG_1.jpg: original not handled: delete: inbox/sub {LINK_OUT.replace('write', 'delete')}"
+        "IMG_1.jpg: outputs written; could not delete the original: "
+        f"inbox/sub {LINK_OUT.replace('write', 'delete')}"
     )
     assert (outside / "sub/IMG_1.jpg").is_file()
 
@@ -294,7 +296,8 @@ def test_recursive_trash_through_a_sub_folder_swapped_for_a_symlink(tmp_path, ou
     report = commit(result, originals, relpath=relpath)
     assert report.status == "failed"
     assert report.error == (
-        f"IMG_1.jpg: original not handled: trash: inbox/sub {LINK_OUT.replace('write', 'move')}"
+        "IMG_1.jpg: outputs written; could not trash the original: "
+        f"inbox/sub {LINK_OUT.replace('write', 'move')}"
     )
     assert (outside / "sub/IMG_1.jpg").is_file()
     assert not (trash_home / "files").exists() or not list((trash_home / "files").iterdir())

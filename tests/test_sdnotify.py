@@ -151,3 +151,16 @@ def test_watchdog_interval(env: dict[str, str], interval: float | None):
     env = {k: pids.get(v, v) for k, v in env.items()}
     assert watchdog_interval(env) == interval
     assert Watchdog(env).interval == interval
+
+
+def test_feed_pings_only_while_the_loop_goes_round(receiver: Receiver, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(sdnotify.time, "monotonic", lambda: now[0])
+    dog = Watchdog({**receiver.env, "WATCHDOG_USEC": "20000000"})  # interval 10 s
+    assert dog.feed(heartbeat=999.0) is True  # the loop went round a second ago
+    assert receiver.read() == "WATCHDOG=1"
+    now[0] += 20
+    assert dog.feed(heartbeat=1001.0) is False  # silent for 19 s: hung, let systemd act
+    receiver.assert_empty()
+    assert dog.feed(heartbeat=now[0]) is True  # control: alive again, pinged again
+    assert receiver.read() == "WATCHDOG=1"

@@ -87,6 +87,16 @@ def texts(entries) -> list[str]:
             "Inbox missing: /gone",
             "error",
         ),
+        (
+            {"state": "error", "queue": 4, "journal": {"error": "journal.db: disk full"}},
+            "Journal cannot be written (state folder); 4 files waiting",
+            "error",
+        ),
+        (
+            {"state": "error", "journal": {"error": None, "lost": "journal.db was deleted"}},
+            "The journal was deleted or replaced; a new one was started",
+            "error",
+        ),
     ],
 )
 def test_tooltip_says_what_it_does_now(over, text, state):

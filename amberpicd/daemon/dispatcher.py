@@ -10,6 +10,12 @@ a path taken again meanwhile is looked at again when its job ends.
 One thread does all journal writes and commits, in the order each job's steps happen:
 begin → (worker reads, stages outputs) → identify → stage → publish → published → original
 → finish. Slow work (read, decode, encode, fsync of outputs) happens in the worker processes.
+
+A journal that cannot be written (disk full, deleted or replaced) never loses a file: the
+path waits in front of the queue and is taken again every JOURNAL_RETRY seconds, and the
+error is ``journal_error`` (status shows it) until a write succeeds. ``stop(grace)`` drains:
+no new work, jobs in flight are committed until the grace ends. ``heartbeat`` is when the loop
+last went round (at least every HEARTBEAT seconds): the systemd watchdog is fed from it.
 """
 
 from __future__ import annotations
@@ -22,22 +28,27 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from amberpicd.commit import OriginalsPolicy, Report, commit
+from amberpicd.commit import OriginalsPolicy, Report, commit, finish_original
 from amberpicd.config.schema import Config, Watch
-from amberpicd.errors import FileError, printable
+from amberpicd.daemon.recovery import original_step, sweep_temps
+from amberpicd.errors import JournalError, JournalGone, printable
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.journal import Journal
+from amberpicd.journal import Job, Journal
 from amberpicd.journal import StagedOutput as JournalStaged
-from amberpicd.originals import handle_original
+from amberpicd.output.template import fixed_root
+from amberpicd.output.writer import discard
 from amberpicd.pipeline import FileJob, FileResult, collect, run
 from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers import WorkerPool
 
 log = logging.getLogger("amberpicd")
+HEARTBEAT = 1.0  # seconds: the loop goes round at least this often, even when idle
+JOURNAL_RETRY = 2.0  # seconds between attempts to write a journal that failed
+JOURNAL_CHECK = 2.0  # seconds between checks that the journal file is still ours
 
 
 @dataclass
@@ -52,8 +63,8 @@ class Running:
 class JournalRecorder:
     """Tells the journal each step of a commit before the next one happens."""
 
-    def __init__(self, journal: Journal, job_id: int):
-        self.journal, self.job_id = journal, job_id
+    def __init__(self, journal: Journal, job_id: int, source: Path | None = None):
+        self.journal, self.job_id, self.source = journal, job_id, source
 
     def staged(self, result: FileResult) -> None:
         outputs = [
@@ -68,6 +79,10 @@ class JournalRecorder:
 
     def published(self, outputs: list[Path]) -> None:
         self.journal.published(self.job_id, outputs)
+
+    def foreign(self, path: Path) -> bool:
+        sources = self.journal.output_sources(path)
+        return bool(sources - {self.source}) if self.source is not None else bool(sources)
 
 
 def job_for(config: Config, watch: Watch, path: Path, tag: str) -> tuple[FileJob, OriginalsPolicy]:
@@ -94,19 +109,30 @@ class Dispatcher:
         *,
         in_flight: int,
         on_report: Callable[[Report], None] = lambda r: None,
+        on_journal_lost: Callable[[str], None] = lambda problem: None,
     ):
         self.journal, self.pool, self.queue, self.config = journal, pool, queue, config
         self.limit = max(1, in_flight)
         self.on_report = on_report
+        self.on_journal_lost = on_journal_lost
         self.paused = False
         self.running: dict[int, Running] = {}
+        self.journal_error: str | None = None  # the journal cannot be written now: why
+        self.heartbeat = time.monotonic()
         self._done: deque[tuple[Running, Future[FileResult]]] = deque()
         self._paths: set[Path] = set()  # sources with a job in flight: one job per path
         self._again: set[Path] = set()  # taken while in flight: taken again when it ends
         self._later: list[tuple[float, Path]] = []  # (monotonic time, path): re-take then
         self._fps: dict[Path, str] = {}  # fingerprints of the current config's inboxes
         self._fps_of: Config | None = None
+        self._calls: deque[Callable[[], None]] = deque()  # run on the loop's thread
+        self._held: deque[Path] = deque()  # taken, but the journal could not record them
+        self._orphans: list[int] = []  # their jobs, left unfinished: superseded once it heals
         self._stop = threading.Event()
+        self._drain_until = 0.0
+        self._journal_retry_at = 0.0
+        self._journal_checked = 0.0
+        self._writes_at_error = 0
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
 
     # -- control -------------------------------------------------------------------------
@@ -114,16 +140,35 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
+        """Stop taking work; commit what is in flight for up to ``timeout`` seconds."""
+        self._drain_until = time.monotonic() + (timeout or 0.0)
         self._stop.set()
         self.queue.changed.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(None if timeout is None else timeout + 10.0)
+
+    def abandon(self) -> int:
+        """After the pool is closed: remove the temps of jobs the shutdown cut short (they
+        stay ``running`` in the journal and are finished at the next start)."""
+        for item in list(self.running.values()):
+            _sweep(item.job)
+            log.info(
+                "%s: cut short by the shutdown; finished at the next start",
+                printable(item.job.path.name),
+            )
+        return len(self.running)
 
     def wake(self) -> None:
         self.queue.changed.set()
 
     @property
+    def waiting(self) -> int:
+        """Files taken from the queue that wait for the journal to be writable again."""
+        return len(self._held)
+
+    @property
     def busy(self) -> bool:
-        queued = len(self.queue) > 0 or bool(self._later)
+        queued = len(self.queue) + len(self._held) > 0 or bool(self._later)
         return bool(self.running) or (queued and not self.paused)
 
     def resubmit(
@@ -139,25 +184,117 @@ class Dispatcher:
         done = self.journal.decided_hashes(job.path, fingerprint(job.rules))
         self._submit(Running(job_id, replace(job, done_hashes=done), originals, watch))
 
+    def resume_original(self, job: Job) -> None:
+        """Run only the original step of ``job`` (state published: ``retry`` of an
+        original_failed job), on the loop's thread like every other commit."""
+        self._calls.append(lambda: self._resume(job))
+        self.queue.changed.set()
+
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            self.heartbeat = time.monotonic()
             self.queue.changed.clear()
-            while self._done:
-                self._finish(*self._done.popleft())
-            now = time.monotonic()
-            while self._later and self._later[0][0] <= now:
-                self.queue.put(heapq.heappop(self._later)[1])
-            while not self.paused and len(self.running) < self.limit and not self._stop.is_set():
-                path = self.queue.pop()
-                if path is None:
-                    break
-                try:
-                    self._take(path)
-                except Exception:  # never let one file stop the loop
-                    log.exception("%s: could not be queued", printable(path.name))
-            wait = max(0.0, self._later[0][0] - time.monotonic()) if self._later else None
+            try:
+                if self._round():
+                    return
+            except Exception:  # a bug must not end the loop: it is all the daemon does
+                log.exception("dispatcher error; going on")
+            wait = HEARTBEAT
+            if self._later:
+                wait = min(wait, max(0.0, self._later[0][0] - time.monotonic()))
             self.queue.changed.wait(wait)
+
+    def _round(self) -> bool:
+        """One go round the loop; True when a stop has drained (or run out of grace)."""
+        while self._done:
+            self._finish(*self._done.popleft())
+        while self._calls:
+            self._call(self._calls.popleft())
+        now = time.monotonic()
+        while self._later and self._later[0][0] <= now:  # changed while read: settled now?
+            self.queue.put(heapq.heappop(self._later)[1])
+        if self._stop.is_set():
+            return not self.running or time.monotonic() >= self._drain_until
+        self._watch_journal()
+        if self.journal_error is None or time.monotonic() >= self._journal_retry_at:
+            self._take_some()
+        return False
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except JournalError as exc:
+            self._journal_failed(exc)
+        except Exception:  # never let one file stop the loop
+            log.exception("a resumed job failed")
+
+    def _take_some(self) -> None:
+        while not self.paused and len(self.running) < self.limit and not self._stop.is_set():
+            path = self._held.popleft() if self._held else self.queue.pop()
+            if path is None:
+                break
+            try:
+                self._take(path)
+            except JournalError as exc:  # the file waits, in front, until it can be recorded
+                self._held.appendleft(path)
+                self._journal_failed(exc)
+                break
+            except Exception:  # never let one file stop the loop
+                log.exception("%s: could not be queued", printable(path.name))
+            self._journal_ok()
+
+    # -- journal health ------------------------------------------------------------------
+    def _journal_failed(self, exc: Exception) -> None:
+        message = str(exc)
+        self._journal_retry_at = time.monotonic() + JOURNAL_RETRY
+        if self.journal_error is None:
+            self._writes_at_error = self.journal.writes
+            log.error(
+                "journal cannot be written: %s; files wait in the queue until it can", message
+            )
+        self.journal_error = message
+
+    def _journal_ok(self) -> None:
+        if self.journal_error is not None and self.journal.writes > self._writes_at_error:
+            log.info("the journal can be written again; going on with the queue")
+            self.journal_error = None
+        while self._orphans and self.journal_error is None:
+            try:  # a crash before this: recovery finishes them instead (their files wait no more)
+                self.journal.supersede(self._orphans[0], "its records could not be written")
+            except JournalGone:
+                return
+            except JournalError:
+                pass  # e.g. no such job in a new journal
+            self._orphans.pop(0)
+
+    def _watch_journal(self) -> None:
+        now = time.monotonic()
+        if now - self._journal_checked < JOURNAL_CHECK:
+            return
+        self._journal_checked = now
+        problem = self.journal.check()
+        if problem is None:
+            return
+        if self.journal_error != problem:
+            log.error("%s: its history is lost; starting a new journal", problem)
+            self.journal_error = problem
+            self._journal_retry_at = now + JOURNAL_RETRY
+        if self.running:
+            return  # their records went with the old file: they end first (and are redone)
+        try:
+            self.journal.reopen()
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return
+        log.error(
+            "new journal at %s: files still in the inboxes are processed again; outputs"
+            " already written with the same content are recognised, not written twice",
+            self.journal.path,
+        )
+        self.journal_error = None
+        self._orphans.clear()  # their records went with the old file
+        self.on_journal_lost(problem)
 
     def _take(self, path: Path) -> None:
         config = self.config()
@@ -261,17 +398,26 @@ class Dispatcher:
         self.running.pop(item.job_id, None)
         job = item.job
         result = collect(future, job)
+        if _lost(future):  # the worker died (timeout, crash, OOM) with its temps on disk
+            _sweep(job)
         started = time.monotonic()
         try:
             if not self._learn(item, result):
                 return  # nothing (more) to commit for this file
             report = self._record(item, result)
-        except Exception as exc:  # the journal itself failed: say so, keep running
+        except JournalError as exc:  # nothing lost: the file is done again once it can be
+            _discard_staged(result)  # e.g. the journal could not note what was read
+            self._held.append(job.path)
+            self._orphans.append(item.job_id)
+            self._journal_failed(exc)
+            return
+        except Exception as exc:  # a bug: say so, keep running
             name = printable(job.path.name)
             log.exception("%s: could not be recorded", name)
             report = Report(job.path, "failed", error=f"{name}: journal: {exc}")
         finally:
             self._release(item.job.path)
+        self._journal_ok()
         report.seconds = result.seconds + (time.monotonic() - started)
         self.on_report(report)
 
@@ -286,12 +432,9 @@ class Dispatcher:
             result,
             item.originals,
             relpath=item.job.relpath,
-            recorder=JournalRecorder(self.journal, item.job_id),
+            recorder=JournalRecorder(self.journal, item.job_id, item.job.path),
         )
-        if report.status == "failed":
-            self.journal.fail(item.job_id, report.error or "failed")
-        else:
-            self.journal.finish(item.job_id)
+        self._end(item.job_id, report)
         return report
 
     # -- what the worker found (identity) ----------------------------------------------------
@@ -345,19 +488,10 @@ class Dispatcher:
         self.journal.stage(job_id, [])
         self.journal.published(job_id, [])
         report = Report(path, "skipped", rules=list(result.rules), original=path)
-        try:
-            report.original = handle_original(
-                path,
-                item.originals.policy,
-                archive=item.originals.archive,
-                relpath=item.job.relpath,
-                identity=result.identity,
-            )
-        except FileError as exc:
-            report.status, report.error = "failed", str(exc)
-            self.journal.fail(job_id, str(exc))
-        else:
-            self.journal.finish(job_id)
+        finish_original(
+            path, item.originals, relpath=item.job.relpath, identity=result.identity, report=report
+        )
+        self._end(job_id, report)
         return report
 
     def _release(self, path: Path) -> None:
@@ -365,6 +499,19 @@ class Dispatcher:
         if path in self._again:
             self._again.discard(path)
             self.queue.put(path)
+
+    def _end(self, job_id: int, report: Report) -> None:
+        if report.status == "failed" and report.step == "original":
+            self.journal.original_failed(job_id, report.error or "failed")
+        elif report.status == "failed":
+            self.journal.fail(job_id, report.error or "failed")
+        else:
+            self.journal.finish(job_id)
+
+    def _resume(self, job: Job) -> None:
+        report = original_step(self.journal, self.config(), job)
+        if report is not None:
+            self.on_report(report)
 
 
 def _deepest(watches: dict[str, Watch], path: Path, config: Config) -> Watch | None:
@@ -377,5 +524,20 @@ def _deepest(watches: dict[str, Watch], path: Path, config: Config) -> Watch | N
 def _discard_staged(result: FileResult) -> None:
     for out in result.outputs:
         if out.staged is not None:
-            out.staged.temp.unlink(missing_ok=True)
+            discard(out.staged)  # through the confined folder, as it was staged
     result.outputs.clear()
+
+
+def _sweep(job: FileJob) -> None:
+    """Remove the temps ``job``'s worker staged (it is gone, so nobody else will)."""
+    try:
+        sweep_temps({fixed_root(rule.output) for rule in job.rules}, job.tag)
+    except OSError as exc:  # e.g. an output root swapped for a link: said, and left alone
+        log.error("%s: temp files not removed: %s", printable(job.path.name), exc)
+
+
+def _lost(future: Future[FileResult]) -> bool:
+    try:
+        return future.exception(timeout=0) is not None
+    except CancelledError:
+        return True

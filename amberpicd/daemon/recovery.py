@@ -2,8 +2,10 @@
 
     running    the worker may have left temp files: remove them, run the job again
     staged     publish the temps that still exist; the rest were published already
-    published  handle the original, then done
+    published  handle the original, then done (or original_failed, which `retry` resumes)
 Every step is idempotent, so a crash during recovery is recovered the same way.
+``original_step`` is also what `retry` runs for an original_failed job: the original step
+alone, never the pipeline again.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import logging
 import os
 from pathlib import Path
 
+from amberpicd.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.config.schema import Config
-from amberpicd.errors import FileError, OutputError
+from amberpicd.errors import FileError, JournalError, OutputError, printable
 from amberpicd.fs.confined import SymlinkRefused, open_dir
 from amberpicd.journal import Job, Journal
-from amberpicd.originals import handle_original
 from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
 
@@ -65,18 +67,35 @@ def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Pat
     return outputs
 
 
-def _original(config: Config, job: Job) -> None:
+def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
+    """Handle the original of ``job`` (state published), then record done or
+    original_failed. Returns the report to show, or None when there is nothing to say."""
+    report = Report(job.source, "done", outputs=list(job.outputs), rules=list(job.rules))
+    report.original = job.source
     watch = config.watch_for(job.source)
-    if watch is None or watch.originals == "keep" or not job.source.exists():
-        return
-    rel = job.source.parent.relative_to(watch.inbox)
-    handle_original(
-        job.source,
-        watch.originals,
-        archive=watch.archive,
-        relpath="" if rel == Path(".") else rel.as_posix(),
-        identity=job.identity,
-    )
+    # An output skipped (on_conflict: skip, name taken) is staged but not among the outputs.
+    skipped = len(journal.staged_outputs(job.id)) > len(job.outputs)
+    if watch is None:
+        report.status, report.step = "failed", "original"
+        report.error = f"{printable(job.source.name)}: outputs written; no inbox holds it any more"
+    elif skipped and watch.originals != "keep":
+        report.note = f"{printable(job.source.name)}: kept the original: an output was skipped"
+    elif watch.originals != "keep" and os.path.lexists(job.source):
+        rel = job.source.parent.relative_to(watch.inbox)
+        finish_original(
+            job.source,
+            OriginalsPolicy(watch.originals, watch.archive),
+            relpath="" if rel == Path(".") else rel.as_posix(),
+            identity=job.identity,
+            report=report,
+        )
+        crash_point("original")
+    # A missing source was moved or deleted by the run that was interrupted (or by the user).
+    if report.step == "original":
+        journal.original_failed(job.id, report.error or "original not handled")
+    else:
+        journal.finish(job.id)
+    return report
 
 
 def recover(journal: Journal, config: Config, rerun) -> int:
@@ -96,8 +115,12 @@ def recover(journal: Journal, config: Config, rerun) -> int:
                 continue
             if job.state == "staged":
                 journal.published(job.id, _publish_remaining(journal, job, roots))
-            _original(config, job)
-            journal.finish(job.id)
+                job = journal.get(job.id)
+            report = original_step(journal, config, job)
+            if report is not None and report.error:
+                log.error("%s", report.error)
+        except JournalError as exc:  # e.g. the state disk is full: the next start retries
+            log.error("%s: job %d not finished: journal: %s", job.source.name, job.id, exc)
         except SymlinkRefused as exc:  # one line naming the file and the folder refused
             journal.fail(job.id, str(OutputError(job.source, str(exc))))
             log.error("%s", OutputError(job.source, str(exc)))

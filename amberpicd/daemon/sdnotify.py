@@ -114,3 +114,14 @@ class Watchdog:
         if self._last is not None and time.monotonic() - self._last < self.interval / 2:
             return False
         return self.ping()
+
+    def feed(self, heartbeat: float) -> bool:
+        """``ping_if_due()`` only while the work loop is alive: ``heartbeat`` (a
+        ``time.monotonic()`` value) is when it last went round. A loop silent for longer than
+        ``interval`` gets no ping, so systemd restarts a hung daemon instead of an idle
+        thread keeping it "healthy" for ever."""
+        if self.interval is None:
+            return False
+        if time.monotonic() - heartbeat > self.interval:
+            return False
+        return self.ping_if_due()

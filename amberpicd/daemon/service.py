@@ -34,7 +34,7 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.errors import AmberpicError, ConfigError, JournalLocked, printable
+from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked, printable
 from amberpicd.journal import Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
@@ -43,6 +43,7 @@ from amberpicd.workers import ENGINE, WorkerPool
 log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
 JOURNAL_RETRY = 2.0  # seconds between attempts to open a locked journal
+TICK = 0.5  # seconds: the main loop looks at the flags signal handlers set at least this often
 
 
 class Daemon:
@@ -59,6 +60,7 @@ class Daemon:
         self.config_error: str | None = None
         self.generation = 0  # counts successful (re)loads
         self.lost_inboxes: set[str] = set()
+        self.journal_lost: str | None = None  # the journal was deleted/replaced (until seen)
         self.started = time.time()
         self._stopping = False
         self._reload_now = False
@@ -77,16 +79,21 @@ class Daemon:
         ]
 
     def activity(self) -> str:
+        if self.dispatcher.journal_error:
+            return "error"  # before busy: files wait in the queue because of it
         if self.toggles.paused:
             return "paused"
         if self.dispatcher.busy or self.watcher.pending():
             return "busy"
-        if self.failures_unseen or self.config_error or self.lost_inboxes:
+        if self.failures_unseen or self.config_error or self.lost_inboxes or self.journal_lost:
             return "error"
         return "idle"
 
     def status(self) -> dict:
-        counts = self.journal.counts(since=self.started)
+        try:
+            counts = self.journal.counts(since=self.started)
+        except JournalError:
+            counts = {}
         inboxes = []
         for w in self.config.watch:
             key = str(w.inbox)
@@ -102,7 +109,7 @@ class Daemon:
         return {
             "state": self.activity(),
             "paused": self.toggles.paused,
-            "queue": len(self.queue) + self.watcher.pending(),
+            "queue": len(self.queue) + self.watcher.pending() + self.dispatcher.waiting,
             "in_flight": len(self.dispatcher.running),
             "empty": [str(p) for p in self.watcher.empty()],  # zero bytes, waiting for content
             "inboxes": inboxes,
@@ -114,7 +121,11 @@ class Daemon:
                 "error": self.config_error,
                 "generation": self.generation,
             },
-            "journal": {"recovered_from": _str_or_none(self.journal.recovered_from)},
+            "journal": {
+                "recovered_from": _str_or_none(self.journal.recovered_from),
+                "error": self.dispatcher.journal_error,
+                "lost": self.journal_lost,
+            },
             "pid": os.getpid(),
             "version": __version__,
         }
@@ -133,9 +144,13 @@ class Daemon:
                 return {"ok": error is None, "error": error}
             if cmd == "retry":
                 source = request.get("path")
-                return {"ok": True, "queued": self.retry(Path(source) if source else None)}
+                try:
+                    return {"ok": True, "queued": self.retry(Path(source) if source else None)}
+                except JournalError as exc:  # e.g. the state disk is full: say so, not a crash
+                    return {"ok": False, "error": f"retry: journal: {exc}"}
             if cmd == "seen":
                 self.failures_unseen = 0
+                self.journal_lost = None
                 return {"ok": True}
             if cmd in ("enable", "disable"):
                 return self.set_inbox(str(request.get("inbox", "")), cmd == "enable")
@@ -165,13 +180,18 @@ class Daemon:
         return {"ok": True}
 
     def retry(self, source: Path | None) -> int:
+        """Failed files run again; files whose outputs are written but whose original step
+        failed run that step only (their outputs are never made twice)."""
+        resumed = self.journal.retry_originals(source)
+        for job in resumed:
+            self.dispatcher.resume_original(job)
         jobs = self.journal.retry(source)
         sources = list(dict.fromkeys(j.source for j in jobs))
         for path in sources:
             if path.exists():
                 self.queue.put(path)
         self.failures_unseen = 0
-        return len(sources)
+        return len(sources) + len({j.source for j in resumed})
 
     def reload(self) -> str | None:
         """Load the config again; on error keep the running one and say why."""
@@ -224,6 +244,8 @@ class Daemon:
             )
         elif report.error:  # skipped: not an image, or an empty file (not failures)
             log.info("%s", report.error)
+        if report.note:  # e.g. the original kept because an output was skipped
+            log.warning("%s", report.note)
         self._notify_status()
         self.desktop.report(report)
 
@@ -302,6 +324,7 @@ class Daemon:
             lambda: self.config,
             in_flight=workers * 2,
             on_report=self._on_report,
+            on_journal_lost=self._journal_lost,
         )
         self.dispatcher.paused = self.toggles.paused
         self.watcher = InboxWatcher(
@@ -342,11 +365,18 @@ class Daemon:
             log.info("stopping")
             confwatch.stop()
             self.watcher.stop()
+            # Drain: jobs in flight are committed within the grace; then the pool kills what
+            # is left and the temps of those cut short are removed (they rerun at next start).
             self.dispatcher.stop(timeout=daemon_cfg.shutdown_grace)
-            self.pool.close(wait=True, cancel_pending=True, grace=daemon_cfg.shutdown_grace)
+            self.pool.close(wait=True, cancel_pending=True, grace=0)
+            self.dispatcher.abandon()
             self.control.stop()
             self._restore_signals(previous)
         return 0
+
+    def _journal_lost(self, problem: str) -> None:
+        self.journal_lost = problem
+        self._notify_status()
 
     def _rerun(self, job) -> None:
         watch = self.config.watch_for(job.source)
@@ -360,9 +390,10 @@ class Daemon:
     def _main_loop(self) -> None:
         watchdog = sdnotify.Watchdog(self.env)
         while not self._stopping:
-            self._wake.wait(watchdog.interval)  # None: sleep until something happens
+            # Bounded: a signal handler only sets a flag (below), which this sees within TICK.
+            self._wake.wait(min(watchdog.interval or TICK, TICK))
             self._wake.clear()
-            watchdog.ping_if_due()
+            watchdog.feed(self.dispatcher.heartbeat)  # only while the dispatcher goes round
             if self._reload_now and not self._stopping:
                 # Editors save in several steps: reload once the file has been quiet a moment.
                 while self._wake.wait(RELOAD_SETTLE) and not self._stopping:
@@ -374,11 +405,13 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return {}
 
+        # Flags only: a handler runs on the main thread between any two bytecodes, maybe while
+        # it holds _wake's lock, and Event.set() there would deadlock (SIGTERM twice did).
         def stop(signum, frame) -> None:
-            self.request_stop()
+            self._stopping = True
 
         def hup(signum, frame) -> None:
-            self.request_reload()
+            self._reload_now = True
 
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         signal.signal(signal.SIGTERM, stop)

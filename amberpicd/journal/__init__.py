@@ -1,6 +1,8 @@
 """The journal: an SQLite record of every job, the crash-safety and dedupe memory of the daemon.
 
-A job moves running → staged → published → done, or ends failed (later retry) or unmatched.
+A job moves running → staged → published → done, or ends failed (later retry) or unmatched;
+published → original_failed when only the original step failed (``retry_originals`` resumes
+it), and any unfinished state → retry when a later job of the file superseded it.
 Every state change is its own committed transaction with synchronous=FULL, because a committed
 "published" gates deleting originals. ``store`` opens and guards the SQLite file; ``jobs`` holds
 the ``Journal`` API on top of it.

@@ -1,6 +1,9 @@
 """The Journal's job API: each lifecycle state change as one committed transaction, and queries.
 
 A job moves running → staged → published → done, or ends failed (later retry) or unmatched.
+A job whose outputs are all published but whose original could not be moved, trashed or deleted
+goes published → original_failed; ``retry_originals`` brings it back to published, so only the
+original step runs again (never the pipeline: its outputs exist).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal.files import FileQueries
 from amberpicd.journal.store import _db, _path
 
-DECISIONS = ("done", "failed", "unmatched")  # states that decide whether a key is due again
+# States that decide whether a key is due again.
+DECISIONS = ("done", "failed", "unmatched", "original_failed")
 UNFINISHED = ("running", "staged", "published")
 _IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
 _IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
@@ -84,10 +88,15 @@ class Journal(FileQueries):
     _decisions = DECISIONS  # what decided() and the rescan pass-over count as decided
 
     def __init__(
-        self, path: str | Path, *, timeout: float = 5.0, clock: Callable[[], float] = time.time
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ):
         self._clock = clock
-        super().__init__(path, timeout=timeout)
+        super().__init__(path, timeout=timeout, read_only=read_only)
 
     # --- state changes ---------------------------------------------------------------------
 
@@ -191,6 +200,28 @@ class Journal(FileQueries):
         with self._write() as conn:
             self._move(conn, job_id, ("published",), "done", finished=self._clock())
 
+    def original_failed(self, job_id: int, error: str) -> None:
+        """published → original_failed: outputs are written, the original step failed."""
+        with self._write() as conn:
+            self._move(
+                conn, job_id, ("published",), "original_failed", error=error, finished=self._clock()
+            )
+
+    def retry_originals(self, source: Path | None = None) -> list[Job]:
+        """original_failed → published for every such job (or those of one source), so the
+        original step alone can run again; returns them (in state published) oldest first."""
+        where, params = "state = 'original_failed'", []
+        if source is not None:
+            where, params = "state = 'original_failed' AND source = ?", [_db(source)]
+        with self._write() as conn:
+            rows = conn.execute(f"SELECT {_COLS} FROM jobs WHERE {where} ORDER BY id", params)
+            jobs = [replace(_job(r), state="published") for r in rows.fetchall()]
+            conn.execute(
+                f"UPDATE jobs SET state = 'published', error = NULL, finished = NULL WHERE {where}",
+                params,
+            )
+        return jobs
+
     def no_match(self, job_id: int) -> None:
         """running → unmatched: the worker found that no rule applies (a decision)."""
         with self._write() as conn:
@@ -200,6 +231,12 @@ class Journal(FileQueries):
         """Any unfinished state → failed, with a one-line error for the user."""
         with self._write() as conn:
             self._move(conn, job_id, UNFINISHED, "failed", error=error, finished=self._clock())
+
+    def supersede(self, job_id: int, reason: str) -> None:
+        """Any unfinished state → retry: a later job of the same file does (or did) its work,
+        e.g. after this one's records could not be written. Not a decision; pruned later."""
+        with self._write() as conn:
+            self._move(conn, job_id, UNFINISHED, "retry", error=reason, finished=self._clock())
 
     def retry(self, source: Path | None = None) -> list[Job]:
         """failed → retry for every failed job (or those of one source), so decision() no longer
@@ -266,7 +303,7 @@ class Journal(FileQueries):
 
     def recent(self, limit: int = 20, *, failed_only: bool = False) -> list[Job]:
         """The newest jobs first."""
-        where = "WHERE state = 'failed'" if failed_only else ""
+        where = "WHERE state IN ('failed', 'original_failed')" if failed_only else ""
         rows = self._read(f"SELECT {_COLS} FROM jobs {where} ORDER BY id DESC LIMIT ?", (limit,))
         return [_job(r) for r in rows]
 
@@ -282,6 +319,15 @@ class Journal(FileQueries):
         for inbox, state, n in rows:
             result.setdefault(os.fsdecode(inbox), {})[state] = n
         return result
+
+    def output_sources(self, path: Path) -> set[Path]:
+        """The source files of the jobs that wrote (or are writing) ``path``."""
+        rows = self._read(
+            "SELECT DISTINCT j.source FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
+            " WHERE o.path = ?",
+            (_db(path),),
+        )
+        return {_path(r[0]) for r in rows}
 
     def is_output(self, path: Path) -> bool:
         """Whether path is an output (or temp) we wrote or are writing: never ingest it."""

@@ -2,6 +2,10 @@
 
 WAL with synchronous=FULL, a busy timeout, a lock held by another process reported as such, a
 corrupt file moved aside and started afresh, and schema migrations by PRAGMA user_version.
+``read_only=True`` (``amberpicd history``) opens an existing file with SQLite's ``mode=ro`` and
+never creates, migrates or repairs it. A writer remembers which file it opened (device and
+inode) and refuses to write once the path names another file or none (the journal was
+deleted or replaced under it); ``reopen()`` then starts on whatever the path holds now.
 """
 
 from __future__ import annotations
@@ -9,13 +13,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from amberpicd.errors import JournalError, JournalLocked, error_text
+from amberpicd.errors import JournalError, JournalGone, JournalLocked, error_text
 
 # _MIGRATIONS[i] brings user_version i to i + 1; append new tuples, never edit old ones.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -98,11 +103,17 @@ class _Corrupt(Exception):
 class Store:
     """One SQLite connection behind a lock; the Journal builds its job API on top."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 5.0):
+    def __init__(self, path: str | Path, *, timeout: float = 5.0, read_only: bool = False):
         self.path = Path(path)
         self.recovered_from: Path | None = None  # where a corrupt journal was moved, if it was
+        self.read_only = read_only
         self._timeout = timeout
         self._lock = threading.RLock()
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self.writes = 0  # transactions committed through this object
+        if read_only:
+            self._conn = self._open_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -118,6 +129,63 @@ class Store:
                 raise JournalError(
                     f"{self.path.name}: still corrupt after moving it aside"
                 ) from exc
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise JournalError(f"{self.path.name}: no journal at {self.path}")
+        uri = f"file:{urllib.parse.quote(os.fspath(self.path.absolute()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=self._timeout, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc) from exc
+        if version != SCHEMA_VERSION:
+            conn.close()
+            if version > SCHEMA_VERSION:
+                raise JournalError(f"{self.path.name}: made by a newer amberpicd (v{version})")
+            raise JournalError(
+                f"{self.path.name}: made by an older amberpicd (v{version});"
+                " start the daemon once to upgrade it"
+            )
+        return conn
+
+    def _stat_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check(self) -> str | None:
+        """None while the path still names the file we opened; else what happened to it."""
+        if self.read_only or self._identity is None:
+            return None
+        now = self._stat_identity()
+        if now == self._identity:
+            return None
+        what = "deleted" if now is None else "replaced by another file"
+        return f"{self.path.name} was {what} while the daemon was running"
+
+    def reopen(self) -> None:
+        """Close and open the path again (creating a fresh journal if it is gone)."""
+        with self._lock:
+            if self._conn is not None:
+                with suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JournalError(f"{self.path.name}: cannot create folder: {exc}") from exc
+            try:
+                self._conn = self._open()
+            except _Corrupt:
+                self.recovered_from = self._move_aside()
+                self._conn = self._open()
 
     def _error(self, exc: sqlite3.Error) -> JournalError:
         if _is_busy(exc):
@@ -137,6 +205,7 @@ class Store:
             if conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
                 raise _Corrupt
             self._migrate(conn)
+            self._identity = self._stat_identity()
             return conn
         except sqlite3.Error as exc:
             conn.close()
@@ -212,8 +281,15 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._tx(self._live()) as conn:
-            yield conn
+        if self.read_only:
+            raise JournalError(f"{self.path.name}: opened read-only")
+        with self._lock:
+            problem = self.check()  # a write to a deleted file would be lost at the next start
+            if problem is not None:
+                raise JournalGone(problem)
+            with self._tx(self._live()) as conn:
+                yield conn
+            self.writes += 1
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:

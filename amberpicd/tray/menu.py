@@ -100,6 +100,10 @@ def tooltip(status: dict[str, Any] | None) -> str:
     failed = int(status.get("failures_unseen", 0))
     config_error = (status.get("config") or {}).get("error")
     missing = [i["inbox"] for i in status.get("inboxes", ()) if i["enabled"] and not i["watching"]]
+    journal = status.get("journal") or {}
+    if journal.get("error"):  # files wait for it, whatever else is going on
+        text = "Journal cannot be written (state folder)"
+        return f"{text}; {_files(waiting)} waiting" if waiting else text
     if status.get("paused"):
         text = f"Paused, {_files(waiting)} waiting" if waiting else "Paused"
     elif waiting:
@@ -108,6 +112,8 @@ def tooltip(status: dict[str, Any] | None) -> str:
         return f"{failed} failed: see Recent activity"
     elif config_error:
         return "Config error: running on the previous config"
+    elif journal.get("lost"):
+        return "The journal was deleted or replaced; a new one was started"
     elif missing:
         return f"Inbox missing: {missing[0]}"
     else:

@@ -1,0 +1,120 @@
+"""commit() on real files without the daemon: idempotent publish, skip keeps the original,
+the original step's own failure, and no temp file left on any path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amberpicd.commit import OriginalsPolicy, already_published, commit
+from amberpicd.fs.identity import FileIdentity
+from amberpicd.output.writer import StagedOutput, stage
+from amberpicd.pipeline import FileResult, PlannedOutput
+
+
+class Recorder:
+    def __init__(self, foreign: set[Path] = frozenset()):  # type: ignore[assignment]
+        self.foreign_paths, self.steps = set(foreign), []
+
+    def staged(self, result):
+        self.steps.append("staged")
+
+    def publishing(self, n, name):
+        self.steps.append(("publishing", n, name.name))
+
+    def published(self, outputs):
+        self.steps.append(("published", [p.name for p in outputs]))
+
+    def foreign(self, path):
+        return path in self.foreign_paths
+
+
+def staged_result(src: Path, out: Path, data: bytes, on_conflict: str = "rename") -> FileResult:
+    st = src.stat()
+    staged = stage(data, out / "a.png", on_conflict, "7-0")
+    planned = PlannedOutput("web", staged.final, len(data), 1, 1, staged)
+    return FileResult(src, "staged", ["web"], [planned], identity=FileIdentity.of(st))
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "a.jpg"
+    path.write_bytes(b"original")
+    return path
+
+
+def temps(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".amberpic-*")]
+
+
+def test_identical_bytes_already_published_are_not_written_twice(tmp_path, src):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"someone else's")
+    (out / "a-1.png").write_bytes(b"pixels")  # ours, from a run whose journal was lost
+    rec = Recorder()
+    report = commit(staged_result(src, out, b"pixels"), OriginalsPolicy("delete"), recorder=rec)
+    assert report.status == "done" and report.outputs == [out / "a-1.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a-1.png", "a.png"]
+    assert not src.exists() and not temps(out)
+    assert ("publishing", 0, "a-1.png") in rec.steps
+
+
+def test_identical_bytes_of_another_source_get_their_own_name(tmp_path, src):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"pixels")  # the same bytes, but another file's output
+    rec = Recorder(foreign={out / "a.png"})
+    report = commit(staged_result(src, out, b"pixels"), OriginalsPolicy("keep"), recorder=rec)
+    assert report.outputs == [out / "a-1.png"] and (out / "a-1.png").read_bytes() == b"pixels"
+
+
+def test_already_published_stops_at_the_first_free_name(tmp_path, src):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"other")
+    (out / "a-2.png").write_bytes(b"pixels")  # past a free a-1.png: publish takes a-1 first
+    staged = StagedOutput(out / ".amberpic-x.tmp", out / "a.png", "rename")
+    staged.temp.write_bytes(b"pixels")
+    assert already_published(staged, None) is None
+    skip = StagedOutput(staged.temp, out / "a.png", "skip")
+    (out / "a-1.png").write_bytes(b"pixels")
+    assert already_published(skip, None) is None  # skip and overwrite: only the final name
+    assert already_published(staged, None) == out / "a-1.png"
+
+
+@pytest.mark.parametrize("policy", ["delete", "move", "trash"])
+def test_a_skipped_output_keeps_the_original(tmp_path, src, policy):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"another photo's output")
+    originals = OriginalsPolicy(policy, tmp_path / "archive")
+    result = staged_result(src, out, b"pixels", on_conflict="skip")
+    report = commit(result, originals, recorder=Recorder())
+    assert report.status == "skipped" and src.read_bytes() == b"original"
+    assert report.note and "kept the original" in report.note and "a.png" in report.note
+    assert (out / "a.png").read_bytes() == b"another photo's output" and not temps(out)
+
+
+def test_original_step_failure_is_its_own_step(tmp_path, src):
+    out = tmp_path / "out"
+    (tmp_path / "archive").write_text("a file where the archive folder should be")
+    originals = OriginalsPolicy("move", tmp_path / "archive")
+    report = commit(staged_result(src, out, b"pixels"), originals, recorder=Recorder())
+    assert (report.status, report.step) == ("failed", "original")
+    assert report.error.startswith("a.jpg: outputs written; could not move the original: ")
+    assert "Errno" not in report.error
+    assert report.outputs == [out / "a.png"] and src.exists() and not temps(out)
+
+
+def test_a_recorder_that_fails_leaves_no_temp(tmp_path, src):
+    class Broken(Recorder):
+        def staged(self, result):
+            raise RuntimeError("journal gone")
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        commit(staged_result(src, out, b"pixels"), OriginalsPolicy("delete"), recorder=Broken())
+    assert not temps(out) and not (out / "a.png").exists() and src.exists()
