@@ -91,7 +91,7 @@ def plan(config: Config, path: Path, *, rule: str | None = None, dry_run: bool =
     if watch is not None:
         rel = absolute.parent.relative_to(watch.inbox)
         relpath = "" if rel == Path(".") else rel.as_posix()
-        originals = OriginalsPolicy(watch.originals, watch.archive)
+        originals = OriginalsPolicy(watch.originals, watch.archive, config.folders())
     job = FileJob(
         path=absolute,
         rules=rules,
@@ -99,6 +99,7 @@ def plan(config: Config, path: Path, *, rule: str | None = None, dry_run: bool =
         relpath=relpath,
         tag=uuid.uuid4().hex[:12],
         dry_run=dry_run,
+        roots=config.folders(),
     )
     return job, originals
 

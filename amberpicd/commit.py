@@ -61,6 +61,7 @@ class Recorder(Protocol):
 class OriginalsPolicy:
     policy: str = "keep"  # keep | move | trash | delete
     archive: Path | None = None
+    roots: tuple[Path, ...] = ()  # every folder the config names (fs.confined.within)
 
 
 @dataclass
@@ -127,6 +128,7 @@ def finish_original(
             archive=originals.archive,
             relpath=relpath,
             identity=identity,
+            roots=originals.roots,
         )
     except FileError as exc:
         report.status, report.step = "failed", "original"

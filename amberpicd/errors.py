@@ -53,7 +53,7 @@ _BYTES_LITERAL = re.compile(r"""(?<![\w'"])b('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\
 
 
 def _unrepr(text: str) -> str:
-    # Third-party code (send2trash, shutil) builds messages from bytes paths: show the path.
+    # Third-party code (shutil, older trash code) builds messages from bytes paths: show the path.
     def decode(match: re.Match[str]) -> str:
         try:
             value = ast.literal_eval(match[0])

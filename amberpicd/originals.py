@@ -13,10 +13,11 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir, within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
@@ -45,9 +46,12 @@ def handle_original(
     archive: Path | None = None,
     relpath: str = "",
     identity: FileIdentity | None,
+    roots: Iterable[Path] = (),
 ) -> Path | None:
     """Apply ``policy`` to ``path``. Returns where the original now is (None if trashed
-    or deleted). Raises OriginalError, leaving the original in place, on any problem."""
+    or deleted). Raises OriginalError, leaving the original in place, on any problem.
+    ``roots`` are every folder the config names: the inbox and the archive are walked
+    from the outermost of them that holds each (see ``fs.confined.within``)."""
     if policy == "keep":
         return path
     if policy not in _VERB:
@@ -55,8 +59,10 @@ def handle_original(
     if policy == "move" and archive is None:
         raise OriginalError(path, "originals: move needs an archive folder")
     inbox, rel = inbox_of(path, relpath)
+    roots = {*roots, inbox}
+    top, below = within(inbox, roots)
     try:
-        with open_dir(inbox, rel, verb=_VERB[policy]) as folder:
+        with open_dir(top, below / rel, verb=_VERB[policy]) as folder:
             st = folder.lstat(path.name)
             if st is None and policy in ("trash", "delete"):
                 return None  # already done by an earlier, interrupted run
@@ -64,8 +70,8 @@ def handle_original(
                 raise OriginalError(path, "it changed while being processed; left in place")
             if policy == "move":
                 assert archive is not None
-                where = _archive_below(archive, inbox, PurePosixPath(relpath or "."))
-                return _move(folder, path.name, st, where)
+                top, below = within(archive, roots)
+                return _move(folder, path.name, st, (top, below / (relpath or ".")))
             if policy == "trash":
                 trash(folder, path.name, path)
                 return None
@@ -86,15 +92,6 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, SymlinkRefused | Escape):  # their text names the folder already
         return printable(str(exc))
     return error_text(exc)
-
-
-def _archive_below(archive: Path, inbox: Path, rel: PurePosixPath) -> tuple[Path, PurePosixPath]:
-    """Where the archive folder for ``rel`` is walked from: an archive inside the inbox
-    (``Inbox/done``) is walked down from the inbox root, so the inbox's writers cannot swap
-    it for a link; any other archive from its own root."""
-    if archive != inbox and archive.is_relative_to(inbox):
-        return inbox, PurePosixPath(archive.relative_to(inbox)) / rel
-    return archive, rel
 
 
 def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, PurePosixPath]) -> Path:

@@ -37,6 +37,12 @@ def config_file(env: Mapping[str, str] = os.environ) -> Path:
     return config_dir(env) / "config.yaml"
 
 
+def trash_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """The home trash, ``$XDG_DATA_HOME/Trash`` (default ``~/.local/share/Trash``), as the
+    freedesktop trash specification places it."""
+    return (_xdg(env, "XDG_DATA_HOME") or _home(env) / ".local" / "share") / "Trash"
+
+
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
     """``$XDG_STATE_HOME/amberpic`` (default ``~/.local/state/amberpic``): the journal."""
     return (_xdg(env, "XDG_STATE_HOME") or _home(env) / ".local" / "state") / APP

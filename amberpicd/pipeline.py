@@ -31,7 +31,7 @@ from amberpicd.errors import (
     printable,
 )
 from amberpicd.facts import Facts
-from amberpicd.fs.confined import Escape, SymlinkRefused
+from amberpicd.fs.confined import Escape, SymlinkRefused, within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.compress import encode_output
 from amberpicd.imaging.decode import Source, read_source
@@ -60,6 +60,9 @@ class FileJob:
     # Content hashes already decided for this path and these rules: a file found to hold one
     # of them stops right after it is hashed (status "already"), nothing decoded or staged.
     done_hashes: tuple[str, ...] = ()
+    # Every folder the config names: a folder below another is walked from the outer one,
+    # never resolved by path (fs.confined.within).
+    roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ def run(job: FileJob) -> FileResult:
     limit_job_memory(int(job.limits.worker_memory))
     try:
         try:
-            data, identity = read_source(job.path, job.limits, job.relpath)
+            data, identity = read_source(job.path, job.limits, job.relpath, job.roots)
         except SourceChanged as exc:
             result.status, result.error = "changed", str(exc)
             return result
@@ -266,7 +269,7 @@ def _one_output(
     final = render(rule.output, values, job.path)
     if final.resolve() == job.path.resolve():
         raise OutputError(job.path, f"rule {rule.name} would overwrite the original")
-    staged, root = None, fixed_root(rule.output)
+    staged, (root, _) = None, within(fixed_root(rule.output), job.roots)
     try:
         if job.dry_run:  # the same checks, nothing written
             probe(final, root)

@@ -10,18 +10,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture
 def trash_home(tmp_path, monkeypatch):
-    """A private freedesktop trash: send2trash reads XDG_DATA_HOME once, at import, so the
-    module is reloaded after the variable is set (and again afterwards)."""
-    import importlib
-
-    from send2trash import plat_other
-
+    """A private freedesktop trash (XDG_DATA_HOME is read each time something is trashed)."""
     data = tmp_path / "data"
     monkeypatch.setenv("XDG_DATA_HOME", str(data))
-    importlib.reload(plat_other)
-    yield data / "Trash"
-    monkeypatch.undo()
-    importlib.reload(plat_other)
+    return data / "Trash"
 
 
 @pytest.fixture(scope="session")

@@ -140,7 +140,7 @@ def test_archive_full_then_retry_moves_the_original_without_duplicates(daemon, t
 
 
 def test_trash_blocked_is_original_failed_and_retry_trashes(daemon, tmp_path):
-    (tmp_path / "home").mkdir()  # send2trash needs a HOME that exists
+    (tmp_path / "home").mkdir()  # the trash lives under HOME
     trash = tmp_path / "data" / "Trash"
     trash.parent.mkdir(parents=True)
     trash.write_text("a file where the trash folder should be")

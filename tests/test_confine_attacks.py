@@ -62,12 +62,6 @@ def test_an_input_is_read_through_its_inbox_folder_not_a_swapped_link(tmp_path, 
 # -- configured folders nested in one another ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a configured folder below another is opened by path, so a writer of the outer "
-    "one can swap the inner one for a link; the fix needs every configured folder in the "
-    "walk (commit.OriginalsPolicy / dispatcher / service plumbing), outside this change",
-)
 def test_an_archive_inside_an_output_root_cannot_be_swapped_by_its_writers(tmp_path):
     """``output: P/{rule}/…`` makes P an output root its writers may fill; the archive
     ``P/Originals`` is then a folder *below* a configured folder, yet it is resolved by the
@@ -95,6 +89,39 @@ rules:
     assert list(outside.iterdir()) == []
     assert report.status == "failed" and "P/Originals is a symbolic link" in report.error
     assert src.is_file()
+
+
+def test_an_output_root_inside_another_cannot_be_swapped_by_its_writers(tmp_path):
+    """Two rules, ``P/{stem}`` and ``P/thumbs/{stem}`` (an everyday config): the thumbs
+    root lies below the web root, so a writer of P swapping ``thumbs`` for a link must not
+    send thumbnails outside. Control: with a real folder both outputs are written."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    text = f"""
+watch:
+  - inbox: {inbox}
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: "{tmp_path}/P/{{stem}}.{{ext}}"
+  - name: thumb
+    pipeline: [{{resize: {{width: 8}}}}, {{encode: png}}]
+    output: "{tmp_path}/P/thumbs/{{stem}}.{{ext}}"
+"""
+    config = parse_config(text, None, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "P").mkdir()
+    (tmp_path / "P/thumbs").symlink_to(outside)  # done by a writer of the web root P
+    src = images.jpeg(inbox / "IMG_1.jpg", size=(16, 16))
+    result, policy, relpath = stage(config, src)
+    assert result.status == "failed" and "P/thumbs is a symbolic link" in result.error
+    assert list(outside.iterdir()) == []
+    (tmp_path / "P/thumbs").unlink()  # control: a real folder
+    result, policy, relpath = stage(config, src)
+    report = commit(result, policy, relpath=relpath)
+    assert report.status == "done", report.error
+    assert (tmp_path / "P/IMG_1.png").is_file() and (tmp_path / "P/thumbs/IMG_1.png").is_file()
 
 
 # -- outputs: planted and swapped temp names -----------------------------------------------
@@ -202,8 +229,8 @@ rules:
     report = commit(*stage(config, src)[:2])
     assert list(outside.iterdir()) == []
     assert report.error == (
-        "IMG_1.jpg: original not handled: move: inbox/done is a symbolic link; "
-        "refusing to move through it"
+        "IMG_1.jpg: outputs written; could not move the original: inbox/done is a symbolic "
+        "link; refusing to move through it"
     )
     assert src.is_file()
     # Control: a real folder there, and the original is archived in it.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import images
 import pytest
@@ -60,25 +62,16 @@ def test_home_trash_on_the_inbox_filesystem_is_used_even_when_home_is_elsewhere(
 ):
     """Which trash takes the file is decided by the trash folder's own filesystem, not by
     where ``~`` is: $XDG_DATA_HOME on the inbox's disk gets it by descriptor."""
-    import importlib
-
-    from send2trash import plat_other
-
     from amberpicd.originals import handle_original
 
     with tmpfs(tmp_path / "vol") as vol:
         monkeypatch.setenv("XDG_DATA_HOME", str(vol / "data"))
-        importlib.reload(plat_other)
-        try:
-            (vol / "inbox").mkdir()
-            src = images.jpeg(vol / "inbox/IMG_1.jpg", size=(16, 16))
-            st = src.stat()
-            assert handle_original(src, "trash", identity=FileIdentity.of(st)) is None
-            assert (vol / "data/Trash/files/IMG_1.jpg").is_file()
-            assert not (vol / f".Trash-{os.getuid()}").exists()
-        finally:
-            monkeypatch.undo()
-            importlib.reload(plat_other)
+        (vol / "inbox").mkdir()
+        src = images.jpeg(vol / "inbox/IMG_1.jpg", size=(16, 16))
+        st = src.stat()
+        assert handle_original(src, "trash", identity=FileIdentity.of(st)) is None
+        assert (vol / "data/Trash/files/IMG_1.jpg").is_file()
+        assert not (vol / f".Trash-{os.getuid()}").exists()
 
 
 def test_a_trash_files_folder_that_is_a_symlink_is_refused(tmp_path, trash_home):
@@ -255,3 +248,27 @@ def test_an_archive_folder_moved_out_during_a_cross_device_copy_does_not_take_th
         monkeypatch.undo()
         assert src.read_bytes() == data
         assert list((vol / "outside/trip").iterdir()) == []
+
+
+def test_trashinfo_names_the_absolute_path_percent_encoded():
+    """The specification's Path key: the absolute path, bytes outside the URL-safe set
+    percent-encoded (a Latin-1 byte, a space, a percent sign), and a local DeletionDate."""
+    from datetime import datetime
+
+    from amberpicd.fs.trash import info_for
+
+    name = os.fsdecode(b"/tmp/caf\xe9 x%.jpg")
+    assert info_for(Path(name), datetime(2026, 1, 2, 3, 4, 5)) == (
+        "[Trash Info]\nPath=/tmp/caf%E9%20x%25.jpg\nDeletionDate=2026-01-02T03:04:05\n"
+    )
+
+
+def test_trashing_never_loads_gio():
+    """GIO (PyGObject) and libvips' bundled GLib in one process break each other; the
+    trash code must not import send2trash, whose package import loads GIO."""
+    code = (
+        "import sys; from amberpicd.originals import handle_original;"
+        " import amberpicd.fs.trash; print('gi' in sys.modules, 'send2trash' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

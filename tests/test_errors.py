@@ -32,7 +32,7 @@ def test_oserror_with_an_undecodable_str_filename_and_two_names():
 
 
 def test_messages_built_by_others_from_bytes_lose_their_reprs():
-    # send2trash raises these with bytes paths formatted into the message itself.
+    # Third-party code raises these with bytes paths formatted into the message itself.
     exc = OSError(errno.ENOENT, f"File not found: {b'/tmp/caf' + bytes([0xE9])}")
     assert error_text(exc) == "File not found: /tmp/caf\\xe9"
     assert error_text(OSError("Couldn't find mount point for b'/media/x'")) == (

@@ -255,6 +255,13 @@ class Config(Strict):
                 return r
         raise KeyError(name)
 
+    def folders(self) -> tuple[Path, ...]:
+        """Every folder the config names: inboxes, archives, and each output template's
+        fixed folder. Nothing is written, moved or deleted outside them."""
+        named = [w.inbox for w in self.watch] + [w.archive for w in self.watch if w.archive]
+        named += [fixed_root(r.output) for r in self.rules]
+        return tuple(dict.fromkeys(named))
+
     def watch_for(self, path: Path) -> Watch | None:
         """The watch entry whose inbox contains ``path`` (the deepest inbox wins)."""
         best: Watch | None = None

@@ -36,6 +36,7 @@ from amberpicd.commit import OriginalsPolicy, Report, commit, finish_original
 from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon.recovery import original_step, sweep_temps
 from amberpicd.errors import JournalError, JournalGone, printable
+from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Job, Journal
 from amberpicd.journal import StagedOutput as JournalStaged
@@ -93,8 +94,9 @@ def job_for(config: Config, watch: Watch, path: Path, tag: str) -> tuple[FileJob
         limits=config.limits_for(watch),
         relpath="" if rel == Path(".") else rel.as_posix(),
         tag=tag,
+        roots=config.folders(),
     )
-    return job, OriginalsPolicy(watch.originals, watch.archive)
+    return job, OriginalsPolicy(watch.originals, watch.archive, config.folders())
 
 
 class Dispatcher:
@@ -531,7 +533,7 @@ def _discard_staged(result: FileResult) -> None:
 def _sweep(job: FileJob) -> None:
     """Remove the temps ``job``'s worker staged (it is gone, so nobody else will)."""
     try:
-        sweep_temps({fixed_root(rule.output) for rule in job.rules}, job.tag)
+        sweep_temps({within(fixed_root(r.output), job.roots)[0] for r in job.rules}, job.tag)
     except OSError as exc:  # e.g. an output root swapped for a link: said, and left alone
         log.error("%s: temp files not removed: %s", printable(job.path.name), exc)
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from amberpicd.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.config.schema import Config
 from amberpicd.errors import FileError, JournalError, OutputError, printable
-from amberpicd.fs.confined import SymlinkRefused, open_dir
+from amberpicd.fs.confined import SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
-from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
 
 log = logging.getLogger("amberpicd")
@@ -48,10 +47,10 @@ def sweep_temps(roots: set[Path], tag: str) -> int:
 
 
 def root_for(final: Path, roots: set[Path]) -> Path | None:
-    """The deepest output root ``final`` lies in (None: no rule's root now; its own
-    folder is then the confinement root)."""
-    inside = [r for r in roots if final.parent.is_relative_to(r)]
-    return max(inside, key=lambda r: len(r.parts)) if inside else None
+    """The outermost configured folder ``final`` lies in (None: none now; its own folder
+    is then the confinement root), as the worker staged it (``fs.confined.within``)."""
+    top, _ = within(final.parent, roots)
+    return top if top != final.parent or final.parent in roots else None
 
 
 def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path]:
@@ -84,7 +83,7 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
         rel = job.source.parent.relative_to(watch.inbox)
         finish_original(
             job.source,
-            OriginalsPolicy(watch.originals, watch.archive),
+            OriginalsPolicy(watch.originals, watch.archive, config.folders()),
             relpath="" if rel == Path(".") else rel.as_posix(),
             identity=job.identity,
             report=report,
@@ -102,7 +101,7 @@ def recover(journal: Journal, config: Config, rerun) -> int:
     """Bring every unfinished job to an end; ``rerun(job)`` resubmits a running one.
     Returns how many jobs were recovered."""
     jobs = journal.unfinished()
-    roots = {fixed_root(r.output) for r in config.rules}
+    roots = set(config.folders())
     for job in jobs:
         log.info("%s: finishing job %d interrupted while %s", job.source.name, job.id, job.state)
         try:

@@ -16,6 +16,7 @@ import ctypes
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -231,6 +232,17 @@ def _mount_id(fd: int) -> str | None:
     return None
 
 
+def within(folder: Path, roots: Iterable[Path]) -> tuple[Path, PurePosixPath]:
+    """Where ``folder`` is walked from: the outermost configured folder among ``roots``
+    that holds it, and the path from there. A configured folder below another one (an
+    archive ``P/Originals`` beside outputs in ``P/{rule}``, thumbnails in ``P/thumbs``
+    beside ``P``) is thus reached without following links from the outer one, so the
+    outer one's writers cannot swap it for a link. Roots are compared as configured."""
+    holders = [r for r in roots if folder == r or folder.is_relative_to(r)]
+    top = min(holders, key=lambda r: len(r.parts), default=folder)
+    return top, PurePosixPath(folder.relative_to(top))
+
+
 def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
     """The inbox root of ``path`` and its sub-folder below it. Callers pass ``relpath``
     as the file's folder below its inbox, so the root is that many folders up; a
@@ -248,9 +260,12 @@ def inbox_of(path: Path, relpath: str) -> tuple[Path, PurePosixPath]:
     return path.parent, PurePosixPath()
 
 
-def open_dir_of(path: Path, relpath: str, verb: str) -> DirHandle:
-    """The folder holding ``path``, walked down from its inbox root (``inbox_of``)."""
-    return open_dir(*inbox_of(path, relpath), verb=verb)
+def open_dir_of(path: Path, relpath: str, verb: str, roots: Iterable[Path] = ()) -> DirHandle:
+    """The folder holding ``path``, walked down from its inbox root (``inbox_of``), or
+    from the outermost configured folder holding that (``within``)."""
+    inbox, rel = inbox_of(path, relpath)
+    top, below = within(inbox, roots)
+    return open_dir(top, below / rel, verb=verb)
 
 
 def probe_dir(root: Path, rel: PurePath | str = "", verb: str = "write") -> None:

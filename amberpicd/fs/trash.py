@@ -5,9 +5,13 @@ following links) into a trash's ``files`` folder, after its ``.trashinfo`` was c
 exclusively in ``info``, as the trash specification orders. The trash is the home trash
 (``$XDG_DATA_HOME/Trash``) when that is on the file's filesystem, else the volume's own
 (``$topdir/.Trash/$uid`` when ``.Trash`` is a sticky folder, else ``$topdir/.Trash-$uid``),
-whose folders are walked down from the mount point without following links. send2trash
-only supplies the specification's details (where the home trash is, the info text, the
-mount point); it never moves the file, so no path is resolved again after the walk.
+whose folders are walked down from the mount point without following links; no path is
+resolved again after the walk.
+
+The specification's few details (where the home trash is, the ``.trashinfo`` text) are
+written here rather than taken from send2trash: importing that package loads GIO wherever
+PyGObject is installed (it is, for the tray), and it reads ``XDG_DATA_HOME`` only once, at
+import.
 """
 
 from __future__ import annotations
@@ -15,26 +19,24 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from datetime import datetime
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 from amberpicd.fs.confined import DirHandle, mount_root, open_below, open_dir
+from amberpicd.paths import trash_dir
 
 _INFO_SUFFIX = ".trashinfo"
 
 
 def trash(folder: DirHandle, name: str, path: Path) -> None:
     """Trash ``name`` in ``folder`` (shown to users as ``path``)."""
-    # The freedesktop implementation itself: the package's default would load GIO into the
-    # daemon when PyGObject is importable (it is, for the tray).
-    from send2trash import plat_other
-
     dev = os.fstat(folder.fd).st_dev
-    files, info = _trash_folders(open_dir, Path(plat_other.HOMETRASH))
+    files, info = _trash_folders(open_dir, trash_dir())
     with files, info:
         if os.fstat(files.fd).st_dev == dev:
             try:
-                text = plat_other.info_for(os.fsencode(path), plat_other.XDG_DATA_HOME)
-                _move_in(folder, name, files, info, text)
+                _move_in(folder, name, files, info, info_for(path))
                 return
             except OSError as exc:
                 if exc.errno != errno.EXDEV:  # one disk, two mounts: the volume's trash
@@ -42,9 +44,18 @@ def trash(folder: DirHandle, name: str, path: Path) -> None:
     # The volume's own trash, below the top of the file's filesystem as reached from its
     # folder's descriptor; the info then names the file by its absolute path.
     with mount_root(folder) as mount:
-        files, info = _volume_trash(mount, plat_other.uid)
+        files, info = _volume_trash(mount, os.getuid())
     with files, info:
-        _move_in(folder, name, files, info, plat_other.info_for(os.fsencode(path), None))
+        _move_in(folder, name, files, info, info_for(path))
+
+
+def info_for(path: Path, when: datetime | None = None) -> str:
+    """The ``.trashinfo`` text for ``path`` deleted at ``when``: its absolute path, each
+    byte outside the URL-safe set percent-encoded (the specification's "Path" key, which
+    the absolute form always satisfies), and the local time without a zone."""
+    quoted = quote(os.fsencode(os.path.abspath(path)), safe=b"/")
+    when = when or datetime.now()
+    return f"[Trash Info]\nPath={quoted}\nDeletionDate={when:%Y-%m-%dT%H:%M:%S}\n"
 
 
 def _trash_folders(opener, root, rel: str = "") -> tuple[DirHandle, DirHandle]:

@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import warnings
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -89,12 +90,15 @@ def load_plugins() -> None:
     pillow_heif.register_heif_opener()
 
 
-def read_source(path: Path, limits: Limits, relpath: str = "") -> tuple[bytes, FileIdentity]:
+def read_source(
+    path: Path, limits: Limits, relpath: str = "", roots: Iterable[Path] = ()
+) -> tuple[bytes, FileIdentity]:
     """The whole file, read once, and the identity of what was read; refuses non-regular
     files and files over the size limit.
 
     The file is opened through its folder's descriptor, walked down from its inbox root
-    (``relpath`` is its folder below the inbox) without following links, so a sub-folder
+    (``relpath`` is its folder below the inbox; ``roots`` the configured folders, see
+    ``fs.confined.within``) without following links, so a sub-folder
     swapped for a link cannot make the daemon read a file outside the inbox. The open
     uses O_NOFOLLOW | O_NONBLOCK and the descriptor is checked, so a FIFO or device
     swapped in after a check can never block or be read. The identity comes from fstat of
@@ -102,7 +106,7 @@ def read_source(path: Path, limits: Limits, relpath: str = "") -> tuple[bytes, F
     meanwhile and SourceChanged is raised (the bytes are no version of the file).
     """
     try:
-        with open_dir_of(path, relpath, verb="read") as folder:
+        with open_dir_of(path, relpath, verb="read", roots=roots) as folder:
             try:
                 fd = folder.open_read(path.name)
             except OSError as exc:
