@@ -14,6 +14,7 @@ import json
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import iccprofiles
@@ -203,3 +204,31 @@ def test_an_srgb_profile_may_be_dropped_by_the_lossless_path() -> None:
         pic = Picture([im.convert("RGB")], source_format="jpeg", icc=srgb_icc())
     out = encode_output(pic, Optimize(), (), SRC, source)
     assert b"ICC_PROFILE" not in out.data and out.note
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    body = kind + payload
+    return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_png_rewrite_keeps_only_well_formed_rendering_chunks() -> None:
+    """A rendering chunk (kept: it is how to show the pixels) has a fixed size; one that
+    is longer carries something else, and so does a private "critical" chunk."""
+    plain = images.encoded(Image.effect_noise((16, 16), 60).convert("RGB"), "PNG")
+    planted = (
+        _chunk(b"cICP", b"\x01\x0d\x00\x01" + b"S-InCicp")
+        + _chunk(b"gAMA", struct.pack(">I", 45455) + b"S-InGama")
+        + _chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1))  # well formed: kept
+        + _chunk(b"SeCr", b"S-Critical")
+    )
+    source = plain[:33] + planted + plain[33:]
+    with Image.open(io.BytesIO(source)) as im:
+        before = im.convert("RGB").tobytes()
+    for secret in (b"S-InCicp", b"S-InGama", b"S-Critical"):
+        assert secret in source
+    out = rewrite(source, "png", {})
+    for secret in (b"S-InCicp", b"S-InGama", b"S-Critical", b"SeCr"):
+        assert secret not in out, secret
+    assert b"pHYs" in out  # control: a well-formed rendering chunk stays
+    with Image.open(io.BytesIO(out)) as im:
+        assert im.convert("RGB").tobytes() == before

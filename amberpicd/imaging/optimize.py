@@ -18,8 +18,18 @@ from PIL import Image
 
 OPTIMIZABLE = frozenset({"jpeg", "png"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Ancillary PNG chunks that are pixels or how to show them, not metadata: kept.
-_PNG_RENDERING = frozenset({b"tRNS", b"sRGB", b"gAMA", b"cHRM", b"sBIT", b"pHYs", b"cICP"})
+# Ancillary PNG chunks that are pixels or how to show them, not metadata: kept, when
+# their payload has the size the PNG spec gives (a longer one carries something else).
+_PNG_SIZES = {
+    b"tRNS": range(1, 257),  # 2 (gray), 6 (RGB) or one byte per palette entry
+    b"sRGB": (1,),
+    b"gAMA": (4,),
+    b"cHRM": (32,),
+    b"sBIT": (1, 2, 3, 4),
+    b"pHYs": (9,),
+    b"cICP": (4,),
+}
+_PNG_RENDERING = frozenset(_PNG_SIZES)
 _PNG_PICTURE = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT"})
 _PNG_METADATA_OUT = (b"iCCP", b"eXIf", b"iTXt", b"tEXt", b"zTXt")
 
@@ -170,6 +180,6 @@ def _png_without_metadata(data: bytes) -> bytes:
     the rendering ones (an unknown "critical" chunk is a private one decoders skip)."""
     keep = []
     for s, e, k in _png_iter(data):
-        if k in _PNG_PICTURE or k in _PNG_RENDERING:
+        if k in _PNG_PICTURE or (k in _PNG_RENDERING and e - s - 12 in _PNG_SIZES[k]):
             keep.append(data[s:e])
     return data[:8] + b"".join(keep)
