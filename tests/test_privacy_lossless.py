@@ -232,3 +232,65 @@ def test_png_rewrite_keeps_only_well_formed_rendering_chunks() -> None:
     assert b"pHYs" in out  # control: a well-formed rendering chunk stays
     with Image.open(io.BytesIO(out)) as im:
         assert im.convert("RGB").tobytes() == before
+
+
+# --- icc: the profile's own tags ---
+
+
+def _identifying_profile() -> bytes:
+    """Adobe RGB with what display calibration leaves in a profile: make and model with
+    the serial (Apple's ``mmod``), a device model description, a DisplayCAL-style
+    ``meta`` dictionary, a video card table and a private tag."""
+    mmod = b"mmod\0\0\0\0" + struct.pack(">IIII", 0x610, 0xA050, 0x5E121E7, 0) + b"S-MmodSerial"
+    meta = b"dict\0\0\0\0" + b"EDID_serial=S-EdidSerial"
+    return iccprofiles.profile(
+        "Adobe RGB (1998) test",
+        iccprofiles.ADOBE_RGB,
+        iccprofiles._gamma(563 / 256),
+        extra=(
+            (b"mmod", mmod),
+            (b"dmdd", iccprofiles._desc("S-DisplayOwnerMacBook")),
+            (b"meta", meta),
+            (b"vcgt", b"vcgt\0\0\0\0S-Vcgt"),
+            (b"zPrv", b"text\0\0\0\0S-PrivateTag\0"),
+        ),
+    )
+
+
+IDENTIFYING = (b"S-MmodSerial", b"S-DisplayOwnerMacBook", b"S-EdidSerial", b"S-Vcgt", b"S-Priv")
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif", "tiff"])
+def test_kept_icc_profile_carries_only_colour_tags(tmp_path: Path, fmt: str) -> None:
+    icc = _identifying_profile()
+    source = images.encoded(picture(), "PNG", icc_profile=icc)
+    with Image.open(io.BytesIO(source)) as im:
+        pic = Picture([im.convert("RGB")], source_format="png", icc=icc)
+        right = srgb_view(im, icc)
+    assert all(secret in icc for secret in IDENTIFYING)  # control
+    specs = [Encode(format=fmt, quality=95)]
+    if fmt == "png":
+        specs += [Optimize(), Encode(format="png", min_saving=0.99), Encode(format="auto")]
+    for spec in specs:
+        out = encode_output(pic, spec, ("icc",), Path("screen.png"), source).data
+        for secret in IDENTIFYING:
+            assert secret not in out, (spec, secret)
+        probe = tmp_path / f"out.{fmt}"
+        probe.write_bytes(out)
+        argv = ["exiftool", "-j", "-a", "-u", "-G1", "-ICC_Profile:all", str(probe)]
+        seen = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+        tags = json.loads(seen)[0]
+        assert "ICC-header:ProfileDescription" in tags or "ICC_Profile:ProfileDescription" in tags
+        assert not [k for k in tags if "MakeAndModel" in k or "DeviceModelDesc" in k], tags
+        with Image.open(io.BytesIO(out)) as im:
+            carried = im.info.get("icc_profile")
+            assert carried, spec  # the profile is kept, and still renders right
+            assert mean_error(srgb_view(im, carried), right) <= 3
+
+
+def test_a_profile_with_only_colour_tags_is_kept_byte_for_byte() -> None:
+    from amberpicd.imaging.icc import icc_to_keep
+
+    icc = iccprofiles.adobe_rgb()
+    assert icc_to_keep(icc) == icc
+    assert icc_to_keep(b"not a profile at all, " * 10) is None
