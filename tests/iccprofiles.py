@@ -53,7 +53,13 @@ def _text(text: str) -> bytes:
     return b"text\0\0\0\0" + text.encode() + b"\0"
 
 
-def profile(name: str, colorants: dict[str, tuple[float, float, float]], trc: bytes) -> bytes:
+def profile(
+    name: str,
+    colorants: dict[str, tuple[float, float, float]],
+    trc: bytes,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> bytes:
+    """A matrix/TRC profile; ``extra`` (signature, element) tags are appended as given."""
     tags = [
         (b"desc", _desc(name)),
         (b"cprt", _text("No copyright, test profile")),
@@ -62,6 +68,7 @@ def profile(name: str, colorants: dict[str, tuple[float, float, float]], trc: by
         (b"rTRC", trc),
         (b"gTRC", trc),
         (b"bTRC", trc),
+        *extra,
     ]
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""

@@ -469,7 +469,9 @@ def test_png_text_chunks_do_not_leak(tmp_path: Path) -> None:
 
 
 def fake_icc(space: bytes) -> bytes:
-    return b"\x00" * 16 + space + b"\x00" * 108  # the encoder reads only the header's space
+    # The encoder reads the header's space; the signature and an empty tag table make it
+    # a profile the ICC filter (imaging.icc) reads, and so keeps as it is.
+    return b"\x00" * 16 + space + b"\x00" * 16 + b"acsp" + b"\x00" * 88 + b"\x00" * 4
 
 
 def test_gray_profile_is_dropped_when_the_output_is_rgb() -> None:

@@ -24,8 +24,10 @@ from amberpicd.imaging.encode import (
 from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
 from amberpicd.imaging.optimize import OPTIMIZABLE, rewrite
 from amberpicd.imaging.picture import Picture
+from amberpicd.ops._common import open_profile
 from amberpicd.ops.encode import Encode
 from amberpicd.ops.optimize import Optimize
+from amberpicd.ops.to_srgb import is_srgb
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,14 @@ def lossless_source(
         raise EncodeError(path, f"{why}: the rule changes pixels, so there is no source to keep")
     if fmt not in OPTIMIZABLE or picture.is_animated:
         raise EncodeError(path, f"{why}: only still JPEG and PNG sources can be rewritten")
+    if not keep_icc(groups) and _profile_matters(picture.icc):
+        # The pixels stay as stored, so without their profile they would be read as sRGB
+        # and look different: the lossless path is not taken.
+        raise EncodeError(
+            path,
+            f"{why}: the source's colour profile is not sRGB and keep_metadata does not "
+            "keep icc, so its pixels cannot be kept as they are",
+        )
     icc = picture.icc if keep_icc(groups) else None
     meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
     try:
@@ -82,6 +92,13 @@ def lossless_source(
         raise EncodeError(path, f"{why}: {_reason(exc)}") from None
     saved = 1 - len(data) / max(len(source), 1)
     return Encoded(data, fmt, note=f"{why}: source rewritten losslessly, {saved:.0%} smaller")
+
+
+def _profile_matters(icc: bytes | None) -> bool:
+    """Whether dropping ``icc`` changes how the pixels look: a profile LittleCMS can use
+    (viewers use it too) that does not map colours to sRGB unchanged."""
+    profile = open_profile(icc)
+    return profile is not None and not is_srgb(profile)
 
 
 def _min_saving(

@@ -18,6 +18,7 @@ from PIL import Image, PngImagePlugin
 from PIL.ExifTags import IFD, Base
 
 from amberpicd.errors import EncodeError
+from amberpicd.imaging.icc import icc_to_keep
 from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops.auto_orient import AutoOrient
@@ -281,6 +282,7 @@ def _metadata(fmt: str, exif: bytes | None, icc: bytes | None, xmp: bytes | None
     kw: dict[str, Any] = {}
     if fmt == "gif":
         return kw  # Pillow's GIF writer carries no EXIF, ICC or XMP
+    icc = icc_to_keep(icc) if icc else None  # its colour tags only (imaging.icc)
     if icc:
         kw["icc_profile"] = icc
     if fmt == "tiff":

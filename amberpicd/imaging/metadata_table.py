@@ -316,6 +316,8 @@ NEVER_SUMMARY = (
     "`copyright` and `gps` when the source has them), Photoshop resources, JPEG comments "
     "and PNG text chunks",
     "the orientation tag: pixels are always rotated upright instead",
+    "an ICC profile's tags other than colour ones (`icc` keeps the rendering tags: a "
+    "display's make, model and serial in `mmod`/`dmdd`, DisplayCAL's `meta`, `vcgt` go)",
 )
 
 

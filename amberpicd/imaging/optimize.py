@@ -11,14 +11,26 @@ The result is never larger than the source with its metadata stripped.
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 from PIL import Image
 
 OPTIMIZABLE = frozenset({"jpeg", "png"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Ancillary PNG chunks that are pixels or how to show them, not metadata: kept.
-_PNG_RENDERING = frozenset({b"tRNS", b"sRGB", b"gAMA", b"cHRM", b"sBIT", b"pHYs", b"cICP"})
+# Ancillary PNG chunks that are pixels or how to show them, not metadata: kept, when
+# their payload has the size the PNG spec gives (a longer one carries something else).
+_PNG_SIZES = {
+    b"tRNS": range(1, 257),  # 2 (gray), 6 (RGB) or one byte per palette entry
+    b"sRGB": (1,),
+    b"gAMA": (4,),
+    b"cHRM": (32,),
+    b"sBIT": (1, 2, 3, 4),
+    b"pHYs": (9,),
+    b"cICP": (4,),
+}
+_PNG_RENDERING = frozenset(_PNG_SIZES)
+_PNG_PICTURE = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"acTL", b"fcTL", b"fdAT"})
 _PNG_METADATA_OUT = (b"iCCP", b"eXIf", b"iTXt", b"tEXt", b"zTXt")
 
 
@@ -79,14 +91,52 @@ def _is_jpeg_metadata(marker: int) -> bool:
     return 0xE1 <= marker <= 0xEF or marker == 0xFE  # APP1-APP15 and comments
 
 
+# Segments that are the picture: frame headers (SOFn), Huffman and arithmetic tables,
+# quantisation tables, restart interval, scans, line count. Anything else is dropped.
+_JPEG_PICTURE = frozenset(range(0xC0, 0xD0)) | {0xDA, 0xDB, 0xDC, 0xDD}
+# The end of a scan's entropy-coded data: 0xFF then anything but a stuffed zero, a
+# restart marker (RST0-7, part of the scan) or a fill byte.
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
 def _jpeg_without_metadata(data: bytes) -> bytes:
-    out = [data[:2]]
-    for start, end, marker in _jpeg_markers(data):
+    """The picture's segments only, by allowlist, from SOI to the first EOI: markers
+    between or after scans and any trailer (an MPF preview, a vendor's blob) go too.
+    A JFIF header is kept without its thumbnail and Adobe's APP14 as its four fields
+    (how to read the components: an inverted CMYK picture needs it)."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    out, pos = [b"\xff\xd8"], 2
+    while True:
+        while data[pos : pos + 1] == b"\xff" and data[pos + 1 : pos + 2] == b"\xff":
+            pos += 1  # fill bytes before a marker
+        if pos + 2 > len(data) or data[pos] != 0xFF:
+            raise ValueError("JPEG marker expected")
+        marker = data[pos + 1]
+        if marker == 0xD9:  # EOI: the picture ends here, whatever follows
+            out.append(b"\xff\xd9")
+            return b"".join(out)
+        if pos + 4 > len(data):
+            raise ValueError("JPEG is truncated")
+        end = pos + 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        payload = data[pos + 4 : end]
+        if marker in _JPEG_PICTURE:
+            out.append(data[pos:end])
+        elif marker == 0xE0 and payload[:5] == b"JFIF\x00" and len(payload) >= 12:
+            out.append(_segment(0xE0, payload[:12] + b"\x00\x00"))  # thumbnail 0x0
+        elif marker == 0xEE and payload[:5] == b"Adobe" and len(payload) >= 12:
+            out.append(_segment(0xEE, payload[:12]))
+        pos = end
         if marker == 0xDA:
-            out.append(data[start:])
-        elif not _is_jpeg_metadata(marker):
-            out.append(data[start:end])
-    return b"".join(out)
+            found = _SCAN_END.search(data, pos)
+            if found is None:
+                raise ValueError("JPEG scan without an end")
+            out.append(data[pos : found.start()])
+            pos = found.start()
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
 
 
 def _after_jfif(data: bytes) -> int:
@@ -126,9 +176,10 @@ def _png_drop(data: bytes, kinds: set[bytes]) -> bytes:
 
 
 def _png_without_metadata(data: bytes) -> bytes:
-    """Critical chunks (upper-case first letter), APNG's, and the rendering ones."""
+    """The picture's chunks by allowlist: the four standard critical ones, APNG's, and
+    the rendering ones (an unknown "critical" chunk is a private one decoders skip)."""
     keep = []
     for s, e, k in _png_iter(data):
-        if k[:1].isupper() or k in _PNG_RENDERING or k in (b"acTL", b"fcTL", b"fdAT"):
+        if k in _PNG_PICTURE or (k in _PNG_RENDERING and e - s - 12 in _PNG_SIZES[k]):
             keep.append(data[s:e])
     return data[:8] + b"".join(keep)
