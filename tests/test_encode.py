@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
 from pathlib import Path
 
 import images
@@ -253,8 +255,9 @@ def test_animation_metadata_follows_the_policy(animation: Picture, fmt: str) -> 
     data = run(picture, fmt, ("gps", "copyright", "xmp"))
     out = read(data)
     assert out.n_frames == 3
-    if fmt == "gif":
-        assert present(data, *RAW) == set()
+    if fmt == "gif":  # no EXIF in a GIF: the kept XMP only, in its application extension
+        assert present(data, *RAW) == {"xmp"}
+        assert b"XMP DataXMP" in data and b"acsp" not in data
         return
     assert present(data, *RAW) == {"copyright", "xmp"}  # GPS kept, marker not in this EXIF
     assert out.getexif().get_ifd(IFD.GPSInfo)[1] == "N"
@@ -428,8 +431,8 @@ def test_everything_kept_still_never_orientation_comment_or_makernote(
     assert out.getexif().get(Base.Orientation, 1) == 1
     assert "comment" not in out.info
     assert out.size == (96, 64) and images.corner_is_marker(out)
-    if fmt == "gif":  # GIF has no place for any of it
-        assert present(data, *RAW) == set()
+    if fmt == "gif":  # GIF has a place for XMP only
+        assert present(data, *RAW) == {"xmp"}
 
 
 def test_tiff_source_tags_do_not_leak_into_a_tiff_output(tmp_path: Path) -> None:
@@ -484,3 +487,19 @@ def test_cmyk_tiff_keeps_its_cmyk_profile() -> None:
     picture = still("CMYK", icc=fake_icc(b"CMYK"))
     out = read(run(picture, "tiff"))
     assert out.mode == "CMYK" and out.info["icc_profile"] == fake_icc(b"CMYK")
+
+
+def test_gif_carries_kept_xmp_that_exiftool_reads(tmp_path: Path, dirty_jpeg: Path) -> None:
+    """The XMP application extension is one a reader finds: exiftool reads it back, and the
+    GIF still decodes with its pixels; without ``xmp`` kept there is none (control)."""
+    data = run(dirty_picture(dirty_jpeg), "gif", ("xmp",))
+    path = tmp_path / "x.gif"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["exiftool", "-j", "-G1", "-XMP:all", str(path)], capture_output=True, text=True
+    )
+    (tags,) = json.loads(out.stdout)
+    assert tags.get("XMP-xmp:CreatorTool") == "XMP-TOOL-MARKER", tags
+    assert images.corner_is_marker(read(data))
+    bare = run(dirty_picture(dirty_jpeg), "gif", ())
+    assert b"XMP DataXMP" not in bare and b"XMP-TOOL-MARKER" not in bare

@@ -18,6 +18,7 @@ from PIL import Image, PngImagePlugin
 from PIL.ExifTags import IFD, Base
 
 from amberpicd.errors import EncodeError
+from amberpicd.imaging.gifmeta import with_xmp
 from amberpicd.imaging.icc import icc_to_keep
 from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
 from amberpicd.imaging.picture import Picture
@@ -277,11 +278,18 @@ def _eight_bit(im: Image.Image) -> Image.Image:
     return wide.convert("L")
 
 
+_GIF_XMP = "_gif_xmp"  # not a Pillow option: _save writes it into the GIF itself
+
+
 def _metadata(fmt: str, exif: bytes | None, icc: bytes | None, xmp: bytes | None) -> dict:
     """The keyword arguments that put metadata into the file: these and nothing else."""
     kw: dict[str, Any] = {}
     if fmt == "gif":
-        return kw  # Pillow's GIF writer carries no EXIF, ICC or XMP
+        # GIF has no EXIF; its ICC extension is ignored by browsers, so its pixels are
+        # converted to sRGB instead (_prepare). XMP is spliced in after Pillow's write.
+        if xmp:
+            kw[_GIF_XMP] = xmp
+        return kw
     icc = icc_to_keep(icc) if icc else None  # its colour tags only (imaging.icc)
     if icc:
         kw["icc_profile"] = icc
@@ -357,11 +365,13 @@ def _options(spec: Encode, quality: int) -> dict:
 
 def _save(frames: list[Image.Image], fmt: str, options: dict) -> bytes:
     first, *rest = (_bare(f) for f in frames)
+    options = dict(options)
+    gif_xmp = options.pop(_GIF_XMP, None)
     if rest:
         options = {**options, "save_all": True, "append_images": rest}
     buf = io.BytesIO()
     first.save(buf, PILLOW_NAMES[fmt], **options)
-    return buf.getvalue()
+    return with_xmp(buf.getvalue(), gif_xmp) if gif_xmp else buf.getvalue()
 
 
 def _bare(im: Image.Image) -> Image.Image:

@@ -1,5 +1,5 @@
-"""GIF's own metadata blocks, which Pillow does not read: the ICC profile and XMP packet
-stored as application extensions (``ICCRGBG1012`` and ``XMP DataXMP``).
+"""GIF's own metadata blocks, which Pillow neither reads nor writes: the ICC profile and
+XMP packet stored as application extensions (``ICCRGBG1012`` and ``XMP DataXMP``).
 
 Walks the block structure (header, screen, colour tables, extensions, images) rather
 than searching the bytes, so image data can never be mistaken for a block. Pure Python.
@@ -10,6 +10,19 @@ from __future__ import annotations
 ICC_APP = b"ICCRGBG1012"
 XMP_APP = b"XMP DataXMP"
 MAX_BLOCKS = 1_000_000  # the walk's bound on malformed files
+# After a raw XMP packet: bytes 1, 0xFF down to 0x00, then the terminator, so a reader that
+# takes the packet for sub-blocks is walked to the end of the extension (Adobe's XMP spec).
+MAGIC_TRAILER = b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+
+
+def with_xmp(data: bytes, xmp: bytes) -> bytes:
+    """``data`` (a whole GIF) with an XMP application extension right after its screen
+    descriptor and global colour table, where readers look first. The packet is rebuilt
+    UTF-8 XML (imaging.xmp), which holds no NUL byte, so it cannot end the block early."""
+    if data[:3] != b"GIF" or len(data) < 13 or b"\x00" in xmp:
+        raise ValueError("not a GIF, or an XMP packet that cannot be stored in one")
+    pos = 13 + _table_size(data[10])
+    return data[:pos] + b"\x21\xff\x0b" + XMP_APP + xmp + MAGIC_TRAILER + data[pos:]
 
 
 def gif_metadata(data: bytes) -> tuple[bytes | None, bytes | None]:
