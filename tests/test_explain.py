@@ -5,34 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 
 import images
 import pytest
 from PIL import Image
+from rulefacts import facts
 
 from amberpicd.cli import main
 from amberpicd.config.schema import Match, Rule
-from amberpicd.facts import Facts
 from amberpicd.rules.conditions import CONDITION_FIELDS, verdicts
 from amberpicd.rules.match import evaluate, matching_rules
-
-
-def facts(**kw) -> Facts:
-    base = dict(
-        path=Path("/in/IMG_1.JPG"),
-        size_bytes=2_000_000,
-        format="jpeg",
-        width=4000,
-        height=3000,
-        frames=1,
-        orientation=1,
-        date=datetime(2024, 1, 1),
-        content_hash="0" * 64,
-    )
-    base.update(kw)
-    return Facts(**base)
 
 
 @pytest.mark.parametrize(

@@ -1,28 +1,11 @@
-from datetime import datetime
 from pathlib import Path
 
 import pytest
+from rulefacts import facts
 
 from amberpicd.config.schema import Match, Rule
-from amberpicd.facts import Facts
 from amberpicd.imaging.sniff import sniff
 from amberpicd.rules.match import conditions_hold, matching_rules
-
-
-def facts(**kw) -> Facts:
-    base = dict(
-        path=Path("/in/IMG_1.JPG"),
-        size_bytes=2_000_000,
-        format="jpeg",
-        width=4000,
-        height=3000,
-        frames=1,
-        orientation=1,
-        date=datetime(2024, 1, 1),
-        content_hash="0" * 64,
-    )
-    base.update(kw)
-    return Facts(**base)
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from amberpicd.imaging.encode import (
     _SOURCE_ALIASES,
     Encoded,
     _metadata,
-    _reason,
     _size,
     encode_as,
+    encode_errors,
 )
 from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
 from amberpicd.imaging.optimize import OPTIMIZABLE, rewrite
@@ -45,18 +45,12 @@ def encode_output(
     ``min_saving`` keep it, losslessly optimised, when re-encoding saves too little."""
     if isinstance(spec, Optimize):
         return lossless_source(picture, source, groups, path, "optimize")
-    try:
+    with encode_errors(path):
         tried = [encode_as(picture, spec, f, groups, path) for f in _candidates(spec, picture)]
         results = [r for r in tried if r is not None]
         if not results:
             raise EncodeError(path, f"no format of {', '.join(spec.candidates)} fits max_bytes")
         best = min(results, key=lambda r: len(r.data))
-    except EncodeError:
-        raise
-    except MemoryError:
-        raise EncodeError(path, "out of memory (worker_memory limit)") from None
-    except Exception as exc:  # codecs raise OSError, ValueError, struct.error, ...
-        raise EncodeError(path, _reason(exc)) from None
     if spec.format == "auto":
         sizes = ", ".join(f"{r.format} {_size(len(r.data))}" for r in results)
         log.debug("%s: format auto: %s; kept %s", path.name, sizes, best.format)
@@ -84,12 +78,8 @@ def lossless_source(
         )
     icc = picture.icc if keep_icc(groups) else None
     meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
-    try:
+    with encode_errors(path, why):
         data = rewrite(source, fmt, meta)
-    except MemoryError:
-        raise EncodeError(path, "out of memory (worker_memory limit)") from None
-    except Exception as exc:
-        raise EncodeError(path, f"{why}: {_reason(exc)}") from None
     saved = 1 - len(data) / max(len(source), 1)
     return Encoded(data, fmt, note=f"{why}: source rewritten losslessly, {saved:.0%} smaller")
 

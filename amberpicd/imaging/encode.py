@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -94,14 +95,8 @@ def encode(picture: Picture, spec: Encode, groups: Collection[str], path: Path) 
     """
     if spec.format not in EXTENSIONS:
         raise ValueError(f"encode() takes one format, not {spec.format}")
-    try:
+    with encode_errors(path):
         result = encode_as(picture, spec, spec.format, groups, path)
-    except EncodeError:
-        raise
-    except MemoryError:
-        raise EncodeError(path, "out of memory (worker_memory limit)") from None
-    except Exception as exc:  # codecs raise OSError, ValueError, struct.error, ...
-        raise EncodeError(path, _reason(exc)) from None
     assert result is not None  # only format: auto skips a candidate
     return result.data
 
@@ -279,6 +274,20 @@ def _eight_bit(im: Image.Image) -> Image.Image:
 
 
 _GIF_XMP = "_gif_xmp"  # not a Pillow option: _save writes it into the GIF itself
+
+
+@contextmanager
+def encode_errors(path: Path, doing: str = "") -> Iterator[None]:
+    """Any failure inside as the one-line EncodeError for ``path`` (``doing: reason``);
+    an EncodeError raised inside is already that, and passes unchanged."""
+    try:
+        yield
+    except EncodeError:
+        raise
+    except MemoryError:
+        raise EncodeError(path, "out of memory (worker_memory limit)") from None
+    except Exception as exc:  # codecs raise OSError, ValueError, struct.error, ...
+        raise EncodeError(path, f"{doing}: {_reason(exc)}" if doing else _reason(exc)) from None
 
 
 def _metadata(fmt: str, exif: bytes | None, icc: bytes | None, xmp: bytes | None) -> dict:
