@@ -199,3 +199,41 @@ def test_random_drops_renames_replacements_and_kills_keep_the_disk_right(tmp_pat
             d.close()
 
     run()
+
+
+SKIP_CONFIG = """
+daemon:
+  settle_seconds: {settle}
+  workers: 1
+watch:
+  - inbox: {root}/inbox
+    originals: delete
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: {root}/out/{{stem}}.{{ext}}
+    on_conflict: skip
+"""
+
+
+@pytest.mark.parametrize("step", ["published:0", "all_published"])
+def test_sigkill_after_a_skipped_publish_never_deletes_the_original(daemon, step):
+    """on_conflict: skip and the name is taken by another picture's output. A kill -9 just
+    after publish found the name taken must not let the restart count that other file as
+    this job's output and delete the original, whose content then exists nowhere."""
+    d = daemon(SKIP_CONFIG, extra_env={"AMBERPIC_TEST_CRASH_AT": step})
+    d.out.mkdir(parents=True)
+    (d.out / "IMG_1.png").write_bytes(b"another picture entirely")
+    d.start()
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    d.proc.wait(30)
+    assert d.proc.returncode == -9, f"the hook did not fire at {step}:\n{d.logs()}"
+    d.kill()
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: [h["state"] for h in d.history()][:1] == ["done"], 30, "the job to end")
+    wait_for(d.idle)
+    assert src.read_bytes() == original, "the original went, with no output of its own"
+    assert (d.out / "IMG_1.png").read_bytes() == b"another picture entirely"
+    assert not [p for p in everything(d.root) if p.name.startswith(".amberpic-")]
