@@ -237,3 +237,36 @@ def test_sigkill_after_a_skipped_publish_never_deletes_the_original(daemon, step
     assert src.read_bytes() == original, "the original went, with no output of its own"
     assert (d.out / "IMG_1.png").read_bytes() == b"another picture entirely"
     assert not [p for p in everything(d.root) if p.name.startswith(".amberpic-")]
+
+
+def test_two_interrupted_jobs_of_one_file_are_run_once(daemon, tmp_path):
+    """One job per path, also for recovery: two jobs of one file left running (a job whose
+    records could not be written is superseded only once the journal heals; a kill -9
+    before that leaves both) are not both run, each publishing and handling the original."""
+    import sqlite3
+
+    d = daemon(CONFIG.replace("ORIGINALS", "move"), extra_env={"AMBERPIC_TEST_CRASH_AT": "staged"})
+    d.start()
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    d.proc.wait(30)
+    assert d.proc.returncode == -9, d.logs()
+    d.kill()
+    (db,) = [p for p in files(tmp_path / "state") if p.suffix in (".db", ".sqlite")]
+    with sqlite3.connect(db) as conn:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(jobs)") if r[1] != "id"]
+        names = ", ".join(cols)
+        conn.execute(f"INSERT INTO jobs ({names}) SELECT {names} FROM jobs WHERE id = 1")
+        assert conn.execute("SELECT count(*) FROM jobs WHERE state = 'running'").fetchone() == (2,)
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: "done" in [h["state"] for h in d.history()], 30, "the job to be done")
+    wait_for(d.idle)
+    states = sorted(h["state"] for h in d.history())
+    assert "original_failed" not in states and "failed" not in states, (states, d.logs())
+    assert sorted(p.relative_to(d.out).as_posix() for p in files(d.out)) == [
+        "IMG_1.png",
+        "thumbs/IMG_1.webp",
+    ]
+    assert not src.exists()
+    assert [p.read_bytes() for p in files(tmp_path / "archive")] == [original]
