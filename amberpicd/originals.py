@@ -75,12 +75,18 @@ def handle_original(
             return None
     except OriginalError:
         raise
+    except _Changed:
+        raise OriginalError(path, "it changed while being processed; left in place") from None
     except FileNotFoundError as exc:
         if policy in ("trash", "delete") and exc.filename != path.name:
             return None  # its folder is gone: so is the original
         raise OriginalError(path, "it changed while being processed; left in place") from None
     except Exception as exc:
         raise OriginalError(path, f"{policy}: {_reason(exc)}") from None
+
+
+class _Changed(Exception):
+    """The original was written to while it was being copied to the archive."""
 
 
 def _reason(exc: Exception) -> str:
@@ -207,6 +213,9 @@ def _copy_into(
             os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(fd_out)
             written = os.fstat(fd_out)
+            if not FileIdentity.of(st).matches(os.fstat(fd_in)):  # rewritten in place
+                raise _Changed(name)  # meanwhile: the copy may mix versions, and the
+                # version now in the inbox is one no output was made from
         except BaseException:
             os.close(fd_out)
             dst.unlink(temp, missing_ok=True)

@@ -270,3 +270,30 @@ def test_two_interrupted_jobs_of_one_file_are_run_once(daemon, tmp_path):
     ]
     assert not src.exists()
     assert [p.read_bytes() for p in files(tmp_path / "archive")] == [original]
+
+
+def test_replaced_between_publish_and_original_step_is_left_then_processed(daemon, tmp_path):
+    """kill -9 after the outputs are published; the name then gets other bytes. Recovery must
+    leave that file (its content was never processed), and the new bytes get their own job."""
+    d = daemon(
+        CONFIG.replace("ORIGINALS", "move"), extra_env={"AMBERPIC_TEST_CRASH_AT": "all_published"}
+    )
+    d.start()
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    d.proc.wait(30)
+    assert d.proc.returncode == -9, d.logs()
+    d.kill()
+    new = images.jpeg(tmp_path / "incoming.jpg", (120, 90), description="new bytes")
+    newer = new.read_bytes()
+    os.replace(new, src)
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: not src.exists(), 30, "the new bytes to be processed and moved")
+    wait_for(d.idle)
+    states = sorted(h["state"] for h in d.history())
+    assert states == ["done", "original_failed"], (states, d.logs())
+    assert [p.read_bytes() for p in files(tmp_path / "archive")] == [newer]
+    names = sorted(p.relative_to(d.out).as_posix() for p in files(d.out))
+    assert names == ["IMG_1-1.png", "IMG_1.png", "thumbs/IMG_1-1.webp", "thumbs/IMG_1.webp"]
+    with Image.open(d.out / "IMG_1-1.png") as im:
+        assert im.size == (120, 90)  # the new content's own output

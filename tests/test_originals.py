@@ -180,3 +180,28 @@ def test_a_file_left_aside_that_is_not_the_one_processed_is_put_back(tmp_path):
     with pytest.raises(OriginalError, match="changed"):
         handle_original(p, "delete", **seen)
     assert p.read_bytes() == b"other bytes" and sorted(p.parent.iterdir()) == [p]
+
+
+def test_move_across_filesystems_of_a_file_rewritten_during_the_copy_keeps_it(
+    tmp_path, monkeypatch
+):
+    """The copy to another disk takes a while; an editor saving in place meanwhile (same
+    inode) makes the copy a mix of both versions. The original must then stay, unremoved,
+    and no torn copy be published into the archive."""
+    import amberpicd.originals as originals
+
+    real = originals._copy_xattrs
+
+    def write_during_copy(fd_in, fd_out):
+        with open(p, "r+b") as f:  # the same inode, rewritten
+            f.write(b"PHOTO, edited")
+        real(fd_in, fd_out)
+
+    monkeypatch.setattr(originals, "_copy_xattrs", write_during_copy)
+    with need.tmpfs(tmp_path / "other", "1m") as other:
+        archive = other / "archive"
+        p, seen = original(tmp_path)
+        with pytest.raises(OriginalError, match="changed"):
+            handle_original(p, "move", archive=archive, **seen)
+        assert p.read_bytes() == b"PHOTO, edited"
+        assert [f for f in archive.rglob("*") if f.is_file()] == []
