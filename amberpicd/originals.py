@@ -68,7 +68,8 @@ def handle_original(
                 where = _archive_below(archive, inbox, PurePosixPath(relpath or "."))
                 return _move(folder, path.name, st, where)
             if policy == "trash":
-                trash(folder, path.name, path)
+                if not trash(folder, path.name, path, expect=st):
+                    raise OriginalError(path, "it changed while being processed; left in place")
                 return None
             if not _unlink_if_same(folder, path.name, st):
                 raise OriginalError(path, "it changed while being processed; left in place")

@@ -205,3 +205,14 @@ def test_move_across_filesystems_of_a_file_rewritten_during_the_copy_keeps_it(
             handle_original(p, "move", archive=archive, **seen)
         assert p.read_bytes() == b"PHOTO, edited"
         assert [f for f in archive.rglob("*") if f.is_file()] == []
+
+
+def test_trash_never_takes_a_file_renamed_over_the_original_after_the_check(
+    tmp_path, monkeypatch, trash_home
+):
+    p, seen = original(tmp_path)
+    _replaced_right_after_the_check(monkeypatch, p, b"a new photo, never processed")
+    with pytest.raises(OriginalError, match="changed"):
+        handle_original(p, "trash", **seen)
+    assert p.read_bytes() == b"a new photo, never processed"
+    assert [f for f in trash_home.rglob("*") if f.is_file()] == []
