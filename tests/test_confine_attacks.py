@@ -202,8 +202,8 @@ rules:
     report = commit(*stage(config, src)[:2])
     assert list(outside.iterdir()) == []
     assert report.error == (
-        "IMG_1.jpg: original not handled: move: inbox/done is a symbolic link; "
-        "refusing to move through it"
+        "IMG_1.jpg: outputs written; could not move the original: inbox/done is a symbolic"
+        " link; refusing to move through it"
     )
     assert src.is_file()
     # Control: a real folder there, and the original is archived in it.
