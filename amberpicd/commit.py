@@ -159,17 +159,22 @@ def commit(
         if recorder is not None:
             recorder.staged(result)
         crash_point("recorded")
-        skipped = _publish_all(staged, recorder, report)
-    except OSError as exc:
-        error = OutputError(result.path, error_text(exc))
-        report.status, report.error = "failed", str(error)
-        return report
+        try:
+            skipped = _publish_all(staged, recorder, report)
+        except OSError as exc:
+            error = OutputError(result.path, error_text(exc))
+            report.status, report.error = "failed", str(error)
+        # Recorded while every temp not published still exists: a staged job's missing
+        # temp then always means published, and a crash before this record is recovered
+        # by publishing the temps again (a skip is found again, the original kept).
+        if recorder is not None:
+            recorder.published(report.outputs)
+        crash_point("all_published")
     finally:
         for out in staged:  # whatever happened, no temp file stays behind
             discard(out)
-    if recorder is not None:
-        recorder.published(report.outputs)
-    crash_point("all_published")
+    if report.status == "failed":
+        return report
     report.status = "done" if report.outputs else "skipped"
     if skipped and originals.policy != "keep":
         names = ", ".join(printable(p.name) for p in skipped)

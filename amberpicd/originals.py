@@ -63,6 +63,7 @@ def handle_original(
     top, below = within(inbox, roots)
     try:
         with open_dir(top, below / rel, verb=_VERB[policy]) as folder:
+            _put_back_aside(folder, path.name, identity)  # a delete a crash cut short
             st = folder.lstat(path.name)
             if st is None and policy in ("trash", "delete"):
                 return None  # already done by an earlier, interrupted run
@@ -73,19 +74,26 @@ def handle_original(
                 top, below = within(archive, roots)
                 return _move(folder, path.name, st, (top, below / (relpath or ".")))
             if policy == "trash":
-                trash(folder, path.name, path)
+                if not trash(folder, path.name, path, expect=st):
+                    raise OriginalError(path, "it changed while being processed; left in place")
                 return None
-            folder.unlink(path.name)
-            folder.fsync()
+            if not _unlink_if_same(folder, path.name, st):
+                raise OriginalError(path, "it changed while being processed; left in place")
             return None
     except OriginalError:
         raise
+    except _Changed:
+        raise OriginalError(path, "it changed while being processed; left in place") from None
     except FileNotFoundError as exc:
         if policy in ("trash", "delete") and exc.filename != path.name:
             return None  # its folder is gone: so is the original
         raise OriginalError(path, "it changed while being processed; left in place") from None
     except Exception as exc:
         raise OriginalError(path, f"{policy}: {_reason(exc)}") from None
+
+
+class _Changed(Exception):
+    """The original was written to while it was being copied to the archive."""
 
 
 def _reason(exc: Exception) -> str:
@@ -109,12 +117,70 @@ def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, Pure
         dst.fsync()
         # Only the file that was archived leaves the inbox: a new one that took its name
         # meanwhile stays (gone already if a rename stood in for a link).
-        now = src.lstat(name)
-        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-            src.unlink(name, missing_ok=True)
-            src.fsync()
+        _unlink_if_same(src, name, st)
     assert final is not None
     return wanted.with_name(final)
+
+
+def aside_path(path: Path) -> Path:
+    """Where the original ``path`` is while it is being deleted (see _unlink_if_same)."""
+    return path.with_name(_aside(path.name))
+
+
+def _aside(name: str) -> str:
+    """The hidden name an original is moved to just before it is removed (the watcher
+    ignores it); named after the original, so a crash's leftover is found again."""
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return f"{TEMP_PREFIX}deleting-{digest}{TEMP_SUFFIX}"
+
+
+def _unlink_if_same(folder: DirHandle, name: str, st: os.stat_result) -> bool:
+    """Remove ``name`` only if it still is the inode ``st`` (the file checked). No syscall
+    unlinks "this inode only": the entry is first renamed aside (atomic: whatever holds the
+    name now is what moves), checked there, and removed; another file that was renamed over
+    the name since the check is put back, never removed. False when it was not removed."""
+    aside = _aside(name)
+    try:
+        folder.rename_noreplace(name, folder, aside)
+    except FileNotFoundError:
+        return False
+    now = folder.lstat(aside)
+    if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+        folder.unlink(aside, missing_ok=True)
+        folder.fsync()
+        return True
+    _restore(folder, aside, name)
+    return False
+
+
+def _restore(folder: DirHandle, aside: str, name: str) -> None:
+    """Give the file at ``aside`` back its name, or a free one beside it if an even newer
+    file took that meanwhile: it stays in the inbox, visible, and is processed."""
+    stem, suffix = os.path.splitext(name)
+    for n in range(10_000):
+        try:
+            folder.rename_noreplace(aside, folder, name if n == 0 else f"{stem}-{n}{suffix}")
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            return
+        folder.fsync()
+        return
+    raise OSError(errno.EEXIST, "no free name to put the file back under", name)
+
+
+def _put_back_aside(folder: DirHandle, name: str, identity: FileIdentity | None) -> None:
+    """A crash between moving the original aside and removing it left it hidden: removed
+    if it is the content processed (its outputs are written), else put back."""
+    aside = _aside(name)
+    st = folder.lstat(aside)
+    if st is None:
+        return
+    if folder.lstat(name) is not None and unchanged(folder, aside, st, identity):
+        folder.unlink(aside, missing_ok=True)
+        folder.fsync()
+        return
+    _restore(folder, aside, name)
 
 
 def _copy_into(
@@ -145,6 +211,9 @@ def _copy_into(
             os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(fd_out)
             written = os.fstat(fd_out)
+            if not FileIdentity.of(st).matches(os.fstat(fd_in)):  # rewritten in place
+                raise _Changed(name)  # meanwhile: the copy may mix versions, and the
+                # version now in the inbox is one no output was made from
         except BaseException:
             os.close(fd_out)
             dst.unlink(temp, missing_ok=True)

@@ -40,9 +40,9 @@ def test_trash_on_another_volume_never_resolves_the_path_again(tmp_path, trash_h
         assert result.status == "staged", result.error
         real_trash = originals.trash
 
-        def swapping_trash(folder, name, path):
+        def swapping_trash(folder, name, path, **kw):
             swap_for_link(inbox / "sub", inbox / "sub-away", victim.parent)
-            return real_trash(folder, name, path)
+            return real_trash(folder, name, path, **kw)
 
         monkeypatch.setattr(originals, "trash", swapping_trash)
         report = commit(result, policy, relpath=relpath)

@@ -199,3 +199,101 @@ def test_random_drops_renames_replacements_and_kills_keep_the_disk_right(tmp_pat
             d.close()
 
     run()
+
+
+SKIP_CONFIG = """
+daemon:
+  settle_seconds: {settle}
+  workers: 1
+watch:
+  - inbox: {root}/inbox
+    originals: delete
+rules:
+  - name: web
+    pipeline: [{{encode: png}}]
+    output: {root}/out/{{stem}}.{{ext}}
+    on_conflict: skip
+"""
+
+
+@pytest.mark.parametrize("step", ["published:0", "all_published"])
+def test_sigkill_after_a_skipped_publish_never_deletes_the_original(daemon, step):
+    """on_conflict: skip and the name is taken by another picture's output. A kill -9 just
+    after publish found the name taken must not let the restart count that other file as
+    this job's output and delete the original, whose content then exists nowhere."""
+    d = daemon(SKIP_CONFIG, extra_env={"AMBERPIC_TEST_CRASH_AT": step})
+    d.out.mkdir(parents=True)
+    (d.out / "IMG_1.png").write_bytes(b"another picture entirely")
+    d.start()
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    d.proc.wait(30)
+    assert d.proc.returncode == -9, f"the hook did not fire at {step}:\n{d.logs()}"
+    d.kill()
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: [h["state"] for h in d.history()][:1] == ["done"], 30, "the job to end")
+    wait_for(d.idle)
+    assert src.read_bytes() == original, "the original went, with no output of its own"
+    assert (d.out / "IMG_1.png").read_bytes() == b"another picture entirely"
+    assert not [p for p in everything(d.root) if p.name.startswith(".amberpic-")]
+
+
+def test_two_interrupted_jobs_of_one_file_are_run_once(daemon, tmp_path):
+    """One job per path, also for recovery: two jobs of one file left running (a job whose
+    records could not be written is superseded only once the journal heals; a kill -9
+    before that leaves both) are not both run, each publishing and handling the original."""
+    import sqlite3
+
+    d = daemon(CONFIG.replace("ORIGINALS", "move"), extra_env={"AMBERPIC_TEST_CRASH_AT": "staged"})
+    d.start()
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    d.proc.wait(30)
+    assert d.proc.returncode == -9, d.logs()
+    d.kill()
+    (db,) = [p for p in files(tmp_path / "state") if p.suffix in (".db", ".sqlite")]
+    with sqlite3.connect(db) as conn:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(jobs)") if r[1] != "id"]
+        names = ", ".join(cols)
+        conn.execute(f"INSERT INTO jobs ({names}) SELECT {names} FROM jobs WHERE id = 1")
+        assert conn.execute("SELECT count(*) FROM jobs WHERE state = 'running'").fetchone() == (2,)
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: "done" in [h["state"] for h in d.history()], 30, "the job to be done")
+    wait_for(d.idle)
+    states = sorted(h["state"] for h in d.history())
+    assert "original_failed" not in states and "failed" not in states, (states, d.logs())
+    assert sorted(p.relative_to(d.out).as_posix() for p in files(d.out)) == [
+        "IMG_1.png",
+        "thumbs/IMG_1.webp",
+    ]
+    assert not src.exists()
+    assert [p.read_bytes() for p in files(tmp_path / "archive")] == [original]
+
+
+def test_replaced_between_publish_and_original_step_is_left_then_processed(daemon, tmp_path):
+    """kill -9 after the outputs are published; the name then gets other bytes. Recovery must
+    leave that file (its content was never processed), and the new bytes get their own job."""
+    d = daemon(
+        CONFIG.replace("ORIGINALS", "move"), extra_env={"AMBERPIC_TEST_CRASH_AT": "all_published"}
+    )
+    d.start()
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    d.proc.wait(30)
+    assert d.proc.returncode == -9, d.logs()
+    d.kill()
+    new = images.jpeg(tmp_path / "incoming.jpg", (120, 90), description="new bytes")
+    newer = new.read_bytes()
+    os.replace(new, src)
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: not src.exists(), 30, "the new bytes to be processed and moved")
+    wait_for(d.idle)
+    states = sorted(h["state"] for h in d.history())
+    assert states == ["done", "original_failed"], (states, d.logs())
+    assert [p.read_bytes() for p in files(tmp_path / "archive")] == [newer]
+    names = sorted(p.relative_to(d.out).as_posix() for p in files(d.out))
+    assert names == ["IMG_1-1.png", "IMG_1.png", "thumbs/IMG_1-1.webp", "thumbs/IMG_1.webp"]
+    with Image.open(d.out / "IMG_1-1.png") as im:
+        assert im.size == (120, 90)  # the new content's own output

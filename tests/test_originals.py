@@ -118,3 +118,101 @@ def test_the_same_bytes_renamed_over_it_may_be_handled(tmp_path):
     os.replace(again, p)
     assert not identity.matches(os.lstat(p))
     assert handle_original(p, "delete", identity=identity) is None and not p.exists()
+
+
+def _replaced_right_after_the_check(monkeypatch, p: Path, new: bytes) -> None:
+    """The race a sync tool or a second `cp` wins: the check that the original is the file
+    processed passes, then another file is renamed over its name before the delete."""
+    import amberpicd.originals as originals
+
+    real = originals.unchanged
+
+    def check_then_replace(folder, name, st, identity):
+        ok = real(folder, name, st, identity)
+        other = p.with_name(".incoming")
+        other.write_bytes(new)
+        os.replace(other, p)
+        return ok
+
+    monkeypatch.setattr(originals, "unchanged", check_then_replace)
+
+
+def test_delete_never_removes_a_file_renamed_over_the_original_after_the_check(
+    tmp_path, monkeypatch
+):
+    p, seen = original(tmp_path)
+    _replaced_right_after_the_check(monkeypatch, p, b"a new photo, never processed")
+    with pytest.raises(OriginalError, match="changed"):
+        handle_original(p, "delete", **seen)
+    assert p.read_bytes() == b"a new photo, never processed"
+    assert sorted(x.name for x in p.parent.iterdir()) == ["a.jpg"]  # nothing aside is left
+
+
+def test_move_never_removes_a_file_renamed_over_the_original_after_the_check(tmp_path, monkeypatch):
+    p, seen = original(tmp_path)
+    archive = tmp_path / "archive"
+    _replaced_right_after_the_check(monkeypatch, p, b"a new photo, never processed")
+    handle_original(p, "move", archive=archive, **seen)  # what the archive gets: see below
+    assert p.read_bytes() == b"a new photo, never processed"
+    assert sorted(x.name for x in p.parent.iterdir()) == ["a.jpg"]
+
+
+def test_a_delete_cut_short_after_moving_the_original_aside_is_finished(tmp_path):
+    import hashlib
+    from dataclasses import replace
+
+    from amberpicd.originals import aside_path
+
+    p, seen = original(tmp_path)
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()  # as a worker's identity carries it
+    seen = {"identity": replace(seen["identity"], content_hash=digest)}
+    os.rename(p, aside_path(p))  # kill -9 between the rename aside and the unlink
+    assert handle_original(p, "delete", **seen) is None
+    assert list(p.parent.iterdir()) == []
+
+
+def test_a_file_left_aside_that_is_not_the_one_processed_is_put_back(tmp_path):
+    from amberpicd.originals import aside_path
+
+    p, seen = original(tmp_path)
+    p.write_bytes(b"other bytes")  # not what was processed
+    os.rename(p, aside_path(p))
+    with pytest.raises(OriginalError, match="changed"):
+        handle_original(p, "delete", **seen)
+    assert p.read_bytes() == b"other bytes" and sorted(p.parent.iterdir()) == [p]
+
+
+def test_move_across_filesystems_of_a_file_rewritten_during_the_copy_keeps_it(
+    tmp_path, monkeypatch
+):
+    """The copy to another disk takes a while; an editor saving in place meanwhile (same
+    inode) makes the copy a mix of both versions. The original must then stay, unremoved,
+    and no torn copy be published into the archive."""
+    import amberpicd.originals as originals
+
+    real = originals._copy_xattrs
+
+    def write_during_copy(fd_in, fd_out):
+        with open(p, "r+b") as f:  # the same inode, rewritten
+            f.write(b"PHOTO, edited")
+        real(fd_in, fd_out)
+
+    monkeypatch.setattr(originals, "_copy_xattrs", write_during_copy)
+    with need.tmpfs(tmp_path / "other", "1m") as other:
+        archive = other / "archive"
+        p, seen = original(tmp_path)
+        with pytest.raises(OriginalError, match="changed"):
+            handle_original(p, "move", archive=archive, **seen)
+        assert p.read_bytes() == b"PHOTO, edited"
+        assert [f for f in archive.rglob("*") if f.is_file()] == []
+
+
+def test_trash_never_takes_a_file_renamed_over_the_original_after_the_check(
+    tmp_path, monkeypatch, trash_home
+):
+    p, seen = original(tmp_path)
+    _replaced_right_after_the_check(monkeypatch, p, b"a new photo, never processed")
+    with pytest.raises(OriginalError, match="changed"):
+        handle_original(p, "trash", **seen)
+    assert p.read_bytes() == b"a new photo, never processed"
+    assert [f for f in trash_home.rglob("*") if f.is_file()] == []

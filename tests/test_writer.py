@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from amberpicd.output.writer import is_temp_name, publish, stage
+from amberpicd.output.writer import discard, is_temp_name, publish, stage
 
 
 def test_stage_is_invisible_until_published(tmp_path: Path):
@@ -29,12 +29,17 @@ def test_overwrite_replaces_atomically(tmp_path: Path):
     assert final.read_bytes() == b"new"
 
 
-def test_skip_keeps_existing_and_removes_temp(tmp_path: Path):
+def test_skip_keeps_existing_and_leaves_the_temp_for_the_caller(tmp_path: Path):
     final = tmp_path / "a.webp"
     final.write_bytes(b"old")
     staged = stage(b"new", final, "skip", "t")
     assert publish(staged) is None
-    assert final.read_bytes() == b"old" and not staged.temp.exists()
+    # The temp stays until the caller has recorded the skip (then discards it): a missing
+    # temp must only ever mean "published" to crash recovery.
+    assert final.read_bytes() == b"old" and staged.temp.read_bytes() == b"new"
+    assert publish(staged) is None  # again, after a crash: still skipped
+    discard(staged)
+    assert not staged.temp.exists() and final.read_bytes() == b"old"
     assert publish(stage(b"new", tmp_path / "b.webp", "skip", "t")) == tmp_path / "b.webp"
 
 

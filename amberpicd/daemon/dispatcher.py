@@ -183,6 +183,10 @@ class Dispatcher:
     ) -> None:
         """Run an interrupted job again under its own id (crash recovery). Its path is held
         while it runs, so the start-up rescan does not begin the same file twice."""
+        if job.path in self._paths:  # two jobs of one file left running: the later one
+            self.journal.supersede(job_id, "another job of this file was finished instead")
+            self._again.add(job.path)  # looked at again once that one ends
+            return
         done = self.journal.decided_hashes(job.path, fingerprint(job.rules))
         self._submit(Running(job_id, replace(job, done_hashes=done), originals, watch))
 

@@ -19,6 +19,7 @@ from amberpicd.config.schema import Config
 from amberpicd.errors import FileError, JournalError, OutputError, printable
 from amberpicd.fs.confined import SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
+from amberpicd.originals import aside_path
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
 
 log = logging.getLogger("amberpicd")
@@ -54,6 +55,8 @@ def root_for(final: Path, roots: set[Path]) -> Path | None:
 
 
 def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path]:
+    """Publish the temps still there; returns every output published. The temps of
+    outputs skipped stay until the journal knows they were skipped (the caller sweeps)."""
     outputs: list[Path] = []
     for n, out in enumerate(journal.staged_outputs(job.id)):
         staged = StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
@@ -79,7 +82,9 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
         report.error = f"{printable(job.source.name)}: outputs written; no inbox holds it any more"
     elif skipped and watch.originals != "keep":
         report.note = f"{printable(job.source.name)}: kept the original: an output was skipped"
-    elif watch.originals != "keep" and os.path.lexists(job.source):
+    elif watch.originals != "keep" and (
+        os.path.lexists(job.source) or os.path.lexists(aside_path(job.source))
+    ):
         rel = job.source.parent.relative_to(watch.inbox)
         finish_original(
             job.source,
@@ -115,6 +120,10 @@ def recover(journal: Journal, config: Config, rerun) -> int:
             if job.state == "staged":
                 journal.published(job.id, _publish_remaining(journal, job, roots))
                 job = journal.get(job.id)
+            try:  # a skipped output's temp stays until published is recorded (commit.py)
+                sweep_temps(roots, str(job.id))
+            except OSError as exc:  # e.g. an output root swapped for a link: said, left
+                log.error("%s: temp files not removed: %s", printable(job.source.name), exc)
             report = original_step(journal, config, job)
             if report is not None and report.error:
                 log.error("%s", report.error)

@@ -29,15 +29,16 @@ from amberpicd.paths import trash_dir
 _INFO_SUFFIX = ".trashinfo"
 
 
-def trash(folder: DirHandle, name: str, path: Path) -> None:
-    """Trash ``name`` in ``folder`` (shown to users as ``path``)."""
+def trash(folder: DirHandle, name: str, path: Path, expect: os.stat_result | None = None) -> bool:
+    """Trash ``name`` in ``folder`` (shown to users as ``path``). With ``expect``, only that
+    inode: another file renamed over the name since it was checked is given back (the
+    rename into the trash takes whatever holds the name), and False is returned."""
     dev = os.fstat(folder.fd).st_dev
     files, info = _trash_folders(open_dir, trash_dir())
     with files, info:
         if os.fstat(files.fd).st_dev == dev:
             try:
-                _move_in(folder, name, files, info, info_for(path))
-                return
+                return _move_in(folder, name, files, info, info_for(path), expect)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:  # one disk, two mounts: the volume's trash
                     raise
@@ -46,7 +47,7 @@ def trash(folder: DirHandle, name: str, path: Path) -> None:
     with mount_root(folder) as mount:
         files, info = _volume_trash(mount, os.getuid())
     with files, info:
-        _move_in(folder, name, files, info, info_for(path))
+        return _move_in(folder, name, files, info, info_for(path), expect)
 
 
 def info_for(path: Path, when: datetime | None = None) -> str:
@@ -80,7 +81,14 @@ def _volume_trash(mount: DirHandle, uid: int) -> tuple[DirHandle, DirHandle]:
     return _trash_folders(open_below, mount, f".Trash-{uid}")
 
 
-def _move_in(folder: DirHandle, name: str, files: DirHandle, info: DirHandle, text: str) -> None:
+def _move_in(
+    folder: DirHandle,
+    name: str,
+    files: DirHandle,
+    info: DirHandle,
+    text: str,
+    expect: os.stat_result | None,
+) -> bool:
     stem, ext = os.path.splitext(name)
     for counter in range(10_000):
         dest = name if counter == 0 else f"{stem} {counter}{ext}"
@@ -102,8 +110,30 @@ def _move_in(folder: DirHandle, name: str, files: DirHandle, info: DirHandle, te
             if isinstance(exc, FileExistsError):
                 continue
             raise
+        now = files.lstat(dest)
+        if expect is not None and (
+            now is None or (now.st_dev, now.st_ino) != (expect.st_dev, expect.st_ino)
+        ):
+            _give_back(files, dest, folder, name)
+            info.unlink(dest + _INFO_SUFFIX, missing_ok=True)
+            return False
         info.fsync()
         files.fsync()
         folder.fsync()
-        return
+        return True
     raise FileExistsError(errno.EEXIST, "no free name in the trash", name)
+
+
+def _give_back(files: DirHandle, dest: str, folder: DirHandle, name: str) -> None:
+    """Put a file trashed by mistake back in its folder, under its name or a free one."""
+    stem, ext = os.path.splitext(name)
+    for n in range(10_000):
+        try:
+            files.rename_noreplace(dest, folder, name if n == 0 else f"{stem}-{n}{ext}")
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            return
+        folder.fsync()
+        return
+    raise FileExistsError(errno.EEXIST, "no free name to give the file back under", name)

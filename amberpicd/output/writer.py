@@ -107,7 +107,8 @@ def discard(staged: StagedOutput) -> None:
 
 def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = None) -> Path | None:
     """Give the staged file its final name; returns the name used, or None when
-    ``skip`` found the name taken. Safe to call again after a crash mid-publish.
+    ``skip`` found the name taken (the temp is then left for the caller to discard once
+    it has recorded that). Safe to call again after a crash mid-publish.
     ``before_link`` hears each name just before it is tried (the journal notes it, so
     recovery knows where an output went)."""
     temp, final = staged.temp, staged.final
@@ -124,7 +125,9 @@ def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = N
             return final
         name = place(folder, temp.name, folder, final, staged.on_conflict, before_link)
         if name is None:
-            folder.unlink(temp.name, missing_ok=True)
+            # Skipped: the temp stays until the caller has recorded the outcome (then
+            # discards it). Gone now, a crash before that record would leave recovery
+            # only the name noted before the link, which holds another file.
             return None
         folder.unlink(temp.name, missing_ok=True)
         folder.fsync()
