@@ -331,3 +331,30 @@ def test_process_while_the_daemon_runs_breaks_neither(daemon: DaemonProc, tmp_pa
     states = [h["state"] for h in daemon.history()]
     assert sorted(states) == ["done"] * 12
     assert daemon.stop() == 0
+
+
+def test_a_process_killed_after_publishing_is_finished_by_the_daemon(
+    daemon: DaemonProc, tmp_path: Path
+):
+    """``process`` dies (SIGKILL) right after its outputs are published: its job is left
+    ``published`` in the journal; the daemon's start-up recovery finishes it (a file outside
+    every inbox, original kept: nothing more to do), and the next run skips it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    images.jpeg(outside / "k.jpg", (300, 200))
+    crash = {**daemon.env, "AMBERPIC_TEST_CRASH_AT": "all_published"}
+    command = ["-c", str(daemon.config), "process", "-j", "1", str(outside)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "amberpicd", *command], env=crash, capture_output=True, timeout=120
+    )
+    assert proc.returncode == -9 and (daemon.out / "k.webp").exists()
+    assert [h["state"] for h in daemon.history()] == ["published"]  # control: left unfinished
+    again = process_cli(daemon, str(outside))
+    assert again.returncode == 0 and "1 done" in again.stderr  # not done yet: redone...
+    assert sorted(p.name for p in files(daemon.out)) == ["k.webp"]  # ...its output recognised
+    daemon.start()
+    wait_for(daemon.idle, 30, "recovery")
+    assert sorted(h["state"] for h in daemon.history()) == ["done", "done"]
+    assert daemon.stop() == 0
+    last = process_cli(daemon, str(outside))
+    assert last.returncode == 0 and "0 done, 1 already done" in last.stderr, last.stderr
