@@ -8,6 +8,7 @@ says so; ``--force`` redoes it; an edit or another name is new work. The daemon 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -19,10 +20,10 @@ import images
 import pytest
 from daemonproc import DaemonProc, files, wait_for
 
-import amberpicd.pipeline
 from amberpicd.cli import main
 from amberpicd.fs.identity import RACY_NS
 
+OPENLOG = Path(__file__).parent / "openlog"
 RULES = """
 rules:
   - name: web
@@ -87,25 +88,40 @@ def test_a_second_run_skips_every_file_writes_nothing_and_says_so(tmp_path: Path
     assert [s for _, s in jobs(journal_file(tmp_path))] == ["done"] * 4  # skips add no jobs
 
 
-def test_a_settled_file_is_skipped_by_the_stat_cache_without_being_read(
-    tmp_path: Path, capsys, monkeypatch
-):
+def test_a_settled_file_is_skipped_by_the_stat_cache_without_being_read(tmp_path: Path):
+    """Opens counted by tests/openlog (an audit hook in every process of the run)."""
     cfg, photos = setup(tmp_path, n=2)
-    time.sleep(RACY_NS / 1e9 + 0.2)  # old enough that its identity may be cached
-    reads: list[Path] = []
-    real = amberpicd.pipeline.read_source
+    newest = max(os.lstat(p).st_ctime_ns for p in files(photos))
+    wait_for(lambda: time.time_ns() - newest > RACY_NS, 10, "the racy window")  # cacheable
+    log = tmp_path / "opens.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(OPENLOG), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
+        "AMBERPIC_OPENLOG": str(log),
+        "AMBERPIC_OPENLOG_UNDER": str(photos),
+    }
 
-    def counted(path, *a, **kw):
-        reads.append(path)
-        return real(path, *a, **kw)
+    def process() -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        log.unlink(missing_ok=True)
+        command = ["-c", str(cfg), "process", "-j", "1", str(photos)]
+        proc = subprocess.run(
+            [sys.executable, "-m", "amberpicd", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = log.read_text().splitlines()
+        assert any(line.startswith("armed ") for line in lines)  # the hook was there
+        return proc, [line for line in lines if not line.startswith("armed ")]
 
-    monkeypatch.setattr(amberpicd.pipeline, "read_source", counted)  # -j 0: runs inline
-    assert main(["-c", str(cfg), "process", "-j", "0", str(photos)]) == 0
-    assert len(reads) == 2  # control: the first run reads each file
-    capsys.readouterr()
-    assert main(["-c", str(cfg), "process", "-j", "0", str(photos)]) == 0
-    assert "2 already done" in capsys.readouterr().err
-    assert len(reads) == 2  # no file read again
+    proc, opened = process()
+    assert proc.returncode == 0 and len(opened) == 2, (proc.stderr, opened)  # control: read
+    proc, opened = process()
+    assert proc.returncode == 0 and "2 already done" in proc.stderr, proc.stderr
+    assert opened == []  # no file read again
 
 
 def test_an_unsettled_file_is_hashed_by_its_worker_and_skipped(tmp_path: Path, capsys):
