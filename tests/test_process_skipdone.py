@@ -374,3 +374,24 @@ def test_a_process_killed_after_publishing_is_finished_by_the_daemon(
     assert daemon.stop() == 0
     last = process_cli(daemon, str(outside))
     assert last.returncode == 0 and "0 done, 1 already done" in last.stderr, last.stderr
+
+
+def test_decided_can_count_only_done_jobs(tmp_path: Path):
+    """What ``process`` asks the journal: only done counts; a failure is a decision for the
+    daemon (``retry`` undoes it) but not a reason for ``process`` to skip the file."""
+    from amberpicd.errors import JournalError
+    from amberpicd.fs.identity import FileIdentity
+    from amberpicd.journal import Journal
+
+    photo = images.jpeg(tmp_path / "a.jpg")
+    identity = FileIdentity.of(os.lstat(photo))
+    with Journal(tmp_path / "j.db") as journal:
+        job = journal.begin_file(photo, "fp", inbox=None, identity=identity)
+        journal.identify(job, "h1", identity)
+        journal.fail(job, "a.jpg: broken")
+        assert journal.decided(photo, "fp", "h1") is not None  # control: the daemon's view
+        assert journal.decided(photo, "fp", "h1", states=("done",)) is None
+        assert journal.decided_hashes(photo, "fp") == ("h1",)
+        assert journal.decided_hashes(photo, "fp", states=("done",)) == ()
+        with pytest.raises(JournalError, match="not decision states"):
+            journal.decided(photo, "fp", "h1", states=("done'; DROP TABLE jobs; --",))
