@@ -3,22 +3,40 @@
 Uses exactly the daemon's engine: ``pipeline.run`` in worker processes, ``commit`` here.
 A dry run names the files the real run would write: ``free_name`` resolves name conflicts
 as publishing does, without writing.
+
+The daemon's journal is used as the daemon uses it (``recording``): a file whose path,
+content and rules are recorded as done is not processed again (status ``already``; cheaply
+by the stat cache when its identity is known, else its worker stops right after hashing it),
+and every job is recorded, so the daemon knows what ``process`` did and the other way round.
+Files outside every inbox are journaled the same way, with no inbox. ``force`` redoes done
+files (and records them again). A dry run only reads the journal, and only if it exists.
+A journal that cannot be opened or written is said in one line (``warn``); the run goes on
+without it, skipping nothing.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import replace
 from pathlib import Path
 
 from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config
-from amberpicd.errors import printable
+from amberpicd.errors import JournalError, printable
+from amberpicd.fs.identity import FileIdentity
+from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
+from amberpicd.paths import state_dir
 from amberpicd.pipeline import FileJob, FileResult, PlannedOutput, collect, run
+from amberpicd.recording import forget, identify, known_decision, record
+from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers import ENGINE, WorkerPool
+
+DONE = ("done",)  # what process skips: failed and unmatched files are tried again
 
 
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
@@ -119,13 +137,18 @@ def process(
     dry_run: bool = False,
     on_report: Callable[[Report], None] = lambda r: None,
     tally: Tally | None = None,
+    journal: Journal | None = None,
+    force: bool = False,
+    warn: Callable[[str], None] = lambda line: None,
 ) -> list[Report]:
     """Process every file in ``paths`` (as ``walk`` yields them); reports come back in
-    completion order. ``tally`` also learns each file's name as ``walk_shown`` shows it."""
+    completion order. ``tally`` also learns each file's name as ``walk_shown`` shows it.
+    With a ``journal`` (``open_journal``), done files are skipped and every job recorded."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     reports: list[Report] = []
-    pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy, str]] = {}
+    pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy, str, Journaled | None]] = {}
     names = DryNames(config)
+    book = Book(journal, force=force, dry_run=dry_run, warn=warn)
     limit = max(1, workers) * 2  # bounded in-flight work: flat memory on huge folders
     with WorkerPool(
         workers,
@@ -134,31 +157,160 @@ def process(
         preload=ENGINE,
     ) as pool:
 
+        def done(report: Report, size_in: int, size_out: int, shown: str) -> None:
+            if tally is not None:
+                tally.add(report, size_in, size_out, shown)
+            reports.append(report)
+            on_report(report)
+
         def drain(block: bool) -> None:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED, timeout=None if block else 0)
-            for future in done:
-                job, originals, shown = pending.pop(future)
+            finished, _ = wait(
+                list(pending), return_when=FIRST_COMPLETED, timeout=None if block else 0
+            )
+            for future in finished:
+                job, originals, shown, entry = pending.pop(future)
                 result = collect(future, job)
-                report = commit(result, originals, relpath=job.relpath, dry_run=job.dry_run)
+                report = book.commit(entry, job, originals, result)
                 if dry_run and report.status == "done":
                     names.resolve(result, report)
-                if tally is not None:
-                    size_in = result.identity.size if result.identity else 0
-                    tally.add(report, size_in, sum(o.bytes for o in result.outputs), shown)
-                reports.append(report)
-                on_report(report)
+                size_in = result.identity.size if result.identity else 0
+                done(report, size_in, sum(o.bytes for o in result.outputs), shown)
 
         # Walked before anything is written: outputs or moved originals that land inside a
         # folder being walked must not become inputs of the same run.
         for path, shown in list(walk_shown(paths)):
             job, originals = plan(config, path, rule=rule, dry_run=dry_run)
+            job, entry = book.take(config, job, originals)
+            if job is None:
+                done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
+                continue
             future = pool.submit(run, job, timeout=job.limits.job_timeout)
-            pending[future] = (job, originals, shown)
+            pending[future] = (job, originals, shown, entry)
             while len(pending) >= limit:
                 drain(block=True)
         while pending:
             drain(block=True)
     return reports
+
+
+def open_journal(dry_run: bool, warn: Callable[[str], None]) -> Journal | None:
+    """The daemon's journal (``$XDG_STATE_HOME/amberpic/journal.db``): read-only for a dry
+    run, which never creates it; never repaired here (the daemon does that). None, said
+    in one line through ``warn``, when it cannot be opened."""
+    path = state_dir() / "journal.db"
+    try:
+        if dry_run:
+            return Journal(path, read_only=True) if path.is_file() else None
+        return Journal(path, repair=False)
+    except JournalError as exc:
+        warn(f"journal: {exc}; processing every file, none skipped as done")
+        return None
+
+
+class Journaled(tuple):
+    """(job id, fingerprint) of a job recorded in the journal."""
+
+    @property
+    def job_id(self) -> int:
+        return self[0]
+
+    @property
+    def fp(self) -> str:
+        return self[1]
+
+
+class Book:
+    """``process``'s use of the journal: what to skip when taking a file, and the
+    recording of each job through ``recording`` (as the daemon's dispatcher records it).
+    A journal error drops the journal for the rest of the run, said once."""
+
+    def __init__(
+        self, journal: Journal | None, *, force: bool, dry_run: bool, warn: Callable[[str], None]
+    ):
+        self.journal, self.force, self.dry_run, self.warn = journal, force, dry_run, warn
+
+    def _lost(self, exc: JournalError) -> None:
+        self.warn(f"journal: {exc}; going on without it, none skipped as done")
+        if self.journal is not None:
+            self.journal.close()
+        self.journal = None
+
+    def take(
+        self, config: Config, job: FileJob, originals: OriginalsPolicy
+    ) -> tuple[FileJob | None, Journaled | None]:
+        """The job to run (None: done already) and its journal entry (None: not recorded)."""
+        journal = self.journal
+        if journal is None:
+            return job, None
+        try:
+            st = os.lstat(job.path)
+        except OSError:
+            return job, None  # the worker says what is wrong with it
+        if not stat.S_ISREG(st.st_mode):
+            return job, None  # a link the walk allowed: processed, not recorded
+        identity, fp = FileIdentity.of(st), fingerprint(job.rules)
+        try:
+            if not self.force:
+                if known_decision(journal, job.path, fp, identity, DONE) is not None:
+                    return None, None
+                done = journal.decided_hashes(job.path, fp, states=DONE)
+                job = replace(job, done_hashes=done)
+            if self.dry_run:
+                return job, None
+            watch = config.watch_for(job.path)
+            job_id = journal.begin_file(
+                job.path,
+                fp,
+                inbox=watch.inbox if watch is not None else None,
+                identity=identity,
+                originals=originals.policy,
+                rules=[r.name for r in job.rules],
+            )
+        except JournalError as exc:
+            self._lost(exc)
+            return replace(job, done_hashes=()), None
+        return replace(job, tag=str(job_id)), Journaled((job_id, fp))
+
+    def commit(
+        self,
+        entry: Journaled | None,
+        job: FileJob,
+        originals: OriginalsPolicy,
+        result: FileResult,
+    ) -> Report:
+        """Commit ``result``, recorded in the journal when its job is."""
+        journal = self.journal
+        if result.status == "already":  # the worker hashed it: a content done before
+            if entry is not None and journal is not None:
+                try:
+                    forget(journal, entry.job_id, result)
+                except JournalError as exc:
+                    self._lost(exc)
+            return Report(result.path, "already", seconds=result.seconds)
+        if entry is None or journal is None:
+            return commit(result, originals, relpath=job.relpath, dry_run=job.dry_run)
+        try:
+            if result.status == "changed":
+                journal.discard(entry.job_id)
+            elif result.content_hash and result.identity is not None:
+                earlier = None
+                if not self.force:
+                    earlier = journal.decided(job.path, entry.fp, result.content_hash, states=DONE)
+                if earlier is not None:  # done meanwhile (the daemon, or a link to it)
+                    forget(journal, entry.job_id, result)
+                    return Report(result.path, "already", seconds=result.seconds)
+                identify(journal, entry.job_id, result, entry.fp)
+        except JournalError as exc:  # nothing committed yet: do it without the journal
+            self._lost(exc)
+            return commit(result, originals, relpath=job.relpath)
+        if result.status == "changed":
+            return commit(result, originals, relpath=job.relpath)
+        try:
+            return record(journal, entry.job_id, job, originals, result)
+        except JournalError as exc:
+            self._lost(exc)
+            name = printable(job.path.name)
+            return Report(job.path, "failed", error=f"{name}: journal: {exc}")
 
 
 class DryNames:

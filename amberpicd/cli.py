@@ -58,10 +58,17 @@ def _process(args: argparse.Namespace) -> int:
     progress = report.Progress(total)
     tally = batch.Tally()
 
+    def warn(line: str) -> None:
+        progress.clear()
+        print(f"amberpicd: {printable(line)}", file=sys.stderr, flush=True)
+
+    journal = batch.open_journal(args.dry_run, warn)
+
     def show(rep) -> None:
         progress.clear()
         # Not an image (README.txt, a Makefile): skipped quietly, listed with --verbose.
         quiet = rep.status == "skipped" and rep.error and not args.verbose
+        quiet = quiet or (rep.status == "already" and not args.verbose)  # counted at the end
         if args.json:
             print(report.json_line(rep), flush=True)
         elif (rep.status == "failed" and args.verbose) or (rep.status != "failed" and not quiet):
@@ -71,15 +78,22 @@ def _process(args: argparse.Namespace) -> int:
             print(f"amberpicd: {printable(error or '')}", file=sys.stderr, flush=True)
         progress.update(rep)
 
-    reports = batch.process(
-        loaded.config,
-        given,
-        jobs=args.jobs,
-        rule=args.rule,
-        dry_run=args.dry_run,
-        on_report=show,
-        tally=tally,
-    )
+    try:
+        reports = batch.process(
+            loaded.config,
+            given,
+            jobs=args.jobs,
+            rule=args.rule,
+            dry_run=args.dry_run,
+            on_report=show,
+            tally=tally,
+            journal=journal,
+            force=args.force,
+            warn=warn,
+        )
+    finally:
+        if journal is not None:
+            journal.close()
     progress.clear()
     # The last line, for people: not when a script reads JSON from a pipe.
     if not (args.json and not sys.stdout.isatty()):
@@ -163,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run the rules on files and folders",
         "Run the config's rules once on the files given and on every file in the folders given "
         "(recursively), exactly as the daemon would, then exit. Files that are no images are "
-        "skipped; the last line sums up what was done.",
+        "skipped; files already done with the same name, content and rules (by an earlier "
+        "run or the daemon: both keep the journal) are skipped unless --force; the last line "
+        "sums up what was done.",
         "amberpicd process --dry-run ~/Pictures/Holiday\n"
         "  amberpicd process -c web.yaml --json a.jpg b.heic",
     )
@@ -171,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="report, write nothing")
     p.add_argument("--json", action="store_true", help="one JSON object per input file per line")
     p.add_argument("--rule", metavar="NAME", help="run only this rule")
+    p.add_argument(
+        "--force", action="store_true", help="redo files already done (same name, content, rules)"
+    )
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: cores)")
 
     p = add_command(

@@ -69,7 +69,7 @@ class Report:
     """The outcome of one input file, as the CLI and the journal report it."""
 
     source: Path
-    status: str  # done | failed | unmatched | skipped
+    status: str  # done | failed | unmatched | skipped | already (done before: process)
     outputs: list[Path] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     error: str | None = None

@@ -45,6 +45,8 @@ def human_line(report: Report, dry_run: bool = False, name: str | None = None) -
     name = name if name is not None else printable(report.source.name)
     if report.status == "failed":
         return f"failed  {error}"
+    if report.status == "already":
+        return f"already {name}: done before (same name, content and rules)"
     if report.status == "unmatched":
         return f"skipped {name}: no rule matches"
     if report.status == "skipped":
@@ -67,10 +69,13 @@ def size_text(n: int) -> str:
 def summary_line(counts: dict[str, int], bytes_in: int, bytes_out: int, seconds: float) -> str:
     """The run's last line: ``12 done, 2 skipped, 0 failed · 48.1 MB → 9.7 MB (-80 %) · 6.2 s``
     (with a real minus sign).
-    Files no rule matched count as skipped; sizes are those of the files done."""
+    Files no rule matched count as skipped; sizes are those of the files done. Files done
+    before (``already``) are counted apart, with how to redo them."""
     done, failed = counts.get("done", 0), counts.get("failed", 0)
     skipped = counts.get("skipped", 0) + counts.get("unmatched", 0)
-    parts = [f"{done} done, {skipped} skipped, {failed} failed"]
+    already = counts.get("already", 0)
+    before = f"{already} already done (use --force to redo), " if already else ""
+    parts = [f"{done} done, {before}{skipped} skipped, {failed} failed"]
     if done and bytes_in:
         change = round(100 * (bytes_out - bytes_in) / bytes_in)
         sign = "\u2212" if change < 0 else "+"  # a real minus sign

@@ -8,6 +8,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path, monkeypatch):
+    """Every test's journal in its own folder: ``amberpicd process`` keeps the daemon's journal
+    (``$XDG_STATE_HOME/amberpic/journal.db``), never the real one of whoever runs the tests.
+    A test that sets HOME and unsets XDG_STATE_HOME gets HOME's, which is private too."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
 @pytest.fixture
 def trash_home(tmp_path, monkeypatch):
     """A private freedesktop trash (XDG_DATA_HOME is read each time something is trashed)."""

@@ -81,7 +81,7 @@ def test_non_images_are_skipped_quietly_counted_and_listed_with_verbose(
     assert code == 0
     assert rows["README.txt"]["status"] == rows["Makefile"]["status"] == "skipped"
     assert rows["Makefile"]["error"] == "Makefile: not an image"  # "source" says where
-    assert rows["p1.jpg"]["status"] == "done"
+    assert rows["p1.jpg"]["status"] == "already"  # done by the first run (the journal knows)
 
     code, out, _ = run_cli("-c", str(cfg), "-v", "process", str(project), capsys=capsys)
     assert code == 0

@@ -32,17 +32,17 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from amberpicd.commit import OriginalsPolicy, Report, commit, finish_original
+from amberpicd.commit import OriginalsPolicy, Report, finish_original
 from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon.recovery import original_step, sweep_temps
 from amberpicd.errors import JournalError, JournalGone, printable
 from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Job, Journal
-from amberpicd.journal import StagedOutput as JournalStaged
 from amberpicd.output.template import fixed_root
-from amberpicd.output.writer import discard
 from amberpicd.pipeline import FileJob, FileResult, collect, run
+from amberpicd.recording import discard_staged as _discard_staged
+from amberpicd.recording import end, known_decision, record
 from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers import WorkerPool
 
@@ -59,31 +59,6 @@ class Running:
     originals: OriginalsPolicy
     watch: Watch
     key: object = None  # unused; kept for callers of resubmit
-
-
-class JournalRecorder:
-    """Tells the journal each step of a commit before the next one happens."""
-
-    def __init__(self, journal: Journal, job_id: int, source: Path | None = None):
-        self.journal, self.job_id, self.source = journal, job_id, source
-
-    def staged(self, result: FileResult) -> None:
-        outputs = [
-            JournalStaged(o.staged.temp, o.staged.final, o.staged.on_conflict)
-            for o in result.outputs
-            if o.staged is not None
-        ]
-        self.journal.stage(self.job_id, outputs)
-
-    def publishing(self, n: int, name: Path) -> None:
-        self.journal.mark_published(self.job_id, n, name)
-
-    def published(self, outputs: list[Path]) -> None:
-        self.journal.published(self.job_id, outputs)
-
-    def foreign(self, path: Path) -> bool:
-        sources = self.journal.output_sources(path)
-        return bool(sources - {self.source}) if self.source is not None else bool(sources)
 
 
 def job_for(config: Config, watch: Watch, path: Path, tag: str) -> tuple[FileJob, OriginalsPolicy]:
@@ -324,8 +299,7 @@ class Dispatcher:
             return
         rules = config.rules_for(watch)
         fp, identity = self._fingerprint(config, watch), FileIdentity.of(st)
-        known = self.journal.cached_hash(identity)  # no read: the hash a worker found
-        earlier = self.journal.decided(path, fp, known) if known is not None else None
+        earlier = known_decision(self.journal, path, fp, identity)  # no read: the stat cache
         earlier = earlier or self.journal.failed_unread(path, fp, identity)
         if earlier is not None:
             self._decided(path, earlier, logging.DEBUG)
@@ -428,20 +402,7 @@ class Dispatcher:
         self.on_report(report)
 
     def _record(self, item: Running, result: FileResult) -> Report:
-        if result.status in ("unmatched", "skipped"):  # skipped: not an image
-            self.journal.no_match(item.job_id)
-            return Report(result.path, result.status, error=result.error, seconds=result.seconds)
-        if result.status == "failed":
-            self.journal.fail(item.job_id, result.error or "failed")
-            return Report(result.path, "failed", error=result.error, rules=result.rules)
-        report = commit(
-            result,
-            item.originals,
-            relpath=item.job.relpath,
-            recorder=JournalRecorder(self.journal, item.job_id, item.job.path),
-        )
-        self._end(item.job_id, report)
-        return report
+        return record(self.journal, item.job_id, item.job, item.originals, result)
 
     # -- what the worker found (identity) ----------------------------------------------------
     def _learn(self, item: Running, result: FileResult) -> bool:
@@ -507,12 +468,7 @@ class Dispatcher:
             self.queue.put(path)
 
     def _end(self, job_id: int, report: Report) -> None:
-        if report.status == "failed" and report.step == "original":
-            self.journal.original_failed(job_id, report.error or "failed")
-        elif report.status == "failed":
-            self.journal.fail(job_id, report.error or "failed")
-        else:
-            self.journal.finish(job_id)
+        end(self.journal, job_id, report)
 
     def _resume(self, job: Job) -> None:
         report = original_step(self.journal, self.config(), job)
@@ -525,13 +481,6 @@ def _deepest(watches: dict[str, Watch], path: Path, config: Config) -> Watch | N
     files mostly share one), else ``config.watch_for`` (deepest inbox wins)."""
     watch = watches.get(os.path.dirname(path))
     return watch if watch is not None else config.watch_for(path)
-
-
-def _discard_staged(result: FileResult) -> None:
-    for out in result.outputs:
-        if out.staged is not None:
-            discard(out.staged)  # through the confined folder, as it was staged
-    result.outputs.clear()
 
 
 def _sweep(job: FileJob) -> None:

@@ -77,7 +77,9 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
     watch = config.watch_for(job.source)
     # An output skipped (on_conflict: skip, name taken) is staged but not among the outputs.
     skipped = len(journal.staged_outputs(job.id)) > len(job.outputs)
-    if watch is None:
+    if watch is None and job.originals == "keep":
+        pass  # e.g. `amberpicd process` on a file outside every inbox: the original stays
+    elif watch is None:
         report.status, report.step = "failed", "original"
         report.error = f"{printable(job.source.name)}: outputs written; no inbox holds it any more"
     elif skipped and watch.originals != "keep":

@@ -56,6 +56,14 @@ class FileQueries(Store):
     def _still(self) -> str:  # the SQL fragment for the current decision states
         return _still_there(self._decisions)
 
+    def _still_for(self, states: Sequence[str] | None) -> str:
+        if states is None:
+            return self._still
+        unknown = set(states) - set(self._decisions)
+        if unknown:  # the SQL is built from these names: only known states
+            raise JournalError(f"{self.path.name}: not decision states: {sorted(unknown)}")
+        return _still_there(tuple(states))
+
     def begin_file(
         self,
         source: Path,
@@ -164,21 +172,36 @@ class FileQueries(Store):
         decided = set(rows)
         return {path for path, h in candidates if (_db(path), h) in decided}
 
-    def decided(self, source: Path, fingerprint: str, content_hash: str) -> Decided | None:
+    def decided(
+        self,
+        source: Path,
+        fingerprint: str,
+        content_hash: str,
+        *,
+        states: Sequence[str] | None = None,
+    ) -> Decided | None:
         """The latest decision that holds for this path with this content and rules: done (with
-        the original kept), failed or unmatched. None: the file is due."""
+        the original kept), failed or unmatched. None: the file is due. ``states`` narrows
+        which decisions count (``process`` skips only ``("done",)``)."""
         rows = self._read(
             "SELECT id, state, error FROM jobs WHERE source = ? AND fingerprint = ?"
-            f" AND content_hash = ? AND {self._still} ORDER BY id DESC LIMIT 1",
+            f" AND content_hash = ? AND {self._still_for(states)} ORDER BY id DESC LIMIT 1",
             (_db(source), fingerprint, content_hash),
         )
         return Decided(rows[0]) if rows else None
 
-    def decided_hashes(self, source: Path, fingerprint: str, limit: int = 16) -> tuple[str, ...]:
+    def decided_hashes(
+        self,
+        source: Path,
+        fingerprint: str,
+        limit: int = 16,
+        *,
+        states: Sequence[str] | None = None,
+    ) -> tuple[str, ...]:
         """The content hashes :meth:`decided` knows for this path and rules, newest first."""
         rows = self._read(
             "SELECT content_hash FROM jobs WHERE source = ? AND fingerprint = ?"
-            f" AND content_hash != '' AND {self._still}"
+            f" AND content_hash != '' AND {self._still_for(states)}"
             " GROUP BY content_hash ORDER BY MAX(id) DESC LIMIT ?",
             (_db(source), fingerprint, limit),
         )

@@ -94,9 +94,10 @@ class Journal(FileQueries):
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        repair: bool = True,
     ):
         self._clock = clock
-        super().__init__(path, timeout=timeout, read_only=read_only)
+        super().__init__(path, timeout=timeout, read_only=read_only, repair=repair)
 
     # --- state changes ---------------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 WAL with synchronous=FULL, a busy timeout, a lock held by another process reported as such, a
 corrupt file moved aside and started afresh, and schema migrations by PRAGMA user_version.
 ``read_only=True`` (``amberpicd history``) opens an existing file with SQLite's ``mode=ro`` and
-never creates, migrates or repairs it. A writer remembers which file it opened (device and
-inode) and refuses to write once the path names another file or none (the journal was
-deleted or replaced under it); ``reopen()`` then starts on whatever the path holds now.
+never creates, migrates or repairs it; ``repair=False`` (``amberpicd process``) writes but
+reports a corrupt file instead of moving it aside. A writer remembers which file it opened
+(device and inode) and refuses to write once the path names another file or none (the
+journal was deleted or replaced under it); ``reopen()`` then starts on whatever the path
+holds now.
 """
 
 from __future__ import annotations
@@ -103,7 +105,14 @@ class _Corrupt(Exception):
 class Store:
     """One SQLite connection behind a lock; the Journal builds its job API on top."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 5.0, read_only: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 5.0,
+        read_only: bool = False,
+        repair: bool = True,
+    ):
         self.path = Path(path)
         self.recovered_from: Path | None = None  # where a corrupt journal was moved, if it was
         self.read_only = read_only
@@ -121,7 +130,11 @@ class Store:
             raise JournalError(f"{self.path.name}: cannot create folder: {reason}") from exc
         try:
             self._conn: sqlite3.Connection | None = self._open()
-        except _Corrupt:
+        except _Corrupt as exc:
+            if not repair:  # ``process``: only the daemon moves a corrupt journal aside
+                raise JournalError(
+                    f"{self.path.name}: corrupt; the daemon starts a fresh one when it starts"
+                ) from exc
             self.recovered_from = self._move_aside()
             try:
                 self._conn = self._open()
