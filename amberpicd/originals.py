@@ -149,24 +149,8 @@ def _unlink_if_same(folder: DirHandle, name: str, st: os.stat_result) -> bool:
         folder.unlink(aside, missing_ok=True)
         folder.fsync()
         return True
-    _restore(folder, aside, name)
+    folder.give_back(aside, folder, name)  # it stays in the inbox, visible, and is processed
     return False
-
-
-def _restore(folder: DirHandle, aside: str, name: str) -> None:
-    """Give the file at ``aside`` back its name, or a free one beside it if an even newer
-    file took that meanwhile: it stays in the inbox, visible, and is processed."""
-    stem, suffix = os.path.splitext(name)
-    for n in range(10_000):
-        try:
-            folder.rename_noreplace(aside, folder, name if n == 0 else f"{stem}-{n}{suffix}")
-        except FileExistsError:
-            continue
-        except FileNotFoundError:
-            return
-        folder.fsync()
-        return
-    raise OSError(errno.EEXIST, "no free name to put the file back under", name)
 
 
 def _put_back_aside(folder: DirHandle, name: str, identity: FileIdentity | None) -> None:
@@ -180,7 +164,7 @@ def _put_back_aside(folder: DirHandle, name: str, identity: FileIdentity | None)
         folder.unlink(aside, missing_ok=True)
         folder.fsync()
         return
-    _restore(folder, aside, name)
+    folder.give_back(aside, folder, name)  # it stays in the inbox, visible, and is processed
 
 
 def _copy_into(

@@ -141,6 +141,22 @@ class DirHandle:
                 raise
         self.rename_noreplace(src_name, dst, dst_name)
 
+    def give_back(self, name: str, dst: DirHandle, wanted: str) -> None:
+        """Move ``name`` to ``wanted`` in ``dst``, or to the first free ``stem-N.ext`` beside
+        it when a newer file took that name: a file put back never clobbers one. Nothing
+        happens when ``name`` is gone already (an earlier run put it back)."""
+        stem, ext = os.path.splitext(wanted)
+        for n in range(10_000):
+            try:
+                self.rename_noreplace(name, dst, wanted if n == 0 else f"{stem}-{n}{ext}")
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                return
+            dst.fsync()
+            return
+        raise FileExistsError(errno.EEXIST, "no free name to put the file back under", wanted)
+
     def rename_noreplace(self, name: str, dst: DirHandle, dst_name: str) -> None:
         """Move ``name`` to ``dst_name`` in ``dst``; FileExistsError if that exists."""
         src_name, dst_name = _one(name), _one(dst_name)

@@ -114,7 +114,7 @@ def _move_in(
         if expect is not None and (
             now is None or (now.st_dev, now.st_ino) != (expect.st_dev, expect.st_ino)
         ):
-            _give_back(files, dest, folder, name)
+            files.give_back(dest, folder, name)
             info.unlink(dest + _INFO_SUFFIX, missing_ok=True)
             return False
         info.fsync()
@@ -122,18 +122,3 @@ def _move_in(
         folder.fsync()
         return True
     raise FileExistsError(errno.EEXIST, "no free name in the trash", name)
-
-
-def _give_back(files: DirHandle, dest: str, folder: DirHandle, name: str) -> None:
-    """Put a file trashed by mistake back in its folder, under its name or a free one."""
-    stem, ext = os.path.splitext(name)
-    for n in range(10_000):
-        try:
-            files.rename_noreplace(dest, folder, name if n == 0 else f"{stem}-{n}{ext}")
-        except FileExistsError:
-            continue
-        except FileNotFoundError:
-            return
-        folder.fsync()
-        return
-    raise FileExistsError(errno.EEXIST, "no free name to give the file back under", name)
