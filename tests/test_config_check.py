@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from clirun import run_cli
 
-from amberpicd.cli import main
 from amberpicd.config.loader import load_config, parse_config, starter_config_text
 from amberpicd.config.messages import known_keys
 from amberpicd.errors import ConfigError
@@ -24,12 +24,6 @@ def home(tmp_path, monkeypatch) -> Path:
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "AMBERPIC_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     return home
-
-
-def run_cli(*args: str, capsys) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 RULE = """

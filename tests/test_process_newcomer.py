@@ -9,25 +9,9 @@ from pathlib import Path
 
 import images
 import pytest
+from clirun import json_lines, run_cli, write_config
 
 from amberpicd.cli import main
-
-
-def run_cli(*args: str, capsys) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def json_lines(out: str) -> dict[str, dict]:
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return {Path(r["source"]).name: r for r in rows}
-
-
-def write_config(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture
