@@ -27,6 +27,7 @@ from pathlib import Path
 from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config
 from amberpicd.errors import JournalError, printable
+from amberpicd.fs.confined import name_choices
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
@@ -73,10 +74,9 @@ def free_name(final: Path, on_conflict: str, exists: Callable[[Path], bool]) -> 
         return final
     if on_conflict == "skip":
         return None
-    for n in range(1, 10_000):
-        candidate = final.with_name(f"{final.stem}-{n}{final.suffix}")
-        if not exists(candidate):
-            return candidate
+    for name in name_choices(final.name):
+        if not exists(final.with_name(name)):
+            return final.with_name(name)
     return None
 
 

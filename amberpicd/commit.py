@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from amberpicd.errors import FileError, OutputError, error_text, printable
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.originals import handle_original
 from amberpicd.output.writer import StagedOutput, discard, publish
@@ -33,7 +33,6 @@ from amberpicd.pipeline import FileResult
 # or hangs there for ever with "hang@published:1" (a stuck dispatcher, for the watchdog test).
 # Read once at import; unset (always, outside those tests) it costs one comparison per step.
 _CRASH_AT = os.environ.get("AMBERPIC_TEST_CRASH_AT") or None
-_NAMES = 10_000  # as many "-n" names as publish tries
 
 
 def crash_point(step: str) -> None:
@@ -228,10 +227,9 @@ def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | No
             st = folder.lstat(out.temp.name)
             if st is None or not stat.S_ISREG(st.st_mode):
                 return None
-            names = 1 if out.on_conflict != "rename" else _NAMES
-            for n in range(names):
-                final = out.final
-                name = final.name if n == 0 else f"{final.stem}-{n}{final.suffix}"
+            final = out.final
+            tried = name_choices(final.name) if out.on_conflict == "rename" else [final.name]
+            for name in tried:
                 other = folder.lstat(name)
                 if other is None:
                     return None  # publish would take this free name: nothing further is ours

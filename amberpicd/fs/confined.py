@@ -16,7 +16,7 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath, PurePosixPath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -145,10 +145,9 @@ class DirHandle:
         """Move ``name`` to ``wanted`` in ``dst``, or to the first free ``stem-N.ext`` beside
         it when a newer file took that name: a file put back never clobbers one. Nothing
         happens when ``name`` is gone already (an earlier run put it back)."""
-        stem, ext = os.path.splitext(wanted)
-        for n in range(10_000):
+        for choice in name_choices(wanted):
             try:
-                self.rename_noreplace(name, dst, wanted if n == 0 else f"{stem}-{n}{ext}")
+                self.rename_noreplace(name, dst, choice)
             except FileExistsError:
                 continue
             except FileNotFoundError:
@@ -246,6 +245,18 @@ def _mount_id(fd: int) -> str | None:
     except OSError:
         pass
     return None
+
+
+NAME_TRIES = 10_000  # name, name-1 ... name-9999: then the folder is full for that name
+
+
+def name_choices(name: str) -> Iterator[str]:
+    """``name``, then ``stem-1.ext``, ``stem-2.ext``...: the names a file takes, in order,
+    when the one it wants is taken (publishing, a dry run's naming, putting a file back)."""
+    stem, ext = os.path.splitext(name)
+    yield name
+    for n in range(1, NAME_TRIES):
+        yield f"{stem}-{n}{ext}"
 
 
 def within(folder: Path, roots: Iterable[Path]) -> tuple[Path, PurePosixPath]:

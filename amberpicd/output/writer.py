@@ -19,7 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, open_dir, probe_dir
+from amberpicd.fs.confined import (
+    DirHandle,
+    Escape,
+    SymlinkRefused,
+    name_choices,
+    open_dir,
+    probe_dir,
+)
 
 TEMP_PREFIX = ".amberpic-"
 TEMP_SUFFIX = ".tmp"
@@ -145,8 +152,7 @@ def place(
     """Link ``src``/``name`` into ``dst`` as ``final``'s name, or ``stem-N.ext`` when taken
     (``rename``), or nowhere (``skip``: returns None). A name that already is this very
     file (a crash between link and unlink last time) counts as done. Returns the name."""
-    for n in range(10_000):
-        candidate = final.name if n == 0 else f"{final.stem}-{n}{final.suffix}"
+    for n, candidate in enumerate(name_choices(final.name)):
         if on_conflict == "skip" and n > 0:
             return None
         if before_link is not None:
