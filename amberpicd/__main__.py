@@ -1,3 +1,3 @@
-from amberpicd.cli import main
+from amberpicd.cli.main import main
 
 raise SystemExit(main())

@@ -148,9 +148,9 @@ def _drop(source: Path, inbox: Path, out: Path, stem: str) -> float | None:
 def _bare(files: list[Path], folder: Path) -> list[float]:
     """The engine alone on the same files, in this process: read, decode, resize, encode,
     stage (no watcher, queue, worker hand-off or publish)."""
-    from amberpicd.batch import plan, worker_setup
     from amberpicd.config.loader import parse_config
-    from amberpicd.pipeline import run
+    from amberpicd.engine.batch import plan, worker_setup
+    from amberpicd.engine.pipeline import run
 
     worker_setup()
     folder.mkdir()

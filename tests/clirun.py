@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from amberpicd.cli import main
+from amberpicd.cli.main import main
 
 
 def run_cli(*args: str, capsys) -> tuple[int, str, str]:

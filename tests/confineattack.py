@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from amberpicd import batch, pipeline
 from amberpicd.config.loader import parse_config
+from amberpicd.engine import batch, pipeline
 
 
 def make_config(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from amberpicd.facts import Facts
+from amberpicd.rules.facts import Facts
 
 
 def facts(**kw: object) -> Facts:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from amberpicd.commit import OriginalsPolicy, already_published, commit
+from amberpicd.engine.commit import OriginalsPolicy, already_published, commit
+from amberpicd.engine.pipeline import FileResult, PlannedOutput
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.output.writer import StagedOutput, stage
-from amberpicd.pipeline import FileResult, PlannedOutput
 
 
 class Recorder:

@@ -14,9 +14,9 @@ from pathlib import Path
 import images
 import pytest
 
-from amberpicd import batch, pipeline
-from amberpicd.commit import Report, commit
 from amberpicd.config.loader import parse_config
+from amberpicd.engine import batch, pipeline
+from amberpicd.engine.commit import Report, commit
 from amberpicd.output.template import fixed_root
 
 LINK_OUT = "is a symbolic link; refusing to write through it"
@@ -406,9 +406,9 @@ def test_overwrite_of_a_hard_link_replaces_the_name_not_the_outside_file(tmp_pat
 
 
 def test_a_relpath_with_dot_dot_cannot_leave_the_archive(tmp_path):
+    from amberpicd.engine.originals import handle_original
     from amberpicd.errors import OriginalError
     from amberpicd.fs.identity import FileIdentity
-    from amberpicd.originals import handle_original
 
     src = drop(tmp_path)
     st = os.lstat(src)

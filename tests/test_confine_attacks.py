@@ -14,9 +14,9 @@ import images
 import pytest
 from confineattack import make_config, stage, swap_for_link
 
-from amberpicd import batch, pipeline
-from amberpicd.commit import commit
 from amberpicd.config.loader import parse_config
+from amberpicd.engine import batch, pipeline
+from amberpicd.engine.commit import commit
 
 # -- the read of an input ------------------------------------------------------------------
 

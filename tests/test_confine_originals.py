@@ -14,7 +14,7 @@ import images
 import pytest
 from confineattack import make_config, stage, swap_for_link, tmpfs
 
-from amberpicd.commit import commit
+from amberpicd.engine.commit import commit
 from amberpicd.fs.identity import FileIdentity
 
 # -- trash on another filesystem than the home trash ---------------------------------------
@@ -25,7 +25,7 @@ def test_trash_on_another_volume_never_resolves_the_path_again(tmp_path, trash_h
     file by rename. Between the walk of the inbox and the move into a trash, ``sub`` is
     swapped for a link to a folder outside holding a file of the same name: that file must
     not be trashed, and the original goes to the volume's own trash, by descriptor."""
-    from amberpicd import originals
+    from amberpicd.engine import originals
 
     with tmpfs(tmp_path / "vol") as vol:
         inbox = vol / "inbox"
@@ -62,7 +62,7 @@ def test_home_trash_on_the_inbox_filesystem_is_used_even_when_home_is_elsewhere(
 ):
     """Which trash takes the file is decided by the trash folder's own filesystem, not by
     where ``~`` is: $XDG_DATA_HOME on the inbox's disk gets it by descriptor."""
-    from amberpicd.originals import handle_original
+    from amberpicd.engine.originals import handle_original
 
     with tmpfs(tmp_path / "vol") as vol:
         monkeypatch.setenv("XDG_DATA_HOME", str(vol / "data"))
@@ -75,8 +75,8 @@ def test_home_trash_on_the_inbox_filesystem_is_used_even_when_home_is_elsewhere(
 
 
 def test_a_trash_files_folder_that_is_a_symlink_is_refused(tmp_path, trash_home):
+    from amberpicd.engine.originals import handle_original
     from amberpicd.errors import OriginalError
-    from amberpicd.originals import handle_original
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -93,7 +93,7 @@ def test_a_trash_files_folder_that_is_a_symlink_is_refused(tmp_path, trash_home)
 def test_a_bind_mount_of_the_home_trash_disk_gets_its_own_volume_trash(tmp_path, trash_home):
     """One disk, two mounts: the home trash cannot take the file by rename (EXDEV) although
     the devices match, so the trash at the top of the inbox's own mount does."""
-    from amberpicd.originals import handle_original
+    from amberpicd.engine.originals import handle_original
 
     (tmp_path / "disk/inbox").mkdir(parents=True)
     inbox_mount = tmp_path / "mnt"
@@ -126,8 +126,8 @@ def test_a_new_file_at_the_originals_name_mid_move_is_not_deleted(
     been processed and must stay."""
     import errno
 
-    from amberpicd import originals
-    from amberpicd.originals import handle_original
+    from amberpicd.engine import originals
+    from amberpicd.engine.originals import handle_original
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -159,7 +159,7 @@ def test_a_new_file_at_the_originals_name_mid_move_is_not_deleted(
 def test_cross_device_moves_into_one_archive_folder_do_not_share_a_temp(tmp_path, monkeypatch):
     """Two originals with one suffix copied into the same archive folder at once (the
     daemon and ``amberpicd process``): each copy has its own temp name."""
-    from amberpicd.originals import handle_original
+    from amberpicd.engine.originals import handle_original
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -192,8 +192,8 @@ def test_a_cross_device_archive_copy_swapped_before_publishing_keeps_the_origina
 ):
     """A writer of the archive replaces the durable copy's temp with a file of its own
     before it gets the original's name: the original must not leave the inbox for it."""
+    from amberpicd.engine.originals import handle_original
     from amberpicd.errors import OriginalError
-    from amberpicd.originals import handle_original
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -222,8 +222,8 @@ def test_an_archive_folder_moved_out_during_a_cross_device_copy_does_not_take_th
     """The copy into another filesystem takes as long as the file is big: meanwhile an
     archive writer moves the archive's sub-folder out of the archive (same disk). The
     original must not be published into it, nor leave the inbox."""
+    from amberpicd.engine.originals import handle_original
     from amberpicd.errors import OriginalError
-    from amberpicd.originals import handle_original
 
     (tmp_path / "inbox/trip").mkdir(parents=True)
     src = images.jpeg(tmp_path / "inbox/trip/IMG_1.jpg", size=(16, 16))
@@ -267,7 +267,7 @@ def test_trashing_never_loads_gio():
     """GIO (PyGObject) and libvips' bundled GLib in one process break each other; the
     trash code must not import send2trash, whose package import loads GIO."""
     code = (
-        "import sys; from amberpicd.originals import handle_original;"
+        "import sys; from amberpicd.engine.originals import handle_original;"
         " import amberpicd.fs.trash; print('gi' in sys.modules, 'send2trash' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

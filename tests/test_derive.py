@@ -1,5 +1,5 @@
 """Several outputs from one decode: smaller outputs start from a larger one's resized picture
-when that is safe (amberpicd/derive.py), and orientation is applied after shrinking
+when that is safe (amberpicd/engine/derive.py), and orientation is applied after shrinking
 (pipeline.turn_late). Both must give what the plain order gives."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import images
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from amberpicd import pipeline
 from amberpicd.config.schema import Limits, Rule
+from amberpicd.engine import pipeline
+from amberpicd.engine.pipeline import FileJob, run
 from amberpicd.ops import resize as resize_module
-from amberpicd.pipeline import FileJob, run
 
 
 def rule(name: str, out: Path, *ops, fmt: str = "png") -> Rule:

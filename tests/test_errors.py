@@ -9,9 +9,9 @@ from pathlib import Path
 
 import need
 
+from amberpicd.engine.originals import handle_original
 from amberpicd.errors import OneLineFormatter, OriginalError, error_text, printable
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.originals import handle_original
 
 RAW = os.fsdecode(b"caf\xe9\n.jpg")  # Latin-1 bytes (not UTF-8) and a newline
 

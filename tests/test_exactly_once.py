@@ -1,5 +1,5 @@
 """Exactly once at every step of a job's life: the real daemon SIGKILLs itself at a named point
-(the test-only AMBERPIC_TEST_CRASH_AT hook in amberpicd/commit.py), then a restart must leave
+(the test-only AMBERPIC_TEST_CRASH_AT hook in amberpicd/engine/commit.py), then a restart must leave
 each output once and whole, no temp file, and the original handled once."""
 
 from __future__ import annotations

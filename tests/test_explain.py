@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from rulefacts import facts
 
-from amberpicd.cli import main
+from amberpicd.cli.main import main
 from amberpicd.config.schema import Match, Rule
 from amberpicd.rules.conditions import CONDITION_FIELDS, verdicts
 from amberpicd.rules.match import evaluate, matching_rules

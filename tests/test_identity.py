@@ -11,12 +11,12 @@ import images
 import pytest
 
 from amberpicd.config.schema import Limits, Rule
+from amberpicd.engine.pipeline import FileJob, run
 from amberpicd.errors import SourceChanged
 from amberpicd.fs.identity import RACY_NS, FileIdentity
 from amberpicd.imaging import decode
 from amberpicd.journal import SCHEMA_VERSION, Journal, StagedOutput
 from amberpicd.journal.store import _MIGRATIONS
-from amberpicd.pipeline import FileJob, run
 
 
 def ident(path: Path) -> FileIdentity:

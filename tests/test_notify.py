@@ -13,7 +13,7 @@ import pytest
 from daemonproc import DaemonProc, wait_for
 from desktopenv import FakeNotificationService, SessionBus, need
 
-from amberpicd.notify import (
+from amberpicd.desktop.notify import (
     Batcher,
     DBusSender,
     Note,
@@ -165,7 +165,7 @@ def test_notifier_close_flushes_and_off_starts_nothing():
 
 def test_no_notification_system_is_not_an_error(caplog):
     notifier = Notifier(lambda: "errors", env={}, batcher=Batcher(gather=0))
-    with caplog.at_level(logging.INFO, logger="amberpicd.notify"):
+    with caplog.at_level(logging.INFO, logger="amberpicd.desktop.notify"):
         notifier.report(Report("failed", "a.jpg: bad"))
         notifier.report(Report("failed", "b.jpg: bad"))
         notifier.close()
@@ -225,7 +225,7 @@ def test_bus_without_a_notification_service(bus, caplog):
     sender = find_sender({"DBUS_SESSION_BUS_ADDRESS": bus.address})
     assert sender is not None
     try:
-        with caplog.at_level(logging.DEBUG, logger="amberpicd.notify"):
+        with caplog.at_level(logging.DEBUG, logger="amberpicd.desktop.notify"):
             assert sender.send(Note("s", "b")) is False
     finally:
         sender.close()

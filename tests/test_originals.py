@@ -4,9 +4,9 @@ from pathlib import Path
 import need
 import pytest
 
+from amberpicd.engine.originals import handle_original
 from amberpicd.errors import OriginalError
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.originals import handle_original
 
 
 def original(tmp_path: Path, name: str = "a.jpg") -> tuple[Path, dict]:
@@ -123,7 +123,7 @@ def test_the_same_bytes_renamed_over_it_may_be_handled(tmp_path):
 def _replaced_right_after_the_check(monkeypatch, p: Path, new: bytes) -> None:
     """The race a sync tool or a second `cp` wins: the check that the original is the file
     processed passes, then another file is renamed over its name before the delete."""
-    import amberpicd.originals as originals
+    import amberpicd.engine.originals as originals
 
     real = originals.unchanged
 
@@ -161,7 +161,7 @@ def test_a_delete_cut_short_after_moving_the_original_aside_is_finished(tmp_path
     import hashlib
     from dataclasses import replace
 
-    from amberpicd.originals import aside_path
+    from amberpicd.engine.originals import aside_path
 
     p, seen = original(tmp_path)
     digest = hashlib.sha256(p.read_bytes()).hexdigest()  # as a worker's identity carries it
@@ -172,7 +172,7 @@ def test_a_delete_cut_short_after_moving_the_original_aside_is_finished(tmp_path
 
 
 def test_a_file_left_aside_that_is_not_the_one_processed_is_put_back(tmp_path):
-    from amberpicd.originals import aside_path
+    from amberpicd.engine.originals import aside_path
 
     p, seen = original(tmp_path)
     p.write_bytes(b"other bytes")  # not what was processed
@@ -188,7 +188,7 @@ def test_move_across_filesystems_of_a_file_rewritten_during_the_copy_keeps_it(
     """The copy to another disk takes a while; an editor saving in place meanwhile (same
     inode) makes the copy a mix of both versions. The original must then stay, unremoved,
     and no torn copy be published into the archive."""
-    import amberpicd.originals as originals
+    import amberpicd.engine.originals as originals
 
     real = originals._copy_xattrs
 

@@ -11,7 +11,7 @@ import images
 import pytest
 from clirun import json_lines, run_cli, write_config
 
-from amberpicd.cli import main
+from amberpicd.cli.main import main
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_dry_run_with_skip_says_it_would_skip(tmp_path: Path, home, capsys):
 
 
 def test_free_name_resolves_conflicts_as_publishing_does(tmp_path: Path):
-    from amberpicd.batch import free_name
+    from amberpicd.engine.batch import free_name
     from amberpicd.output.writer import publish, stage
 
     taken = {tmp_path / "a.webp", tmp_path / "a-1.webp"}
@@ -184,7 +184,7 @@ def test_every_subcommand_help_has_a_description_and_an_example(name: str, capsy
 
 
 def test_every_subcommand_is_in_the_help_list():
-    from amberpicd.cli import build_parser
+    from amberpicd.cli.main import build_parser
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]

@@ -20,7 +20,7 @@ import images
 import pytest
 from daemonproc import DaemonProc, files, wait_for
 
-from amberpicd.cli import main
+from amberpicd.cli.main import main
 from amberpicd.fs.identity import RACY_NS
 
 OPENLOG = Path(__file__).parent / "openlog"

@@ -254,7 +254,7 @@ def test_min_saving_keeps_the_source_when_re_encoding_saves_too_little(pillow_im
 def test_process_run_with_format_auto_and_optimize(tmp_path: Path, monkeypatch, pillow_images):
     import images
 
-    from amberpicd.cli import main
+    from amberpicd.cli.main import main
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "AMBERPIC_CONFIG"):

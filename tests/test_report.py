@@ -1,9 +1,9 @@
 import io
 from pathlib import Path
 
-from amberpicd.commit import Report
+from amberpicd.cli.report import Progress, describe_config, human_line, json_line
 from amberpicd.config.loader import parse_config
-from amberpicd.report import Progress, describe_config, human_line, json_line
+from amberpicd.engine.commit import Report
 
 
 class Terminal(io.StringIO):

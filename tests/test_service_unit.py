@@ -16,7 +16,7 @@ import pytest
 from daemonproc import DaemonProc
 from desktopenv import need
 
-from amberpicd.service_install import (
+from amberpicd.desktop.service_install import (
     MARKER,
     SHIPPED_COMMAND,
     Installation,

@@ -45,14 +45,14 @@ def test_pydantic_plugins_are_never_loaded():
 
 def test_the_worker_preload_loads_what_a_first_job_needs_and_starts_no_thread():
     code = (
-        "import os, sys, amberpicd.worker_preload\n"
+        "import os, sys, amberpicd.workers.preload\n"
         "print(len(os.listdir('/proc/self/task')))\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
     threads, modules = python(code).splitlines()
     assert threads == "1"  # a thread in the fork server would be missing in every worker
     loaded = set(modules.split())
-    expected = {"amberpicd.pipeline", "_strptime", "pillow_heif"} | (
+    expected = {"amberpicd.engine.pipeline", "_strptime", "pillow_heif"} | (
         ALLOWED_PLUGINS - {"PIL.AvifImagePlugin", "PIL.PpmImagePlugin"}
     )
     if importlib.util.find_spec("pyvips") is not None:
@@ -64,10 +64,10 @@ def test_the_worker_preload_loads_what_a_first_job_needs_and_starts_no_thread():
 def test_workers_started_by_the_cli_come_with_the_engine_loaded():
     """``start_fork_server`` (what ``amberpicd process`` calls first) preloads the engine:
     a worker has it before its first job."""
-    names = ["amberpicd.pipeline", "PIL.WebPImagePlugin", "_strptime"]
+    names = ["amberpicd.engine.pipeline", "PIL.WebPImagePlugin", "_strptime"]
     code = (
         "import workerjobs\n"
-        "from amberpicd.workers import WorkerPool, start_fork_server\n"
+        "from amberpicd.workers.pool import WorkerPool, start_fork_server\n"
         "if __name__ == '__main__':\n"
         "    start_fork_server()\n"
         "    with WorkerPool(1) as pool:\n"

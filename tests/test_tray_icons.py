@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amberpicd.tray.icons import EDGE, FILL, STATES, render
+from amberpicd.desktop.tray.icons import EDGE, FILL, STATES, render
 
 SIZES = (16, 22, 24, 32, 48, 64)
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from amberpicd.tray.backend import choose_backends, what_you_lose
-from amberpicd.tray.menu import (
+from amberpicd.desktop.tray.backend import choose_backends, what_you_lose
+from amberpicd.desktop.tray.menu import (
     SEPARATOR,
     CloseTray,
     Command,
@@ -249,7 +249,7 @@ def test_menu_module_needs_neither_pystray_nor_pillow():
     import subprocess
 
     code = (
-        "import sys, amberpicd.tray.menu; "
+        "import sys, amberpicd.desktop.tray.menu; "
         "sys.exit(any(m in sys.modules for m in ('pystray', 'PIL', 'gi')))"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -301,7 +301,7 @@ def fake_program(folder, name: str, log) -> None:
 def test_open_path_uses_xdg_open_and_the_nearest_existing_folder(tmp_path):
     from daemonproc import wait_for
 
-    from amberpicd.tray.app import open_path
+    from amberpicd.desktop.tray.app import open_path
 
     log = tmp_path / "opened"
     fake_program(tmp_path / "bin", "xdg-open", log)
@@ -314,7 +314,7 @@ def test_open_path_uses_xdg_open_and_the_nearest_existing_folder(tmp_path):
 def test_edit_config_writes_a_starter_first_then_opens_it(tmp_path):
     from daemonproc import wait_for
 
-    from amberpicd.tray.app import edit_config
+    from amberpicd.desktop.tray.app import edit_config
 
     log = tmp_path / "edited"
     fake_program(tmp_path / "bin", "my-editor", log)

@@ -19,7 +19,7 @@ import pytest
 from daemonproc import DaemonProc, wait_for
 from desktopenv import SessionBus, _stop, need, need_modules
 
-from amberpicd.tray.menu import Item, build_menu
+from amberpicd.desktop.tray.menu import Item, build_menu
 
 WATCHER = "org.kde.StatusNotifierWatcher"
 SNI = "org.kde.StatusNotifierItem"

@@ -17,8 +17,8 @@ import pytest
 from daemonproc import DaemonProc, wait_for
 from desktopenv import Geometry, XSession, need_modules, session
 
-from amberpicd.tray.icons import FILL, GREY
-from amberpicd.tray.menu import Command, Item, build_menu, tooltip
+from amberpicd.desktop.tray.icons import FILL, GREY
+from amberpicd.desktop.tray.menu import Command, Item, build_menu, tooltip
 
 CONFIG = """
 daemon:

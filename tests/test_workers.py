@@ -18,7 +18,7 @@ import pytest
 import workerjobs as jobs
 
 from amberpicd.errors import DecodeError, WorkerLost
-from amberpicd.workers import WorkerPool
+from amberpicd.workers.pool import WorkerPool
 
 RESULT = 20  # seconds: an upper bound for any single result, never a synchronisation sleep
 REPO = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ def test_workers_ignore_sigint(pool):
 PARENT = """
 import sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
-from amberpicd.workers import WorkerPool
+from amberpicd.workers.pool import WorkerPool
 import workerjobs as jobs
 pool = WorkerPool(2, context={context!r})
 quick = pool.submit(jobs.whoami)  # leaves one worker idle (blocked reading its pipe)

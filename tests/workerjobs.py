@@ -98,7 +98,7 @@ def broken_initializer() -> None:
 
 
 def retire_and_report_pid() -> int:
-    from amberpicd.worker_process import retire_after_job
+    from amberpicd.workers.child import retire_after_job
 
     retire_after_job()
     return os.getpid()

@@ -15,11 +15,11 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from amberpicd.notify import Notifier
+from amberpicd.desktop.notify import Notifier
 
 if TYPE_CHECKING:
-    from amberpicd.commit import Report
     from amberpicd.daemon.service import Daemon
+    from amberpicd.engine.commit import Report
 
 log = logging.getLogger("amberpicd")
 STOP_TIMEOUT = 3.0  # seconds the tray may take to go when the daemon stops
@@ -52,7 +52,7 @@ class Desktop:
         if reason:
             log.info("no tray icon: %s", reason)
             return
-        from amberpicd.tray.app import InProcess, TrayApp
+        from amberpicd.desktop.tray.app import InProcess, TrayApp
 
         self.tray = TrayApp(InProcess(self.daemon.handle), standalone=False, env=self.env)
         self._thread = threading.Thread(target=self.tray.run, name="amberpicd-tray", daemon=True)

@@ -32,19 +32,19 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from amberpicd.commit import OriginalsPolicy, Report, finish_original
 from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon.recovery import original_step, sweep_temps
+from amberpicd.engine.commit import OriginalsPolicy, Report, finish_original
+from amberpicd.engine.pipeline import FileJob, FileResult, collect, run
+from amberpicd.engine.recording import discard_staged as _discard_staged
+from amberpicd.engine.recording import end, known_decision, record
 from amberpicd.errors import JournalError, JournalGone, printable
 from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Job, Journal
 from amberpicd.output.template import fixed_root
-from amberpicd.pipeline import FileJob, FileResult, collect, run
-from amberpicd.recording import discard_staged as _discard_staged
-from amberpicd.recording import end, known_decision, record
 from amberpicd.rules.fingerprint import fingerprint
-from amberpicd.workers import WorkerPool
+from amberpicd.workers.pool import WorkerPool
 
 log = logging.getLogger("amberpicd")
 HEARTBEAT = 1.0  # seconds: the loop goes round at least this often, even when idle

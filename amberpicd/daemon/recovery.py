@@ -14,12 +14,12 @@ import logging
 import os
 from pathlib import Path
 
-from amberpicd.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.config.schema import Config
+from amberpicd.engine.commit import OriginalsPolicy, Report, crash_point, finish_original
+from amberpicd.engine.originals import aside_path
 from amberpicd.errors import FileError, JournalError, OutputError, printable
 from amberpicd.fs.confined import SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
-from amberpicd.originals import aside_path
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
 
 log = logging.getLogger("amberpicd")

@@ -20,8 +20,6 @@ from collections import deque
 from pathlib import Path
 
 from amberpicd import __version__
-from amberpicd.batch import worker_setup
-from amberpicd.commit import Report
 from amberpicd.config.loader import LoadedConfig, load_config
 from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon import sdnotify
@@ -34,11 +32,13 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.daemon.watcher import InboxWatcher
+from amberpicd.engine.batch import worker_setup
+from amberpicd.engine.commit import Report
 from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked, printable
 from amberpicd.journal import Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
-from amberpicd.workers import ENGINE, WorkerPool
+from amberpicd.workers.pool import ENGINE, WorkerPool
 
 log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading

@@ -14,15 +14,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from amberpicd.batch import DryNames, free_name, plan, worker_setup
-from amberpicd.commit import OriginalsPolicy, commit
 from amberpicd.config.schema import Config
+from amberpicd.engine.batch import DryNames, free_name, plan, worker_setup
+from amberpicd.engine.commit import OriginalsPolicy, commit
+from amberpicd.engine.pipeline import FileJob, FileResult, collect, run
 from amberpicd.errors import printable
-from amberpicd.facts import Facts
-from amberpicd.pipeline import FileJob, FileResult, collect, run
 from amberpicd.rules.conditions import human_bytes
+from amberpicd.rules.facts import Facts
 from amberpicd.rules.match import RuleDecision, evaluate
-from amberpicd.workers import ENGINE, WorkerPool
+from amberpicd.workers.pool import ENGINE, WorkerPool
 
 #: EXIF orientation: what turns the stored pixels upright (the facts are upright sizes).
 ORIENTATIONS = {

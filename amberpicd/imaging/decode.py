@@ -23,13 +23,13 @@ from PIL import EpsImagePlugin, Image, ImageFile
 
 from amberpicd.config.schema import Limits
 from amberpicd.errors import DecodeError, InputRejected, SourceChanged
-from amberpicd.facts import Facts
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir_of
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.gifmeta import gif_metadata
 from amberpicd.imaging.memory import tune_for_images
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
+from amberpicd.rules.facts import Facts
 
 PILLOW_NAMES = {
     "jpeg": "JPEG",

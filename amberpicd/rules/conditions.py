@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from amberpicd.config.schema import Match
 from amberpicd.errors import printable
-from amberpicd.facts import Facts
+from amberpicd.rules.facts import Facts
 
 
 @dataclass(frozen=True)

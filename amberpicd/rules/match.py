@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from amberpicd.config.schema import Match, Rule
-from amberpicd.facts import Facts
 from amberpicd.rules.conditions import Verdict, verdicts
+from amberpicd.rules.facts import Facts
 
 
 @dataclass(frozen=True)

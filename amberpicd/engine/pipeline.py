@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from amberpicd import derive
 from amberpicd.config.schema import Limits, Rule
+from amberpicd.engine import derive
 from amberpicd.errors import (
     FileError,
     OperationError,
@@ -30,7 +30,6 @@ from amberpicd.errors import (
     error_text,
     printable,
 )
-from amberpicd.facts import Facts
 from amberpicd.fs.confined import Escape, SymlinkRefused, within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.compress import encode_output
@@ -43,8 +42,9 @@ from amberpicd.ops.base import Operation, Size
 from amberpicd.ops.resize import Resize
 from amberpicd.output.template import TemplateValues, fixed_root, render
 from amberpicd.output.writer import StagedOutput, discard, probe, stage
+from amberpicd.rules.facts import Facts
 from amberpicd.rules.match import matching_rules
-from amberpicd.worker_process import limit_job_memory, retire_after_job
+from amberpicd.workers.child import limit_job_memory, retire_after_job
 
 
 @dataclass(frozen=True)

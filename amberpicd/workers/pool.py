@@ -27,10 +27,10 @@ from multiprocessing import connection, get_all_start_methods, get_context
 from typing import Any
 
 from amberpicd.errors import WorkerLost, error_text
-from amberpicd.worker_process import PROTOCOL, worker_main
+from amberpicd.workers.child import PROTOCOL, worker_main
 
 _STOP_GRACE = 2.0  # seconds an idle worker gets to exit by itself at close()
-ENGINE = ("amberpicd.worker_preload",)  # what amberpicd's workers load before forking
+ENGINE = ("amberpicd.workers.preload",)  # what amberpicd's workers load before forking
 
 
 def start_fork_server(preload: Sequence[str] = ENGINE) -> None:

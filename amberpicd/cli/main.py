@@ -41,10 +41,11 @@ def _load(args: argparse.Namespace):
 @command("process")
 def _process(args: argparse.Namespace) -> int:
     if args.jobs != 0:
-        from amberpicd.workers import start_fork_server
+        from amberpicd.workers.pool import start_fork_server
 
         start_fork_server()  # the workers' imports overlap ours
-    from amberpicd import batch, report
+    from amberpicd.cli import report
+    from amberpicd.engine import batch
 
     loaded = _load(args)
     if args.rule and args.rule not in {r.name for r in loaded.config.rules}:
@@ -107,9 +108,9 @@ def _process(args: argparse.Namespace) -> int:
 
 @command("explain")
 def _explain(args: argparse.Namespace) -> int:
-    from amberpicd import batch
+    from amberpicd.cli.report import json_text
+    from amberpicd.engine import batch
     from amberpicd.engine.explain import explain, lines
-    from amberpicd.report import json_text
 
     loaded = _load(args)
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
@@ -126,7 +127,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 @command("check")
 def _check(args: argparse.Namespace) -> int:
-    from amberpicd.report import describe_config
+    from amberpicd.cli.report import describe_config
 
     loaded = _load(args)
     where = loaded.source or "embedded default config"
@@ -225,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "amberpicd init && amberpicd check",
     )
     # Register the daemon's commands and the desktop ones (tray, install-service).
-    from amberpicd import cli_daemon, cli_desktop  # noqa: F401
+    from amberpicd.cli import daemon as cli_daemon  # noqa: F401
+    from amberpicd.cli import desktop as cli_desktop  # noqa: F401
 
     for extra in EXTRA_PARSERS:
         extra(sub, common)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import _strptime  # noqa: F401  (datetime.strptime imports it on first use: EXIF dates)
 
-import amberpicd.pipeline  # noqa: F401  (the engine)
+import amberpicd.engine.pipeline  # noqa: F401  (the engine)
 from amberpicd.imaging import decode, resample
 
 decode.load_plugins()

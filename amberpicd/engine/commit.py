@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from amberpicd.engine.originals import handle_original
+from amberpicd.engine.pipeline import FileResult
 from amberpicd.errors import FileError, OutputError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.originals import handle_original
 from amberpicd.output.writer import StagedOutput, discard, publish
-from amberpicd.pipeline import FileResult
 
 # Test-only fault injection (tests/test_exactly_once.py, tests/test_commitflow.py): the daemon
 # SIGKILLs itself at the named step of a job's life, e.g. AMBERPIC_TEST_CRASH_AT=published:1,

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from amberpicd.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
+from amberpicd.cli.main import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
 from amberpicd.errors import OneLineFormatter, printable
 
 

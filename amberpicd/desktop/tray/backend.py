@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from amberpicd.notify import session_bus_address
+from amberpicd.desktop.notify import session_bus_address
 
-log = logging.getLogger("amberpicd.tray")
+log = logging.getLogger("amberpicd.desktop.tray")
 
 NAME = "amberpicd"  # the icon's id, and the program name the tray host sees
 INDICATOR_PACKAGE = "gir1.2-ayatanaappindicator3-0.1"

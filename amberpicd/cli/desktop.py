@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amberpicd.cli import EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
+from amberpicd.cli.main import EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
 
 
 @command("tray")
 def _tray(args: argparse.Namespace) -> int:
-    from amberpicd.cli_daemon import setup_logging
+    from amberpicd.cli.daemon import setup_logging
     from amberpicd.daemon.control import socket_path
-    from amberpicd.tray.app import OverSocket, TrayApp
+    from amberpicd.desktop.tray.app import OverSocket, TrayApp
 
     setup_logging(args.verbose)
     app = TrayApp(OverSocket(socket_path()), standalone=True)
@@ -21,7 +21,7 @@ def _tray(args: argparse.Namespace) -> int:
 
 @command("install-service")
 def _install(args: argparse.Namespace) -> int:
-    from amberpicd.service_install import install
+    from amberpicd.desktop.service_install import install
 
     config = Path(args.config).absolute() if args.config else None
     return install(now=args.now, autostart=args.autostart, config=config)
@@ -29,7 +29,7 @@ def _install(args: argparse.Namespace) -> int:
 
 @command("uninstall-service")
 def _uninstall(args: argparse.Namespace) -> int:
-    from amberpicd.service_install import uninstall
+    from amberpicd.desktop.service_install import uninstall
 
     return uninstall()
 

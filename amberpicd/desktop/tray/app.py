@@ -23,11 +23,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from amberpicd.errors import AmberpicError, ControlError
-from amberpicd.notify import session_bus_address
-from amberpicd.tray import icons
-from amberpicd.tray.backend import NAME, load_backend, what_you_lose
-from amberpicd.tray.menu import (
+from amberpicd.desktop.notify import session_bus_address
+from amberpicd.desktop.tray import icons
+from amberpicd.desktop.tray.backend import NAME, load_backend, what_you_lose
+from amberpicd.desktop.tray.menu import (
     Action,
     CloseTray,
     Command,
@@ -40,8 +39,9 @@ from amberpicd.tray.menu import (
     icon_state,
     tooltip,
 )
+from amberpicd.errors import AmberpicError, ControlError
 
-log = logging.getLogger("amberpicd.tray")
+log = logging.getLogger("amberpicd.desktop.tray")
 
 POLL = 1.0  # seconds between two status reads
 ICON_SIZE = 64  # drawn at this size until the tray says which size it shows

@@ -24,18 +24,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import replace
 from pathlib import Path
 
-from amberpicd.commit import OriginalsPolicy, Report, commit
 from amberpicd.config.schema import Config
+from amberpicd.engine.commit import OriginalsPolicy, Report, commit
+from amberpicd.engine.pipeline import FileJob, FileResult, PlannedOutput, collect, run
+from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import name_choices
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
 from amberpicd.paths import state_dir
-from amberpicd.pipeline import FileJob, FileResult, PlannedOutput, collect, run
-from amberpicd.recording import forget, identify, known_decision, record
 from amberpicd.rules.fingerprint import fingerprint
-from amberpicd.workers import ENGINE, WorkerPool
+from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from amberpicd.commit import OriginalsPolicy, Report, commit
+from amberpicd.engine.commit import OriginalsPolicy, Report, commit
+from amberpicd.engine.pipeline import FileJob, FileResult
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
 from amberpicd.journal import StagedOutput as JournalStaged
 from amberpicd.journal.files import Decided
 from amberpicd.output.writer import discard
-from amberpicd.pipeline import FileJob, FileResult
 
 
 class JournalRecorder:

@@ -9,8 +9,8 @@ import re
 import sys
 from typing import TextIO
 
-from amberpicd.commit import Report
 from amberpicd.config.schema import Config, Rule, Watch
+from amberpicd.engine.commit import Report
 from amberpicd.errors import printable
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
