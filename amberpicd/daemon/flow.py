@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from amberpicd.config.schema import Config
+from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon.committer import Committer
 from amberpicd.daemon.dispatcher import Dispatcher
 from amberpicd.daemon.identify import Identify
@@ -32,7 +32,8 @@ from amberpicd.daemon.inflight import InFlight, Running
 from amberpicd.daemon.journal_health import JournalHealth
 from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.engine.commit import Report
+from amberpicd.engine.commit import OriginalsPolicy, Report
+from amberpicd.engine.pipeline import FileJob
 from amberpicd.journal import Job, Journal
 from amberpicd.workers.pool import WorkerPool
 
@@ -140,8 +141,11 @@ class Flow:
     def journal_error(self) -> str | None:
         return self.health.error
 
-    def resubmit(self, job_id: int, *args) -> None:
-        self.dispatch.resubmit(job_id, *args)
+    def resubmit(
+        self, job_id: int, job: FileJob, originals: OriginalsPolicy, watch: Watch, key: object
+    ) -> None:
+        """Run an interrupted job again under its own id (crash recovery)."""
+        self.dispatch.resubmit(job_id, job, originals, watch, key)
 
     def resume_original(self, job: Job) -> None:
         self.commit.resume(job)
