@@ -100,7 +100,7 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
     if report.step == "original":
         journal.original_failed(job.id, report.error or "original not handled")
     else:
-        journal.finish(job.id)
+        journal.finish(job.id, original=report.fate)
     return report
 
 
