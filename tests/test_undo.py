@@ -7,9 +7,12 @@ journal exactly as the daemon does), then ``undo`` on the command line.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import images
+import need
 import pytest
 from clirun import run_cli
 
@@ -100,3 +103,131 @@ def test_the_journal_keeps_the_trash_name_actually_used(tmp_path, capsys, trash_
         (job,) = j.recent()
     assert job.original == {"fate": "trashed", "trash": "home", "name": "IMG_1 1.jpg"}
     assert (trash_home / "info" / "IMG_1 1.jpg.trashinfo").exists()
+
+
+# --- 2. undo ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("originals", ["keep", "move", "trash"])
+@pytest.mark.parametrize("text", [CONFIG, TWO_RULES], ids=["one rule", "two rules"])
+def test_undo_removes_the_outputs_and_puts_the_original_back(
+    tmp_path, capsys, trash_home, originals, text
+):
+    cfg, src, original = setup(tmp_path, originals, text)
+    process(cfg, src, capsys)
+    assert files(tmp_path / "out")
+    assert src.exists() == (originals == "keep")
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 0, err
+    assert "IMG_1.jpg: undone: removed IMG_1.webp" in out
+    assert src.read_bytes() == original  # byte for byte, at its inbox path
+    assert files(tmp_path / "out") == []
+    assert files(tmp_path / "archive") == []
+    assert files(trash_home / "files") == [] and files(trash_home / "info") == []
+    assert not [n for n in os.listdir(src.parent) if n.startswith(".amberpic-")]
+    with journal() as j:
+        (job,) = j.recent()
+    assert job.state == "undone"
+
+
+def test_undo_by_an_output_path_and_json(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    code, out, _ = undo(cfg, "--json", str(tmp_path / "out" / "IMG_1.webp"), capsys=capsys)
+    assert code == 0
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    assert doc["status"] == "undone" and doc["source"] == str(src)
+    assert doc["removed"] == [str(tmp_path / "out" / "IMG_1.webp")]
+    assert doc["original"] == "put back from the archive"
+    assert src.read_bytes() == original
+
+
+def test_a_changed_output_is_kept_and_named(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move", TWO_RULES)
+    process(cfg, src, capsys)
+    edited = tmp_path / "out" / "thumbs" / "IMG_1.png"
+    edited.write_bytes(b"the user edited this")
+    code, out, _ = undo(cfg, str(src), capsys=capsys)
+    assert code == 0
+    assert f"IMG_1.jpg: kept {edited}: it changed since it was written" in out
+    assert edited.read_bytes() == b"the user edited this"
+    assert not (tmp_path / "out" / "IMG_1.webp").exists()
+    assert src.read_bytes() == original
+
+
+def test_a_second_undo_says_there_is_nothing_to_undo(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    assert undo(cfg, str(src), capsys=capsys)[0] == 0
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 0 and "IMG_1.jpg: nothing to undo (undone already)" in out + err
+    assert src.exists()
+
+
+def test_delete_is_refused_and_nothing_is_touched(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "delete")
+    process(cfg, src, capsys)
+    before = files(tmp_path / "out")
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1
+    assert "IMG_1.jpg: cannot undo: the original was deleted (originals: delete)" in err
+    assert files(tmp_path / "out") == before == ["IMG_1.webp"]
+
+
+def test_an_inbox_name_taken_by_another_file_refuses_and_changes_nothing(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    src.write_bytes(b"a new photo under the same name")
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and "IMG_1.jpg in the inbox is another file now" in err
+    assert src.read_bytes() == b"a new photo under the same name"
+    assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == original
+    assert files(tmp_path / "out") == ["IMG_1.webp"]
+    with journal() as j:
+        (job,) = j.recent()
+    assert job.state == "done"  # the intent is withdrawn: a later undo may try again
+
+
+def test_dry_run_says_what_would_happen_and_does_nothing(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    code, out, _ = undo(cfg, "--dry-run", str(src), capsys=capsys)
+    assert code == 0 and "IMG_1.jpg: would undo: removed IMG_1.webp" in out
+    assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
+    with journal() as j:
+        assert j.recent()[0].state == "done"
+
+
+def test_undo_last_n_takes_the_most_recent_jobs(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    later = images.jpeg(tmp_path / "inbox" / "later.jpg", (100, 80))
+    process(cfg, later, capsys)
+    code, out, _ = undo(cfg, "--last", "1", capsys=capsys)
+    assert code == 0 and "later.jpg: undone" in out
+    assert later.exists() and not src.exists()
+    assert files(tmp_path / "out") == ["IMG_1.webp"]
+
+
+def test_undo_from_an_archive_on_another_filesystem(tmp_path, capsys):
+    with need.tmpfs(tmp_path / "other", "4m") as other:
+        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev
+        cfg, src, original = setup(tmp_path, "move", archive=other / "archive")
+        process(cfg, src, capsys)
+        assert (other / "archive" / "IMG_1.jpg").read_bytes() == original
+        code, _, err = undo(cfg, str(src), capsys=capsys)
+        assert code == 0, err
+        assert src.read_bytes() == original
+        assert files(other / "archive") == []
+        assert not [n for n in os.listdir(src.parent) if n.startswith(".amberpic-")]
+
+
+def test_an_undone_file_is_decided_until_it_changes_or_is_retried(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "keep")
+    process(cfg, src, capsys)
+    assert undo(cfg, str(src), capsys=capsys)[0] == 0
+    with journal() as j:
+        (job,) = j.recent()
+        assert j.decided(src, job.fingerprint, job.content_hash).state == "undone"
+        assert [r.source for r in j.retry(src)] == [src]
+        assert j.decided(src, job.fingerprint, job.content_hash) is None

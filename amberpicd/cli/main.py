@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Register the daemon's commands and the desktop ones (tray, install-service).
     from amberpicd.cli import daemon as cli_daemon  # noqa: F401
     from amberpicd.cli import desktop as cli_desktop  # noqa: F401
+    from amberpicd.cli import undo as cli_undo  # noqa: F401
 
     for extra in EXTRA_PARSERS:
         extra(sub, common)
