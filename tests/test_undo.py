@@ -231,3 +231,34 @@ def test_an_undone_file_is_decided_until_it_changes_or_is_retried(tmp_path, caps
         assert j.decided(src, job.fingerprint, job.content_hash).state == "undone"
         assert [r.source for r in j.retry(src)] == [src]
         assert j.decided(src, job.fingerprint, job.content_hash) is None
+
+
+def test_an_output_folder_swapped_for_a_symlink_is_never_removed_through(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move", TWO_RULES)
+    process(cfg, src, capsys)
+    thumbs = tmp_path / "out" / "thumbs"
+    elsewhere = tmp_path / "elsewhere"
+    thumbs.rename(elsewhere)  # the same bytes, now outside every configured folder
+    thumbs.symlink_to(elsewhere)
+    code, out, _ = undo(cfg, str(src), capsys=capsys)
+    assert code == 0
+    assert "IMG_1.png: kept" not in out and "is a symbolic link" in out
+    assert (elsewhere / "IMG_1.png").exists()
+    assert not (tmp_path / "out" / "IMG_1.webp").exists() and src.read_bytes() == original
+
+
+def test_an_inbox_folder_swapped_for_a_symlink_refuses_and_changes_nothing(tmp_path, capsys):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(root=tmp_path, originals="move", archive=tmp_path / "archive"))
+    (tmp_path / "inbox" / "trip").mkdir(parents=True)
+    src = images.jpeg(tmp_path / "inbox" / "trip" / "IMG_1.jpg", (200, 150))
+    process(cfg, src, capsys)
+    assert (tmp_path / "archive" / "trip" / "IMG_1.jpg").exists()
+    (tmp_path / "inbox" / "trip").rmdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "inbox" / "trip").symlink_to(tmp_path / "outside")
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and "is a symbolic link" in err
+    assert list((tmp_path / "outside").iterdir()) == []
+    assert (tmp_path / "archive" / "trip" / "IMG_1.jpg").exists()
+    assert files(tmp_path / "out") == ["IMG_1.webp"]

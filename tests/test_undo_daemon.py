@@ -15,6 +15,7 @@ import pytest
 from daemonproc import DaemonProc, files, wait_for
 
 from amberpicd.desktop.tray.menu import Item, build_menu
+from amberpicd.journal import Journal
 
 CONFIG = """
 daemon:
@@ -164,3 +165,35 @@ def test_kill_9_mid_copy_back_from_another_filesystem(daemon, tmp_path, step):
         wait_for(lambda: states(d, "IMG_1.jpg") == ["undone"], 30, "recovery to finish it")
         assert_undone(d, src, original, other / "archive")
         d.stop()
+
+
+@pytest.mark.parametrize("originals", ["move", "trash"])
+def test_an_original_whose_place_was_not_recorded_is_found_by_its_content(
+    daemon, tmp_path, originals
+):
+    """A kill -9 right after the original step, before the journal heard where it went:
+    recovery finishes the job without the place, and undo finds the original by its hash."""
+    d = daemon()
+    d.write_config(d.config.read_text().replace("originals: move", f"originals: {originals}"))
+    d.env["AMBERPIC_TEST_CRASH_AT"] = "original"
+    d.start()
+    d.inbox.mkdir(exist_ok=True)
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "IMG_1.jpg").write_bytes(b"another, older IMG_1")  # not it
+    src = images.jpeg(d.inbox / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    d.proc.wait(30)
+    assert d.proc.returncode == -9
+    d.kill()
+    d.env.pop("AMBERPIC_TEST_CRASH_AT")
+    d.start()
+    wait_for(lambda: states(d, "IMG_1.jpg") == ["done"], 30, "recovery to finish the job")
+    d.stop()
+    with Journal(tmp_path / "state" / "amberpic" / "journal.db", read_only=True) as j:
+        assert j.recent()[0].original is None  # the case under test: the place not recorded
+    proc = d.cli("undo", str(src))
+    assert proc.returncode == 0, proc.stderr
+    assert src.read_bytes() == original and files(d.out) == []
+    trash = tmp_path / "data" / "Trash"
+    assert files(trash / "files") == [] and files(trash / "info") == []
+    assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == b"another, older IMG_1"

@@ -407,6 +407,8 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
         folder = open_dir(top, below, verb="remove")
     except (FileNotFoundError, NotADirectoryError):
         return "gone"
+    except (SymlinkRefused, Escape) as exc:  # never removed through a link: said, left
+        return f"{printable(str(exc))}; left in place"
     with folder:
         name, aside = path.name, _hidden("undoing", path.name)
         if folder.lstat(aside) is not None and not dry_run:  # an interrupted removal's
