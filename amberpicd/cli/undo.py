@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from amberpicd.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Subparsers, add_command
 from amberpicd.errors import JournalError, printable
 
 SUMMARY = "take back what processing did to files"
@@ -28,30 +29,18 @@ EXAMPLE = (
 )
 
 
-def register(
-    sub: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None
-) -> None:
-    """Add the ``undo`` sub-command to ``sub`` (its handler is :func:`run`)."""
-    from amberpicd.cli.main import add_command
-
-    p = add_command(
-        sub,
-        "undo",
-        common or argparse.ArgumentParser(add_help=False),
-        SUMMARY,
-        DESCRIPTION,
-        EXAMPLE,
-    )
+def register(sub: Subparsers) -> None:
+    """Add the ``undo`` sub-command (handled by :func:`run`)."""
+    p = add_command(sub, "undo", SUMMARY, DESCRIPTION, EXAMPLE, run=run)
     p.add_argument("paths", nargs="*", metavar="PATH", help="files processed (or their outputs)")
     p.add_argument("--last", type=int, metavar="N", help="the N most recent jobs")
     p.add_argument("--dry-run", action="store_true", help="say what would be undone, do nothing")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from amberpicd.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _load
     from amberpicd.cli.report import json_text
+    from amberpicd.config.loader import load_config
     from amberpicd.engine import undo
     from amberpicd.journal import Journal
     from amberpicd.paths import state_dir
@@ -59,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.paths) == (args.last is not None) or (args.last is not None and args.last < 1):
         print("amberpicd: undo: give files, or --last N (N at least 1)", file=sys.stderr)
         return EXIT_USAGE
-    config = _load(args).config
+    config = load_config(Path(args.config) if args.config else None).config
     path = state_dir() / "journal.db"
     if not path.is_file():
         print("amberpicd: undo: nothing to undo: no journal yet", file=sys.stderr)
@@ -99,20 +88,3 @@ def run(args: argparse.Namespace) -> int:
                     prefix = "amberpicd: " if stream is sys.stderr else ""
                     print(f"{prefix}{line}", file=stream, flush=True)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _hook(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    register(sub, common)
-
-
-# Today's registration (cli/main.py's COMMANDS and EXTRA_PARSERS); register() is for the
-# composition where each command group adds itself.
-def _install() -> None:
-    from amberpicd.cli.main import COMMANDS, EXTRA_PARSERS
-
-    COMMANDS["undo"] = run
-    if _hook not in EXTRA_PARSERS:
-        EXTRA_PARSERS.append(_hook)
-
-
-_install()
