@@ -262,3 +262,22 @@ def test_an_inbox_folder_swapped_for_a_symlink_refuses_and_changes_nothing(tmp_p
     assert list((tmp_path / "outside").iterdir()) == []
     assert (tmp_path / "archive" / "trip" / "IMG_1.jpg").exists()
     assert files(tmp_path / "out") == ["IMG_1.webp"]
+
+
+def test_an_output_a_later_job_wrote_again_is_left_to_that_job(tmp_path, capsys):
+    from amberpicd.config.loader import load_config
+    from amberpicd.engine.undo import undo_job
+
+    cfg, src, _ = setup(tmp_path, "keep", CONFIG + "    on_conflict: overwrite\n")
+    process(cfg, src, capsys)
+    code, _, err = run_cli("-c", str(cfg), "process", "--force", str(src), capsys=capsys)
+    assert code == 0, err
+    with journal() as j:
+        first, second = sorted(j.recent(), key=lambda job: job.id)
+        assert first.outputs == second.outputs  # the same bytes, written again
+        report = undo_job(j, load_config(cfg).config, first)
+    assert report.status == "undone" and report.removed == []
+    assert report.kept == [
+        (tmp_path / "out/IMG_1.webp", "also the output of a later job; left in place")
+    ]
+    assert (tmp_path / "out" / "IMG_1.webp").exists()

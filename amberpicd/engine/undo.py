@@ -118,6 +118,9 @@ def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = Fals
     crash_point("undo:restored")
     try:
         for n, (path, want) in enumerate(zip(job.outputs, _hashes(job), strict=True)):
+            if journal.other_writer(path, job.id) is not None:
+                report.kept.append((path, "also the output of a later job; left in place"))
+                continue
             why = _remove_output(path, want, roots, dry_run=dry_run)
             if why is None:
                 report.removed.append(path)

@@ -402,6 +402,17 @@ class Journal(FileQueries):
             result.setdefault(os.fsdecode(inbox), {})[state] = n
         return result
 
+    def other_writer(self, path: Path, job_id: int) -> int | None:
+        """Another job, not undone, that wrote (or is writing) ``path``: a later run that
+        overwrote it with the same bytes. Undo of ``job_id`` then leaves it."""
+        rows = self._read(
+            "SELECT o.job_id FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
+            f" WHERE o.path = ? AND o.job_id != ? AND (j.state IN ('done', 'original_failed')"
+            f" OR j.{_IN_UNFINISHED}) LIMIT 1",
+            (_db(path), job_id),
+        )
+        return rows[0][0] if rows else None
+
     def output_sources(self, path: Path) -> set[Path]:
         """The source files of the jobs that wrote (or are writing) ``path``."""
         rows = self._read(
