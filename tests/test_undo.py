@@ -281,3 +281,14 @@ def test_an_output_a_later_job_wrote_again_is_left_to_that_job(tmp_path, capsys)
         (tmp_path / "out/IMG_1.webp", "also the output of a later job; left in place")
     ]
     assert (tmp_path / "out" / "IMG_1.webp").exists()
+
+
+def test_a_symlink_at_the_inbox_name_refuses_the_undo(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    target = tmp_path / "elsewhere.jpg"
+    target.write_bytes(original)  # even the same bytes behind a link are not the original
+    src.symlink_to(target)
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and "IMG_1.jpg in the inbox is another file now" in err
+    assert src.is_symlink() and (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == original

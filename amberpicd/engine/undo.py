@@ -180,10 +180,10 @@ def _hashes(job: Job) -> tuple[str, ...]:
 
 
 def _digest(folder: DirHandle, name: str) -> str | None:
-    """The sha256 of the regular file ``name`` in ``folder`` (None: not one)."""
+    """The sha256 of the regular file ``name`` in ``folder`` (None: not one, e.g. a link)."""
     try:
         fd = folder.open_read(name)
-    except FileNotFoundError:
+    except OSError:  # gone, a symbolic link (O_NOFOLLOW), unreadable: not the file wanted
         return None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
