@@ -292,3 +292,12 @@ def test_a_symlink_at_the_inbox_name_refuses_the_undo(tmp_path, capsys):
     code, _, err = undo(cfg, str(src), capsys=capsys)
     assert code == 1 and "IMG_1.jpg in the inbox is another file now" in err
     assert src.is_symlink() and (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == original
+
+
+def test_history_says_a_file_was_undone(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    assert undo(cfg, str(src), capsys=capsys)[0] == 0
+    code, out, _ = run_cli("-c", str(cfg), "history", capsys=capsys)
+    assert code == 0
+    assert "undone    IMG_1.jpg: outputs removed, original put back" in out
