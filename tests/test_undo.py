@@ -301,3 +301,24 @@ def test_history_says_a_file_was_undone(tmp_path, capsys):
     code, out, _ = run_cli("-c", str(cfg), "history", capsys=capsys)
     assert code == 0
     assert "undone    IMG_1.jpg: outputs removed, original put back" in out
+
+
+def test_undo_from_the_trash_of_another_volume(tmp_path, capsys, trash_home):
+    """An inbox on another filesystem trashes into that volume's own .Trash-$uid: undo
+    finds the original there (walked from the inbox's mount) and removes its info."""
+    with need.tmpfs(tmp_path / "vol", "4m") as vol:
+        cfg = tmp_path / "config.yaml"
+        text = CONFIG.replace("{root}/inbox", str(vol / "inbox"))
+        cfg.write_text(text.format(root=tmp_path, originals="trash", archive=tmp_path / "a"))
+        (vol / "inbox").mkdir()
+        src = images.jpeg(vol / "inbox" / "IMG_1.jpg", (200, 150))
+        original = src.read_bytes()
+        process(cfg, src, capsys)
+        volume_trash = vol / f".Trash-{os.getuid()}"
+        assert files(volume_trash) == ["files/IMG_1.jpg", "info/IMG_1.jpg.trashinfo"]
+        with journal() as j:
+            assert j.recent()[0].original["trash"] == f".Trash-{os.getuid()}"
+        code, _, err = undo(cfg, str(src), capsys=capsys)
+        assert code == 0, err
+        assert src.read_bytes() == original and files(volume_trash) == []
+        assert files(tmp_path / "out") == []
