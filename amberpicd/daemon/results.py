@@ -78,6 +78,11 @@ class Recent:
             if report.status == "failed":
                 self.failures_unseen += 1
 
+    def append(self, entry: dict) -> None:
+        """A ready-made entry (e.g. ``undone``, from the undo command)."""
+        with self._lock:
+            self._entries.append(entry)
+
     def last(self, n: int) -> list[dict]:
         with self._lock:
             return list(self._entries)[-n:]
