@@ -239,6 +239,58 @@ def test_known_cycle_cases_cover_only_their_modules() -> None:
     assert not {"amberpicd.cli.main", "amberpicd.engine.batch"} <= cli
 
 
+# Nothing downstream imports upstream: a module matching the first prefix must not reach,
+# through any chain of imports, a module matching the second.
+NEVER_REACHES = [
+    ("amberpicd.imaging", "amberpicd.config"),  # imaging knows no config
+    ("amberpicd.ops", "amberpicd.config"),
+    ("amberpicd.engine.pipeline", "amberpicd.workers"),  # the pipeline knows no worker process
+    ("amberpicd.engine.derive", "amberpicd.workers"),
+    ("amberpicd.imaging", "amberpicd.workers"),
+    ("amberpicd.engine.pipeline", "amberpicd.daemon"),
+    ("amberpicd.workers", "amberpicd.daemon"),
+]
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def reaches(graph: Mapping[str, Iterable[str]], start: str, prefix: str) -> list[str] | None:
+    """A chain of imports from ``start`` to a module under ``prefix``, or None."""
+    parents: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in sorted(graph.get(node, ())):
+                if child in parents:
+                    continue
+                parents[child] = node
+                if _under(child, prefix):
+                    chain: list[str] = [child]
+                    while parents[chain[-1]] is not None:
+                        chain.append(parents[chain[-1]])  # type: ignore[arg-type]
+                    return chain[::-1]
+                following.append(child)
+        frontier = following
+    return None
+
+
+@pytest.mark.parametrize(("lower", "upper"), NEVER_REACHES)
+def test_lower_layers_never_import_upper_ones(lower: str, upper: str) -> None:
+    starts = [m for m in GRAPH if _under(m, lower)]
+    assert starts, f"no module under {lower}"
+    chains = [c for m in starts if (c := reaches(GRAPH, m, upper))]
+    assert not chains, "\n".join(" → ".join(c) for c in chains)
+
+
+def test_reaches_control() -> None:
+    assert reaches(GRAPH, "amberpicd.engine.batch", "amberpicd.workers")  # it runs the pool
+    assert reaches({"a": {"b"}, "b": {"c.x"}, "c.x": set()}, "a", "c") == ["a", "b", "c.x"]
+    assert reaches({"a": {"b"}, "b": {"a"}, "cc": set()}, "a", "c") is None
+
+
 # --- sizes --------------------------------------------------------------------------------
 
 # Modules over the limit today that another branch is splitting.

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from amberpicd.config.schema import Limits, Rule
 from amberpicd.engine import derive
@@ -44,7 +45,29 @@ from amberpicd.output.template import TemplateValues, fixed_root, render
 from amberpicd.output.writer import StagedOutput, discard, probe, stage
 from amberpicd.rules.facts import Facts
 from amberpicd.rules.match import matching_rules
-from amberpicd.workers.child import limit_job_memory, retire_after_job
+
+
+class Host(Protocol):
+    """What the process running a job offers it. The pipeline knows no worker process: a
+    pool worker passes ``workers.child.POOL_WORKER``; inline runs (tests, ``--jobs 0``) get
+    ``INLINE``, which does nothing."""
+
+    def limit_memory(self, limit: int) -> None:
+        """Cap this job's address space (the inbox's ``worker_memory``)."""
+
+    def retire(self) -> None:
+        """Ask to be replaced once this job's result is sent."""
+
+
+class _Inline:
+    def limit_memory(self, limit: int) -> None:
+        pass
+
+    def retire(self) -> None:
+        pass
+
+
+INLINE: Host = _Inline()
 
 
 @dataclass(frozen=True)
@@ -162,12 +185,12 @@ def turn_late(ops: tuple[Operation, ...], orientation: int) -> tuple[Operation, 
     return (resize, ops[0], *ops[2:])
 
 
-def run(job: FileJob) -> FileResult:
+def run(job: FileJob, host: Host = INLINE) -> FileResult:
     """Process one file up to staged outputs. Never raises for a bad file: the result
     carries the one-line error instead, and anything staged so far is removed."""
     started = time.monotonic()
     result = FileResult(path=job.path, status="failed")
-    limit_job_memory(int(job.limits.worker_memory))
+    host.limit_memory(int(job.limits.worker_memory))
     try:
         try:
             data, identity = read_source(job.path, job.limits, job.relpath, job.roots)
@@ -225,7 +248,7 @@ def run(job: FileJob) -> FileResult:
     ):
         # Memory exhaustion or an unforeseen failure can leave a codec half set up
         # (e.g. a plugin whose import failed): later jobs get a fresh worker.
-        retire_after_job()
+        host.retire()
     return result
 
 
