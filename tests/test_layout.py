@@ -308,6 +308,8 @@ OVERSIZE = {
     "imaging/encode.py": COMPRESS,
     # 403 lines since give_back()/name_choices() landed on main; no branch owns fs/ today.
     "fs/confined.py": "fs/confined.py grew past the limit on main; unassigned (the lead's call)",
+    # 428 lines since the undo merge (journal fields for undo; exactly works in journal/ too).
+    "journal/jobs.py": "journal/jobs.py grew past the limit with undo (branches undo, exactly)",
 }
 
 
@@ -435,6 +437,7 @@ PILLOW_AT_IMPORT = {
     "amberpicd.daemon.dispatcher": _ENGINE_AT_IMPORT,
     "amberpicd.daemon.recovery": _OPS_IN_SCHEMA,
     "amberpicd.daemon.service": _ENGINE_AT_IMPORT,
+    "amberpicd.daemon.undo_command": _OPS_IN_SCHEMA,
 }
 
 
