@@ -15,13 +15,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from amberpicd.engine.commit import Report
 from amberpicd.errors import printable
+
+if TYPE_CHECKING:
+    from amberpicd.engine.commit import Report
 
 log = logging.getLogger("amberpicd")
 
-Subscriber = Callable[[Report], None]
+Subscriber = Callable[["Report"], None]
 
 
 class Results:
