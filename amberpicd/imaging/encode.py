@@ -147,7 +147,7 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        # Imported on first use: libvips (the metric) loads only for quality: auto.
+        # Imported on first use: the metric loads only for quality: auto.
         from amberpicd.imaging.quality import decoded, search
         from amberpicd.imaging.ssimulacra2 import Reference
 
