@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,6 +53,9 @@ class Job:
     ctime_ns: int = 0
     originals: str = "keep"  # the originals policy the job applied
     duplicate_of: int | None = None  # duplicates: skip; the job whose outputs this content has
+    # Per output, what its encoder chose ({"format", "quality", "score", "note"}; {} when
+    # not recorded): kept in the outputs' JSON entries, ``{"path": ..., "score": ...}``.
+    chosen: tuple[dict, ...] = ()
 
     @property
     def identity(self) -> FileIdentity:
@@ -74,8 +77,15 @@ class StagedOutput:
 def _job(row: tuple) -> Job:
     id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
     inbox = _path(inbox) if inbox is not None else None
-    rules, outputs = tuple(json.loads(rules)), tuple(Path(p) for p in json.loads(outputs))
-    return Job(id_, _path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
+    # An outputs entry is a path, or {"path": ..., and what the encoder chose}.
+    entries = [e if isinstance(e, dict) else {"path": e} for e in json.loads(outputs)]
+    outputs = tuple(Path(e["path"]) for e in entries)
+    chosen = tuple({k: v for k, v in e.items() if k != "path"} for e in entries)
+    rules = tuple(json.loads(rules))
+    return Job(
+        id_, _path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest,
+        chosen=chosen,
+    )  # fmt: skip
 
 
 class Journal(FileQueries):
@@ -180,11 +190,16 @@ class Journal(FileQueries):
                 (_db(path), job_id),
             )
 
-    def published(self, job_id: int, outputs: Sequence[Path]) -> None:
-        """staged → published, with the final paths actually written (skipped ones left out)."""
+    def published(
+        self, job_id: int, outputs: Sequence[Path], chosen: Sequence[Mapping] = ()
+    ) -> None:
+        """staged → published, with the final paths actually written (skipped ones left out)
+        and, per path, what its encoder chose (``chosen``, e.g. quality and score)."""
         paths = [os.fspath(p) for p in outputs]  # JSON text: escapes undecodable bytes
+        extra = list(chosen) + [{}] * (len(paths) - len(chosen))
+        entries = [{"path": p, **c} if c else p for p, c in zip(paths, extra, strict=False)]
         with self._write() as conn:
-            self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(paths))
+            self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(entries))
             # Forget intended names not used (skipped, renamed on conflict): someone else's file.
             conn.execute(
                 "DELETE FROM output_paths WHERE job_id = ? AND path NOT IN"
