@@ -11,7 +11,7 @@ mozjpeg and jpegli write bare pictures (no metadata at all); the metadata a rule
 then spliced in by ``imaging.optimize.with_metadata``, from the same Pillow arguments
 the libjpeg path writes, so one code path decides what is written whatever the encoder.
 ``auto``: measured in benchmarks/jpeg_encoders.py (see ``AUTO_SEARCH``); a fixed quality
-keeps libjpeg-turbo, the fastest, so the default path never gets slower.
+keeps libjpeg-turbo, so the default path never changes or gets slower.
 
 Touches no files.
 """
@@ -24,10 +24,11 @@ import importlib.util
 from PIL import Image
 
 ENCODERS = ("libjpeg", "mozjpeg", "jpegli")
-# What encoder: auto uses when quality: auto searches (the metric's cost dominates there,
-# so the encoder giving the fewest bytes at equal SSIMULACRA2 wins; README, JPEG encoders).
+# What encoder: auto runs (benchmarks/jpeg_encoders.py, README "JPEG encoders"). When
+# quality: auto searches: mozjpeg is 7-12 % smaller at equal SSIMULACRA2 but doubles the
+# search's time (the goal still open), jpegli misses high targets on chroma-rich pictures.
 AUTO_SEARCH = "libjpeg"
-AUTO_FIXED = "libjpeg"  # a fixed quality: the fastest
+AUTO_FIXED = "libjpeg"  # a fixed quality: the default path, unchanged
 
 
 _NEEDS = {"mozjpeg": "pyvips", "jpegli": "pyjpegli"}  # the package each one runs in

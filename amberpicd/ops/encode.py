@@ -74,8 +74,7 @@ class Encode(Step):
     max_bytes: ByteSize | None = Field(default=None, gt=0)
     min_saving: float | None = Field(default=None, ge=0, lt=1)  # fraction of the source
     background: str = "white"  # what transparent pixels become in formats without alpha
-    # JPEG's encoder (imaging.jpeg): auto is libjpeg-turbo at a fixed quality, the one
-    # measured best at equal SSIMULACRA2 when quality: auto searches.
+    # JPEG's encoder (imaging.jpeg, which also says what auto runs and why).
     encoder: Literal["auto", "libjpeg", "mozjpeg", "jpegli"] = "auto"
 
     @field_validator("format", mode="before")
