@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from amberpicd.engine.originals import handle_original
+from amberpicd.engine.originals import place_original
 from amberpicd.engine.pipeline import FileResult
 from amberpicd.errors import FileError, OutputError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
@@ -76,6 +76,7 @@ class Report:
     seconds: float = 0.0
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
+    fate: dict | None = None  # where the original went (originals.Fate), for the journal
     # Per output written, what its encoder chose (PlannedOutput.chosen: format, quality,
     # SSIMULACRA2 score reached, note), with "output" its path.
     encodes: list[dict[str, object]] = field(default_factory=list)
@@ -125,7 +126,7 @@ def finish_original(
     """The original step alone (also what ``retry`` and recovery resume): on failure the
     report says ``step="original"`` and why; outputs stay as they are."""
     try:
-        report.original = handle_original(
+        fate = place_original(
             path,
             originals.policy,
             archive=originals.archive,
@@ -133,6 +134,7 @@ def finish_original(
             identity=identity,
             roots=originals.roots,
         )
+        report.original, report.fate = fate.path, fate.as_json()
     except FileError as exc:
         report.status, report.step = "failed", "original"
         report.error = original_error(path, originals.policy, exc)

@@ -65,6 +65,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             content_hash TEXT NOT NULL,
             PRIMARY KEY (dev, ino)) WITHOUT ROWID""",
     ),
+    (
+        # Undo (issue 15): where the original went (JSON: kept / moved to / trashed as /
+        # deleted), the undo's own record (JSON), and each staged output's sha256 (copied
+        # into its jobs.outputs entry when published), so undo removes only unchanged outputs.
+        "ALTER TABLE jobs ADD COLUMN original TEXT",
+        "ALTER TABLE jobs ADD COLUMN undo TEXT",
+        "ALTER TABLE staged ADD COLUMN sha256 TEXT",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _S = TypeVar("_S", bound="Store")
