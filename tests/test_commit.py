@@ -120,14 +120,6 @@ def test_a_recorder_that_fails_leaves_no_temp(tmp_path, src):
     assert not temps(out) and not (out / "a.png").exists() and src.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery trusts the name noted before a link (mark_published) when the temp is "
-    "gone; a journal write that fails on the second name of a rename chain, then a kill -9 "
-    "before the journal heals, leaves exactly that state (the temp discarded, the first, "
-    "taken name noted). Closing it needs the discard to wait for the journal (or a mark "
-    "after the link), left for a later change.",
-)
 def test_recovery_never_counts_a_noted_name_holding_another_file(tmp_path):
     """The state a JournalError at the second mark_published of a rename chain, then a kill
     -9, leaves: staged, the temp discarded, and the noted name is another photo's output."""
@@ -152,5 +144,8 @@ def test_recovery_never_counts_a_noted_name_holding_another_file(tmp_path):
         temp = out / ".amberpic-1-0.png.tmp"  # discarded: not on disk
         journal.stage(job, [JournalStaged(temp, out / "a.png", "rename")])
         journal.mark_published(job, 0, out / "a.png")  # noted, then the link found it taken
-        recover(journal, config, rerun=lambda j: None)
+        rerun: list[int] = []
+        recover(journal, config, rerun=lambda j: rerun.append(j.id))
+        assert journal.get(job).state == "running" and rerun == [job]  # it runs again
     assert src.read_bytes() == b"the only copy of this photo"
+    assert (out / "a.png").read_bytes() == b"another photo's output"

@@ -1,7 +1,8 @@
 """Finishing what a crash interrupted, before the daemon takes new work.
 
     running    the worker may have left temp files: remove them, run the job again
-    staged     publish the temps that still exist; the rest were published already
+    staged     publish the temps again (all still exist until published is recorded); a
+               temp gone: run the job again (its outputs are found by their bytes)
     published  handle the original, then done (or original_failed, which `retry` resumes)
 Every step is idempotent, so a crash during recovery is recovered the same way.
 ``original_step`` is also what `retry` runs for an original_failed job: the original step
@@ -54,16 +55,21 @@ def root_for(final: Path, roots: set[Path]) -> Path | None:
     return top if top != final.parent or final.parent in roots else None
 
 
-def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path]:
-    """Publish the temps still there; returns every output published. The temps of
-    outputs skipped stay until the journal knows they were skipped (the caller sweeps)."""
+def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path] | None:
+    """Publish the staged temps again (idempotent: a name already linked to a temp is
+    found); returns every output published, or None when a temp is gone. Every temp
+    stays until the journal records published (output.writer.publish), so a gone one was
+    discarded by a commit that failed, or renamed into place where hard links do not work:
+    the name noted before its link may hold another file, and is never trusted."""
+    staged = [
+        StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
+        for out in journal.staged_outputs(job.id)
+    ]
+    if not all(present(out, out.temp) for out in staged):
+        return None
     outputs: list[Path] = []
-    for n, out in enumerate(journal.staged_outputs(job.id)):
-        staged = StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
-        if present(staged, out.temp):
-            name = publish(staged, lambda p, n=n: journal.mark_published(job.id, n, p))
-        else:  # published before the crash, under the name noted just before linking
-            name = out.published or (out.final if present(staged, out.final) else None)
+    for n, out in enumerate(staged):
+        name = publish(out, lambda p, n=n: journal.mark_published(job.id, n, p))
         if name is not None:
             outputs.append(name)
     return outputs
@@ -120,7 +126,16 @@ def recover(journal: Journal, config: Config, rerun) -> int:
                 rerun(job)
                 continue
             if job.state == "staged":
-                journal.published(job.id, _publish_remaining(journal, job, roots))
+                outputs = _publish_remaining(journal, job, roots)
+                if outputs is None:  # run again: its outputs are recognised by their bytes
+                    sweep_temps(roots, str(job.id))
+                    journal.unstage(job.id)
+                    if not job.source.exists():
+                        journal.fail(job.id, f"{job.source.name}: vanished after an interruption")
+                        continue
+                    rerun(journal.get(job.id))
+                    continue
+                journal.published(job.id, outputs)
                 job = journal.get(job.id)
             try:  # a skipped output's temp stays until published is recorded (commit.py)
                 sweep_temps(roots, str(job.id))

@@ -196,6 +196,13 @@ class Journal(FileQueries):
                 [(_db(p), job_id) for p in paths],
             )
 
+    def unstage(self, job_id: int) -> None:
+        """staged → running: a job whose temps are gone runs again (crash recovery); the
+        names it noted stay known as its outputs until published() settles them."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("staged",), "running")
+            conn.execute("DELETE FROM staged WHERE job_id = ?", (job_id,))
+
     def finish(self, job_id: int) -> None:
         """published → done: the original was handled too."""
         with self._write() as conn:
