@@ -111,9 +111,10 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
 
 
 def recover(journal: Journal, config: Config, rerun) -> int:
-    """Bring every unfinished job to an end; ``rerun(job)`` resubmits a running one.
+    """Bring every unfinished job whose owner is gone to an end; ``rerun(job)`` resubmits
+    a running one.
     Returns how many jobs were recovered."""
-    jobs = journal.unfinished()
+    jobs = journal.orphaned()  # not the jobs of a live ``process`` run beside us
     roots = set(config.folders())
     for job in jobs:
         log.info("%s: finishing job %d interrupted while %s", job.source.name, job.id, job.state)

@@ -80,8 +80,8 @@ class FileQueries(Store):
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
-                " mtime_ns, dev, ino, ctime_ns, originals, created, started)"
-                " VALUES (?,?,?,'',?,'running',?,?,?,?,?,?,?,?)",
+                " mtime_ns, dev, ino, ctime_ns, originals, created, started, owner)"
+                " VALUES (?,?,?,'',?,'running',?,?,?,?,?,?,?,?,?)",
                 (
                     _db(source),
                     _db(inbox) if inbox else None,
@@ -91,6 +91,7 @@ class FileQueries(Store):
                     originals,
                     t,
                     t,
+                    self.owner_id,
                 ),
             )
             return int(cur.lastrowid or 0)

@@ -106,8 +106,8 @@ class Journal(FileQueries):
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
-                " mtime_ns, created, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (*row, *rest),
+                " mtime_ns, created, started, finished, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*row, *rest, self.owner_id),
             )
             return int(cur.lastrowid or 0)
 
@@ -308,6 +308,22 @@ class Journal(FileQueries):
         """Jobs left running, staged or published (after a crash), oldest first."""
         rows = self._read(f"SELECT {_COLS} FROM jobs WHERE {_IN_UNFINISHED} ORDER BY id")
         return [_job(r) for r in rows]
+
+    def orphaned(self) -> list[Job]:
+        """The unfinished jobs whose owner is gone (journal.owners: a crashed daemon or
+        ``process`` run), oldest first, taken over: stamped as this writer's. Jobs of a
+        live owner (``process`` running beside the daemon) are left to it."""
+        owner = self.owner
+        rows = self._read(f"SELECT {_COLS}, owner FROM jobs WHERE {_IN_UNFINISHED} ORDER BY id")
+        jobs = [_job(r[:-1]) for r in rows if owner is None or owner.gone(r[-1])]
+        if jobs and owner is not None and owner.id is not None:
+            with self._write() as conn:
+                conn.executemany(
+                    "UPDATE jobs SET owner = ? WHERE id = ?", [(owner.id, j.id) for j in jobs]
+                )
+        if owner is not None:
+            owner.reap()
+        return jobs
 
     def recent(self, limit: int = 20, *, failed_only: bool = False) -> list[Job]:
         """The newest jobs first."""
