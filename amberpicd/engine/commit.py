@@ -5,9 +5,10 @@ into place, directory fsynced); an output skipped because its name is taken mean
 original stays where it is. A ``Recorder`` (the daemon's journal) is told each step
 before the next, so a crash at any moment can be finished, never repeated.
 
-Publishing is idempotent: an output name that already holds exactly the bytes staged, and
-that the journal does not know as another file's output, is this job's output from an
-earlier, interrupted or unrecorded run, so it counts as published and no ``-1`` copy is made.
+Publishing is idempotent: an output name that already holds exactly the bytes staged, that
+the journal does not know as another file's output, and that is not older than the source
+file, is this job's output from an earlier, interrupted or unrecorded run, so it counts as
+published and no ``-1`` copy is made.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def commit(
             recorder.staged(result)
         crash_point("recorded")
         try:
-            skipped = _publish_all(staged, recorder, report)
+            born = result.identity.ctime_ns if result.identity is not None else None
+            skipped = _publish_all(staged, recorder, report, born)
         except OSError as exc:
             error = OutputError(result.path, error_text(exc))
             report.status, report.error = "failed", str(error)
@@ -194,7 +196,7 @@ def commit(
 
 
 def _publish_all(
-    staged: list[StagedOutput], recorder: Recorder | None, report: Report
+    staged: list[StagedOutput], recorder: Recorder | None, report: Report, born: int | None
 ) -> list[Path]:
     """Publish each staged output in order; returns the finals skipped as taken."""
     skipped: list[Path] = []
@@ -204,7 +206,7 @@ def _publish_all(
             if recorder is not None:
                 recorder.publishing(n, name)
 
-        final = already_published(out, recorder)
+        final = already_published(out, recorder, born)
         if final is not None:
             hook(final)
             discard(out)
@@ -218,10 +220,19 @@ def _publish_all(
     return skipped
 
 
-def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | None:
+def already_published(
+    out: StagedOutput, recorder: Recorder | None, born: int | None = None
+) -> Path | None:
     """The name under which ``out``'s exact bytes are already published by this source's
     job (an earlier run that crashed, or whose journal was lost), or None. Looked at through
-    the confined output folder, as publish does: a link or a swapped folder is never ours."""
+    the confined output folder, as publish does: a link or a swapped folder is never ours.
+
+    The same bytes are not enough: an identical file (same content, same rules) makes
+    the same bytes. A name counts only if the journal knows no other source made it and
+    it was made after this file came to be (its inode's ctime, never set by hand, is not
+    older than ``born``, the source's ctime): an output older than the file is another
+    file's, e.g. an identical photo's whose original was deleted and whose record a
+    fresh journal lacks."""
     try:
         with out.folder() as folder:
             st = folder.lstat(out.temp.name)
@@ -236,6 +247,7 @@ def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | No
                 if (
                     stat.S_ISREG(other.st_mode)
                     and other.st_size == st.st_size
+                    and (born is None or other.st_ctime_ns >= born)
                     and _same_bytes(folder, out.temp.name, name)
                     and (recorder is None or not recorder.foreign(final.with_name(name)))
                 ):
