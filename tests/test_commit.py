@@ -29,6 +29,9 @@ class Recorder:
     def foreign(self, path):
         return path in self.foreign_paths
 
+    def mine(self, path):
+        return False
+
 
 def staged_result(src: Path, out: Path, data: bytes, on_conflict: str = "rename") -> FileResult:
     st = src.stat()

@@ -4,8 +4,24 @@ an identical file's output of the same name as this file's: on the real daemon."
 from __future__ import annotations
 
 import images
+import pytest
 from daemonproc import files, wait_for
-from test_commitflow import config, daemon, states, temps  # noqa: F401
+from test_commitflow import daemon, states, temps  # noqa: F401
+
+TWO_INBOXES = """
+daemon:
+  settle_seconds: {settle}
+  workers: 1
+watch:
+  - inbox: {root}/inbox
+    originals: ORIGINALS
+  - inbox: {root}/inbox2
+    originals: ORIGINALS
+rules:
+  - name: fast
+    pipeline: [{{encode: png}}]
+    output: {root}/out/{{stem}}.{{ext}}
+"""
 
 
 def _fresh_journal(d) -> None:
@@ -15,24 +31,32 @@ def _fresh_journal(d) -> None:
     d.start()
 
 
-def test_a_fresh_journal_never_takes_an_identical_files_output_as_its_own(daemon):  # noqa: F811
-    d = daemon(config("delete"))
+@pytest.mark.parametrize("fresh", [True, False])  # False: the control, journal intact
+def test_an_identical_files_same_named_output_is_never_taken_as_this_files(daemon, fresh):  # noqa: F811
+    d = daemon(TWO_INBOXES.replace("ORIGINALS", "delete"), start=False)
+    (d.root / "inbox").mkdir()
+    (d.root / "inbox2").mkdir()
+    d.start()
     data = images.jpeg(d.root / "photo.jpg").read_bytes()
-    (d.inbox / "a.jpg").write_bytes(data)
-    wait_for(lambda: not (d.inbox / "a.jpg").exists() and d.idle(), 30, "a.jpg done")
+    (d.root / "inbox" / "a.jpg").write_bytes(data)
+    wait_for(lambda: not (d.root / "inbox" / "a.jpg").exists() and d.idle(), 30, "a.jpg done")
     assert [p.name for p in files(d.out)] == ["a.png"]
-    _fresh_journal(d)
-    (d.inbox / "a.jpg").write_bytes(data)  # the same bytes under the same name: a new drop
-    wait_for(lambda: not (d.inbox / "a.jpg").exists() and d.idle(), 30, "the new a.jpg done")
+    if fresh:
+        _fresh_journal(d)
+    (d.root / "inbox2" / "a.jpg").write_bytes(data)  # another file: same bytes, same name
+    wait_for(lambda: not (d.root / "inbox2" / "a.jpg").exists() and d.idle(), 30, "a.jpg 2")
     outputs = sorted(p.name for p in files(d.out))
-    assert outputs == ["a-1.png", "a.png"], "one drop's original deleted for another's output"
+    assert outputs == ["a-1.png", "a.png"], "a file deleted for another file's output"
     assert (d.out / "a.png").read_bytes() == (d.out / "a-1.png").read_bytes()
-    assert states(d) == ["done"] and not temps(d.out)
+    assert not temps(d.out)
 
 
 def test_a_fresh_journal_still_recognises_a_kept_files_own_output(daemon):  # noqa: F811
-    d = daemon(config("keep"))
-    images.jpeg(d.inbox / "k.jpg")
+    d = daemon(TWO_INBOXES.replace("ORIGINALS", "keep"), start=False)
+    (d.root / "inbox").mkdir()
+    (d.root / "inbox2").mkdir()
+    d.start()
+    images.jpeg(d.root / "inbox" / "k.jpg")
     wait_for(lambda: states(d) == ["done"] and d.idle(), 30, "k.jpg done")
     _fresh_journal(d)
     wait_for(lambda: states(d) == ["done"] and d.idle(), 30, "the rescan to decide k.jpg")

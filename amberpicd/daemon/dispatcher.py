@@ -471,7 +471,7 @@ class Dispatcher:
         end(self.journal, job_id, report)
 
     def _resume(self, job: Job) -> None:
-        report = original_step(self.journal, self.config(), job)
+        report = original_step(self.journal, self.config(), job, retried=True)
         if report is not None:
             self.on_report(report)
 

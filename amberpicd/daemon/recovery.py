@@ -75,14 +75,42 @@ def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Pat
     return outputs
 
 
-def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
+def _holds_its_content(job: Job) -> bool:
+    """Whether the file at ``job.source`` (or put aside by a delete cut short) is still the
+    one whose content the job processed (same identity, or the same bytes)."""
+    try:
+        st = os.lstat(job.source)
+    except FileNotFoundError:
+        return os.path.lexists(aside_path(job.source))
+    except OSError:
+        return True  # the original step says what is wrong, in its own words
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    return job.identity.matches(st) or job.identity.same_content(
+        st, lambda: os.open(job.source, flags)
+    )
+
+
+def original_step(
+    journal: Journal, config: Config, job: Job, *, retried: bool = False
+) -> Report | None:
     """Handle the original of ``job`` (state published), then record done or
-    original_failed. Returns the report to show, or None when there is nothing to say."""
+    original_failed. Returns the report to show, or None when there is nothing to say.
+    ``retried`` (``retry`` of an original_failed job): a file replaced or removed since is
+    not its original any more; the job is left as history (superseded), never failed again
+    at every retry, and the new content is a file of its own (the daemon takes it)."""
+    if retried and not _holds_its_content(job):
+        reason = (
+            f"{printable(job.source.name)}: not retried: the file is no longer the one whose"
+            " outputs were written (replaced or removed since)"
+        )
+        journal.supersede(job.id, reason)
+        return Report(job.source, "skipped", error=reason, rules=list(job.rules))
     report = Report(job.source, "done", outputs=list(job.outputs), rules=list(job.rules))
     report.original = job.source
     watch = config.watch_for(job.source)
     # An output skipped (on_conflict: skip, name taken) is staged but not among the outputs.
     skipped = len(journal.staged_outputs(job.id)) > len(job.outputs)
+    report.kept = skipped
     if watch is None and job.originals == "keep":
         pass  # e.g. `amberpicd process` on a file outside every inbox: the original stays
     elif watch is None:
@@ -106,7 +134,7 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
     if report.step == "original":
         journal.original_failed(job.id, report.error or "original not handled")
     else:
-        journal.finish(job.id)
+        journal.finish(job.id, kept=report.kept)
     return report
 
 

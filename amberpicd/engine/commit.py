@@ -56,6 +56,10 @@ class Recorder(Protocol):
         """Whether ``path`` is known as the output of another source file."""
         ...
 
+    def mine(self, path: Path) -> bool:
+        """Whether ``path`` is known as a published output of this very source path."""
+        ...
+
 
 @dataclass(frozen=True)
 class OriginalsPolicy:
@@ -77,6 +81,7 @@ class Report:
     seconds: float = 0.0
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
+    kept: bool = False  # an output was skipped (name taken): the original stays, any policy
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -177,6 +182,7 @@ def commit(
     if report.status == "failed":
         return report
     report.status = "done" if report.outputs else "skipped"
+    report.kept = bool(skipped)
     if skipped and originals.policy != "keep":
         names = ", ".join(printable(p.name) for p in skipped)
         report.note = (
@@ -228,11 +234,11 @@ def already_published(
     the confined output folder, as publish does: a link or a swapped folder is never ours.
 
     The same bytes are not enough: an identical file (same content, same rules) makes
-    the same bytes. A name counts only if the journal knows no other source made it and
-    it was made after this file came to be (its inode's ctime, never set by hand, is not
-    older than ``born``, the source's ctime): an output older than the file is another
-    file's, e.g. an identical photo's whose original was deleted and whose record a
-    fresh journal lacks."""
+    the same bytes. A name counts only if the journal knows no other source made it, and
+    either knows this source path published it or it was made after this file came to be
+    (its inode's ctime, never set by hand, is not older than ``born``, the source's
+    ctime): an unknown output older than the file is another file's, e.g. an identical
+    photo's whose original was deleted and whose record a fresh journal lacks."""
     try:
         with out.folder() as folder:
             st = folder.lstat(out.temp.name)
@@ -247,14 +253,21 @@ def already_published(
                 if (
                     stat.S_ISREG(other.st_mode)
                     and other.st_size == st.st_size
-                    and (born is None or other.st_ctime_ns >= born)
                     and _same_bytes(folder, out.temp.name, name)
-                    and (recorder is None or not recorder.foreign(final.with_name(name)))
+                    and _ours(final.with_name(name), other, recorder, born)
                 ):
                     return final.with_name(name)
     except OSError:  # publish says what is wrong with the folder, in its own words
         return None
     return None
+
+
+def _ours(path: Path, st: os.stat_result, recorder: Recorder | None, born: int | None) -> bool:
+    if recorder is not None and recorder.foreign(path):
+        return False
+    if recorder is not None and recorder.mine(path):
+        return True  # this path's published output, whatever the file's ctime now
+    return born is None or st.st_ctime_ns >= born
 
 
 def _same_bytes(folder: DirHandle, a: str, b: str) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amberpicd.errors import JournalError
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.journal.files import FileQueries
+from amberpicd.journal.files import KEPT, FileQueries
 from amberpicd.journal.store import _db, _path
 
 # States that decide whether a key is due again.
@@ -203,10 +203,16 @@ class Journal(FileQueries):
             self._move(conn, job_id, ("staged",), "running")
             conn.execute("DELETE FROM staged WHERE job_id = ?", (job_id,))
 
-    def finish(self, job_id: int) -> None:
-        """published → done: the original was handled too."""
+    def finish(self, job_id: int, *, kept: bool = False) -> None:
+        """published → done: the original was handled too. ``kept``: it stayed where it
+        was because an output was skipped (on_conflict: skip): the policy the job applied
+        is then ``kept`` (files.KEPT), so the file is decided where it lies, and its
+        content is no ``duplicates: skip`` target (not all of its outputs exist)."""
+        cols: dict[str, object] = {"finished": self._clock()}
+        if kept:
+            cols["originals"] = KEPT
         with self._write() as conn:
-            self._move(conn, job_id, ("published",), "done", finished=self._clock())
+            self._move(conn, job_id, ("published",), "done", **cols)
 
     def original_failed(self, job_id: int, error: str) -> None:
         """published → original_failed: outputs are written, the original step failed."""
@@ -352,6 +358,17 @@ class Journal(FileQueries):
             (_db(path),),
         )
         return {_path(r[0]) for r in rows}
+
+    def published_by(self, path: Path, source: Path) -> bool:
+        """Whether a job of ``source`` published ``path`` (recorded as published: a name
+        only noted before a link proves nothing)."""
+        rows = self._read(
+            "SELECT 1 FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
+            " WHERE o.path = ? AND j.source = ?"
+            " AND j.state IN ('published', 'done', 'original_failed') LIMIT 1",
+            (_db(path), _db(source)),
+        )
+        return bool(rows)
 
     def is_output(self, path: Path) -> bool:
         """Whether path is an output (or temp) we wrote or are writing: never ingest it."""
