@@ -1,34 +1,21 @@
-"""Command-line commands that run or talk to the daemon: run, status, pause, resume,
-reload, retry, history. Control commands go through the control socket only."""
+"""Commands that run or talk to the daemon: run, status, pause, resume, reload, retry, history.
+
+``run`` starts daemon/service; the control commands go through the control socket only;
+``history`` reads the journal read-only.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from amberpicd.cli.main import COMMANDS, EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
-from amberpicd.errors import OneLineFormatter, printable
+from amberpicd.cli.common import EXIT_FAILED, EXIT_OK, Subparsers, add_command, setup_logging
+from amberpicd.errors import printable
 
 
-def setup_logging(verbose: bool) -> None:
-    # journald stamps each line itself; elsewhere we do.
-    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter(f"{stamp}%(levelname)s %(message)s", "%H:%M:%S"))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("watchdog").setLevel(logging.INFO)  # its debug lines are per event
-
-
-@command("run")
 def _run(args: argparse.Namespace) -> int:
     from amberpicd.daemon.service import run_daemon
 
@@ -97,11 +84,6 @@ def _control(name: str, **extra: object):
     return handler
 
 
-for _name in ("status", "pause", "resume", "reload", "retry"):
-    COMMANDS[_name] = _control(_name)
-
-
-@command("history")
 def _history(args: argparse.Namespace) -> int:
     from amberpicd.errors import JournalError
     from amberpicd.journal import Journal
@@ -148,16 +130,16 @@ def _history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "run",
-        common,
         "run the daemon: watch the inboxes",
         "Watch every inbox of the config and process each file dropped there, until stopped "
         "(Ctrl+C or SIGTERM). On a desktop it shows a tray icon. `amberpicd install-service` "
         "starts it at login instead.",
         "amberpicd run\n  amberpicd -c ~/shop.yaml run --no-tray",
+        run=_run,
     )
     p.add_argument("--no-tray", action="store_true", help="no tray icon, even on a desktop")
     for name, text, description in (
@@ -181,31 +163,28 @@ def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
             "and says why.",
         ),
     ):
-        p = add_command(sub, name, common, text, description, f"amberpicd {name}")
+        p = add_command(sub, name, text, description, f"amberpicd {name}", run=_control(name))
         p.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     p = add_command(
         sub,
         "retry",
-        common,
         "try failed files again",
         "Queue the files that failed again (all of them, or one), for example after fixing "
         "the config or freeing disk space.",
         "amberpicd retry ~/Pictures/AmberPic/Inbox/IMG_0042.heic",
+        run=_control("retry"),
     )
     p.add_argument("path", nargs="?", help="only this file (default: every failed file)")
     p.add_argument("--json", action="store_true")
     p = add_command(
         sub,
         "history",
-        common,
         "recent jobs from the journal",
         "List the most recent jobs the daemon recorded, newest first: when, the outcome, "
         "the file, and its outputs or error.",
         "amberpicd history --failed -n 50",
+        run=_history,
     )
     p.add_argument("--failed", action="store_true", help="only failures")
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per job per line")
-
-
-EXTRA_PARSERS.append(_parsers)

@@ -1,16 +1,18 @@
-"""Command-line commands for the desktop: tray, install-service, uninstall-service."""
+"""Commands for the desktop: tray, install-service, uninstall-service.
+
+``tray`` shows desktop/tray for a daemon reached over the control socket; the service commands
+write or remove what desktop/service_install manages.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from amberpicd.cli.main import EXIT_FAILED, EXIT_OK, EXTRA_PARSERS, add_command, command
+from amberpicd.cli.common import EXIT_FAILED, EXIT_OK, Subparsers, add_command, setup_logging
 
 
-@command("tray")
 def _tray(args: argparse.Namespace) -> int:
-    from amberpicd.cli.daemon import setup_logging
     from amberpicd.daemon.control import socket_path
     from amberpicd.desktop.tray.app import OverSocket, TrayApp
 
@@ -19,7 +21,6 @@ def _tray(args: argparse.Namespace) -> int:
     return EXIT_OK if app.run() else EXIT_FAILED
 
 
-@command("install-service")
 def _install(args: argparse.Namespace) -> int:
     from amberpicd.desktop.service_install import install
 
@@ -27,32 +28,31 @@ def _install(args: argparse.Namespace) -> int:
     return install(now=args.now, autostart=args.autostart, config=config)
 
 
-@command("uninstall-service")
 def _uninstall(args: argparse.Namespace) -> int:
     from amberpicd.desktop.service_install import uninstall
 
     return uninstall()
 
 
-def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: Subparsers) -> None:
     add_command(
         sub,
         "tray",
-        common,
         "show the tray icon for a running daemon (no daemon inside)",
         "Show the tray icon for a daemon that runs without one (for example one started "
         "before the desktop was up). Its menu can stop the daemon or close only the icon.",
         "amberpicd tray &",
+        run=_tray,
     )
     p = add_command(
         sub,
         "install-service",
-        common,
         "start amberpicd at login: a systemd user unit (or an XDG autostart entry)",
         "Write a systemd user unit that runs this installation of amberpicd with every "
         "graphical session, and enable it (or, with --autostart or without systemd, an XDG "
         "autostart entry). It prints every step.",
         "amberpicd install-service --now",
+        run=_install,
     )
     p.add_argument("--now", action="store_true", help="also start it now")
     p.add_argument(
@@ -64,11 +64,8 @@ def _parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add_command(
         sub,
         "uninstall-service",
-        common,
         "undo install-service (unit and autostart entry)",
         "Disable and remove what install-service wrote (only files it wrote).",
         "amberpicd uninstall-service",
+        run=_uninstall,
     )
-
-
-EXTRA_PARSERS.append(_parsers)

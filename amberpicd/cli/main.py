@@ -1,269 +1,41 @@
-"""The ``amberpicd`` command line: parses arguments and hands each command to its module.
+"""The ``amberpicd`` command line: composes the command groups and runs the one named.
 
-Exit codes: 0 success, 1 some file failed (or the command could not do its job),
-2 usage or configuration error.
+Each group is a module with ``register(subparsers)`` (cli/process, cli/daemon, cli/desktop);
+adding a group is one line in ``GROUPS``. Exit codes: 0 success, 1 some file failed (or the
+command could not do its job), 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from amberpicd import __version__
-from amberpicd.errors import AmberpicError, ConfigError, OneLineFormatter, printable
+from amberpicd.cli import daemon, desktop, process
+from amberpicd.cli.common import EXIT_FAILED, EXIT_USAGE, Subparsers, common_options
+from amberpicd.errors import AmberpicError, ConfigError, OneLineFormatter
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-log = logging.getLogger("amberpicd")
-
-Command = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str) -> Callable[[Command], Command]:
-    def register(fn: Command) -> Command:
-        COMMANDS[name] = fn
-        return fn
-
-    return register
-
-
-def _load(args: argparse.Namespace):
-    from amberpicd.config.loader import load_config
-
-    return load_config(Path(args.config) if args.config else None)
-
-
-@command("process")
-def _process(args: argparse.Namespace) -> int:
-    if args.jobs != 0:
-        from amberpicd.workers.pool import start_fork_server
-
-        start_fork_server()  # the workers' imports overlap ours
-    from amberpicd.cli import report
-    from amberpicd.engine import batch
-
-    loaded = _load(args)
-    if args.rule and args.rule not in {r.name for r in loaded.config.rules}:
-        raise ConfigError(f"no rule named {args.rule!r}", loaded.source)
-    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
-    for p in missing:
-        print(f"amberpicd: {printable(p)}: no such file or folder", file=sys.stderr)
-    started = time.monotonic()
-    given = [Path(p) for p in args.paths if p not in missing]
-    total = sum(1 for _ in batch.walk(given))
-    progress = report.Progress(total)
-    tally = batch.Tally()
-
-    def warn(line: str) -> None:
-        progress.clear()
-        print(f"amberpicd: {printable(line)}", file=sys.stderr, flush=True)
-
-    journal = batch.open_journal(args.dry_run, warn)
-
-    def show(rep) -> None:
-        progress.clear()
-        # Not an image (README.txt, a Makefile): skipped quietly, listed with --verbose.
-        quiet = rep.status == "skipped" and rep.error and not args.verbose
-        quiet = quiet or (rep.status == "already" and not args.verbose)  # counted at the end
-        if args.json:
-            print(report.json_line(rep), flush=True)
-        elif (rep.status == "failed" and args.verbose) or (rep.status != "failed" and not quiet):
-            print(report.human_line(rep, args.dry_run, tally.shown.get(rep.source)), flush=True)
-        if rep.status == "failed":
-            error = report.located(rep, tally.shown.get(rep.source))
-            print(f"amberpicd: {printable(error or '')}", file=sys.stderr, flush=True)
-        progress.update(rep)
-
-    try:
-        reports = batch.process(
-            loaded.config,
-            given,
-            jobs=args.jobs,
-            rule=args.rule,
-            dry_run=args.dry_run,
-            on_report=show,
-            tally=tally,
-            journal=journal,
-            force=args.force,
-            warn=warn,
-        )
-    finally:
-        if journal is not None:
-            journal.close()
-    progress.clear()
-    # The last line, for people: not when a script reads JSON from a pipe.
-    if not (args.json and not sys.stdout.isatty()):
-        line = report.summary_line(
-            tally.counts, tally.bytes_in, tally.bytes_out, time.monotonic() - started
-        )
-        print(f"{line} (dry run: nothing written)" if args.dry_run else line, file=sys.stderr)
-    failed = sum(r.status == "failed" for r in reports)
-    return EXIT_FAILED if failed or missing else EXIT_OK
-
-
-@command("explain")
-def _explain(args: argparse.Namespace) -> int:
-    from amberpicd.cli.report import json_text
-    from amberpicd.engine import batch
-    from amberpicd.engine.explain import explain, lines
-
-    loaded = _load(args)
-    missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
-    for p in missing:
-        print(f"amberpicd: {p}: no such file or folder", file=sys.stderr)
-    files = list(batch.walk(Path(p) for p in args.paths if p not in missing))
-    for n, item in enumerate(explain(loaded.config, files)):
-        if args.json:
-            print(json_text(item.as_json()), flush=True)
-        else:
-            print(("\n" if n else "") + "\n".join(lines(item)), flush=True)
-    return EXIT_FAILED if missing else EXIT_OK
-
-
-@command("check")
-def _check(args: argparse.Namespace) -> int:
-    from amberpicd.cli.report import describe_config
-
-    loaded = _load(args)
-    where = loaded.source or "embedded default config"
-    print(f"{where}: valid")
-    print(describe_config(loaded.config))
-    return EXIT_OK
-
-
-@command("init")
-def _init(args: argparse.Namespace) -> int:
-    from amberpicd.config.loader import write_starter
-    from amberpicd.paths import config_file
-
-    target = Path(args.config) if args.config else config_file()
-    try:
-        write_starter(target)
-    except ConfigError as exc:
-        hint = "; edit it, or name another file with -c PATH" if "exists" in str(exc) else ""
-        print(f"amberpicd: {exc}{hint}", file=sys.stderr)
-        return EXIT_USAGE  # the file exists (or cannot be written): nothing was changed
-    check = f"amberpicd check -c {shlex.quote(args.config)}" if args.config else "amberpicd check"
-    print(f"wrote {target}; edit it, then run `{check}`")
-    return EXIT_OK
+# The command groups, in the order `amberpicd --help` lists them.
+GROUPS: tuple[Callable[[Subparsers], None], ...] = (
+    process.register,  # process, explain, check, init
+    daemon.register,  # run, status, pause, resume, reload, retry, history
+    desktop.register,  # tray, install-service, uninstall-service
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    def options(defaults: bool) -> argparse.ArgumentParser:
-        # Sub-commands take the same options; SUPPRESS keeps "-c X process" from being reset.
-        p = argparse.ArgumentParser(add_help=False)
-        default = {} if defaults else {"default": argparse.SUPPRESS}
-        p.add_argument("-c", "--config", metavar="PATH", help="config file", **default)
-        p.add_argument("-v", "--verbose", action="store_true", help="debug output", **default)
-        return p
-
-    common = options(defaults=False)
     parser = argparse.ArgumentParser(
         prog="amberpicd",
         description="Private, local image processing: rules and pipelines on your own machine.",
-        parents=[options(defaults=True)],
+        parents=[common_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"amberpicd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = add_command(
-        sub,
-        "process",
-        common,
-        "run the rules on files and folders",
-        "Run the config's rules once on the files given and on every file in the folders given "
-        "(recursively), exactly as the daemon would, then exit. Files that are no images are "
-        "skipped; files already done with the same name, content and rules (by an earlier "
-        "run or the daemon: both keep the journal) are skipped unless --force; the last line "
-        "sums up what was done.",
-        "amberpicd process --dry-run ~/Pictures/Holiday\n"
-        "  amberpicd process -c web.yaml --json a.jpg b.heic",
-    )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
-    p.add_argument("--dry-run", action="store_true", help="report, write nothing")
-    p.add_argument("--json", action="store_true", help="one JSON object per input file per line")
-    p.add_argument("--rule", metavar="NAME", help="run only this rule")
-    p.add_argument(
-        "--force", action="store_true", help="redo files already done (same name, content, rules)"
-    )
-    p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: cores)")
-
-    p = add_command(
-        sub,
-        "explain",
-        common,
-        "show why each rule does or does not apply to files, and what a run would do",
-        "For each file: its facts as the rules see them, every rule of its watch entry with each"
-        " condition and whether it holds, the outputs a run would write today (conflicts"
-        " resolved as the real run would), and what would happen to the original."
-        " Nothing is written.",
-        "amberpicd explain ~/Pictures/AmberPic/Inbox/IMG_0042.heic",
-    )
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
-    add_command(
-        sub,
-        "check",
-        common,
-        "validate the config and show what it does",
-        "Load the config (from -c, $AMBERPIC_CONFIG, ~/.config/amberpic/config.yaml or the "
-        "embedded default), list every mistake with its line, or say what each inbox will do. "
-        "Exit 0 when valid, 2 when not.",
-        "amberpicd check -c ~/.config/amberpic/config.yaml",
-    )
-    add_command(
-        sub,
-        "init",
-        common,
-        "write a commented starter config",
-        "Write a commented starter config to edit (to -c PATH, or "
-        "~/.config/amberpic/config.yaml). An existing file is never overwritten.",
-        "amberpicd init && amberpicd check",
-    )
-    # Register the daemon's commands and the desktop ones (tray, install-service).
-    from amberpicd.cli import daemon as cli_daemon  # noqa: F401
-    from amberpicd.cli import desktop as cli_desktop  # noqa: F401
-
-    for extra in EXTRA_PARSERS:
-        extra(sub, common)
+    for register in GROUPS:
+        register(sub)
     return parser
-
-
-def add_command(
-    sub: argparse._SubParsersAction,
-    name: str,
-    common: argparse.ArgumentParser,
-    summary: str,
-    description: str,
-    example: str,
-) -> argparse.ArgumentParser:
-    """A sub-command whose ``--help`` says what it does and shows an example."""
-    return sub.add_parser(
-        name,
-        parents=[common],
-        help=summary,
-        description=description,
-        epilog=f"example:\n  {example}",
-        formatter_class=_Formatter,
-    )
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Wraps the description, keeps the example's lines as written."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("example:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
-
-
-# Later commands (daemon, tray, service) add their sub-parsers here.
-EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(OneLineFormatter("%(levelname)s %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
-        return COMMANDS[args.command](args)
+        return args.run(args)
     except ConfigError as exc:
         for error in getattr(exc, "errors", (exc,)):  # ConfigErrors: every mistake found
             print(f"amberpicd: {error}", file=sys.stderr)
