@@ -375,7 +375,6 @@ class Dispatcher:
         future.add_done_callback(done)
 
     def _finish(self, item: Running, future: Future[FileResult]) -> None:
-        self.running.pop(item.job_id, None)
         job = item.job
         result = collect(future, job)
         if _lost(future):  # the worker died (timeout, crash, OOM) with its temps on disk
@@ -395,7 +394,8 @@ class Dispatcher:
             name = printable(job.path.name)
             log.exception("%s: could not be recorded", name)
             report = Report(job.path, "failed", error=f"{name}: journal: {exc}")
-        finally:
+        finally:  # in flight until committed: status says idle only once it is
+            self.running.pop(item.job_id, None)
             self._release(item.job.path)
         self._journal_ok()
         report.seconds = result.seconds + (time.monotonic() - started)
