@@ -152,3 +152,50 @@ def test_recovery_never_counts_a_noted_name_holding_another_file(tmp_path):
         assert journal.get(job).state == "running" and rerun == [job]  # it runs again
     assert src.read_bytes() == b"the only copy of this photo"
     assert (out / "a.png").read_bytes() == b"another photo's output"
+
+
+def test_where_hard_links_fail_a_temp_renamed_into_place_makes_recovery_rerun(
+    tmp_path, monkeypatch
+):
+    """FAT and exFAT have no hard links: publish renames the temp into place, so a crash
+    before published is recorded leaves a staged job without its temp. Recovery runs it
+    again (it never trusts the noted name), and the rerun finds its output by its bytes."""
+    import errno
+    import os
+
+    from confineattack import make_config
+
+    from amberpicd.daemon.recovery import recover
+    from amberpicd.engine.recording import JournalRecorder
+    from amberpicd.journal import Journal
+    from amberpicd.journal import StagedOutput as JournalStaged
+    from amberpicd.output.writer import publish
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    src = inbox / "a.jpg"
+    src.write_bytes(b"the only copy of this photo")
+    config = make_config(tmp_path, inbox, originals="delete")
+    identity = FileIdentity.of(src.stat())
+    with Journal(tmp_path / "journal.db") as journal:
+        job = journal.begin_file(src, "fp", inbox=inbox, identity=identity, originals="delete")
+        journal.identify(job, "0" * 64, identity)
+        staged = stage(b"pixels", out / "a.png", "rename", f"{job}-0")
+        journal.stage(job, [JournalStaged(staged.temp, staged.final, "rename")])
+        assert publish(staged, lambda p: journal.mark_published(job, 0, p)) == out / "a.png"
+        assert not staged.temp.exists()  # renamed into place; then the crash
+        rerun: list[int] = []
+        recover(journal, config, rerun=lambda j: rerun.append(j.id))
+        assert rerun == [job] and journal.get(job).state == "running"
+        assert src.exists() and (out / "a.png").read_bytes() == b"pixels"
+        result = staged_result(src, out, b"pixels")  # the rerun: the same bytes again
+        report = commit(
+            result, OriginalsPolicy("delete"), recorder=JournalRecorder(journal, job, src)
+        )
+    assert report.status == "done" and report.outputs == [out / "a.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"] and not src.exists()

@@ -7,7 +7,7 @@ never creates, migrates or repairs it; ``repair=False`` (``amberpicd process``) 
 reports a corrupt file instead of moving it aside. A writer remembers which file it opened
 (device and inode) and refuses to write once the path names another file or none (the
 journal was deleted or replaced under it); ``reopen()`` then starts on whatever the path
-holds now.
+holds now. A writer also holds its owner lock (``owners.OwnerLock``) while open.
 """
 
 from __future__ import annotations
