@@ -170,15 +170,16 @@ def commit(
         except OSError as exc:
             error = OutputError(result.path, error_text(exc))
             report.status, report.error = "failed", str(error)
-        # Recorded while every temp not published still exists: a staged job's missing
-        # temp then always means published, and a crash before this record is recovered
-        # by publishing the temps again (a skip is found again, the original kept).
+        # Recorded while every temp still exists (a second link of a published output,
+        # or a skipped one's): a crash before this record is recovered by publishing the
+        # temps again (a name linked already is found, a skip is found again), and a temp
+        # gone from a staged job never passes for published (recovery runs it again).
         if recorder is not None:
             recorder.published(report.outputs)
+        _discard_all(staged)  # recorded: the temps are needed no more
         crash_point("all_published")
     finally:
-        for out in staged:  # whatever happened, no temp file stays behind
-            discard(out)
+        _discard_all(staged)  # whatever happened, no temp file stays behind
     if report.status == "failed":
         return report
     report.status = "done" if report.outputs else "skipped"
@@ -199,6 +200,11 @@ def commit(
     )
     crash_point("original")
     return report
+
+
+def _discard_all(staged: list[StagedOutput]) -> None:
+    while staged:
+        discard(staged.pop())
 
 
 def _publish_all(
