@@ -4,6 +4,7 @@
     staged     publish the temps again (all still exist until published is recorded); a
                temp gone: run the job again (its outputs are found by their bytes)
     published  handle the original, then done (or original_failed, which `retry` resumes)
+    undoing    an undo cut short: its steps again (engine/undo.py), then undone
 Every step is idempotent, so a crash during recovery is recovered the same way.
 ``original_step`` is also what `retry` runs for an original_failed job: the original step
 alone, never the pipeline again.
@@ -134,7 +135,7 @@ def original_step(
     if report.step == "original":
         journal.original_failed(job.id, report.error or "original not handled")
     else:
-        journal.finish(job.id, kept=report.kept)
+        journal.finish(job.id, original=report.fate, kept=report.kept)
     return report
 
 
@@ -181,4 +182,18 @@ def recover(journal: Journal, config: Config, rerun) -> int:
         except (FileError, OSError) as exc:
             journal.fail(job.id, str(exc))
             log.error("%s", exc)
-    return len(jobs)
+    return len(jobs) + _finish_undos(journal, config)
+
+
+def _finish_undos(journal: Journal, config: Config) -> int:
+    from amberpicd.engine.undo import resume
+
+    try:
+        reports = resume(journal, config)
+    except JournalError as exc:
+        log.error("undo not finished: journal: %s", exc)
+        return 0
+    for report in reports:
+        for line in report.lines():
+            (log.info if report.status == "undone" else log.error)("%s", line)
+    return len(reports)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from amberpicd.engine.originals import handle_original
+from amberpicd.engine.originals import place_original
 from amberpicd.engine.pipeline import FileResult
 from amberpicd.errors import FileError, OutputError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
@@ -82,6 +82,7 @@ class Report:
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
     kept: bool = False  # an output was skipped (name taken): the original stays, any policy
+    fate: dict | None = None  # where the original went (originals.Fate), for the journal
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -127,7 +128,7 @@ def finish_original(
     """The original step alone (also what ``retry`` and recovery resume): on failure the
     report says ``step="original"`` and why; outputs stay as they are."""
     try:
-        report.original = handle_original(
+        fate = place_original(
             path,
             originals.policy,
             archive=originals.archive,
@@ -135,6 +136,7 @@ def finish_original(
             identity=identity,
             roots=originals.roots,
         )
+        report.original, report.fate = fate.path, fate.as_json()
     except FileError as exc:
         report.status, report.step = "failed", "original"
         report.error = original_error(path, originals.policy, exc)
