@@ -196,7 +196,7 @@ class Committer:
         return report
 
     def _resume(self, job: Job) -> None:
-        report = original_step(self.journal, self.config(), job)
+        report = original_step(self.journal, self.config(), job, retried=True)
         if report is not None:
             self.publish(report)
 

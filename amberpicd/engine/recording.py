@@ -60,6 +60,9 @@ class JournalRecorder:
         sources = self.journal.output_sources(path)
         return bool(sources - {self.source}) if self.source is not None else bool(sources)
 
+    def mine(self, path: Path) -> bool:
+        return self.source is not None and self.journal.published_by(path, self.source)
+
 
 def known_decision(
     journal: Journal,
@@ -111,7 +114,7 @@ def end(journal: Journal, job_id: int, report: Report) -> None:
     elif report.status == "failed":
         journal.fail(job_id, report.error or "failed")
     else:
-        journal.finish(job_id, original=report.fate)
+        journal.finish(job_id, original=report.fate, kept=report.kept)
 
 
 def record(
