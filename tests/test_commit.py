@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from amberpicd.engine.commit import OriginalsPolicy, already_published, commit
-from amberpicd.engine.pipeline import FileResult, PlannedOutput
+from amberpicd.engine.job import FileResult, PlannedOutput
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.output.writer import StagedOutput, stage
 

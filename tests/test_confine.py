@@ -17,6 +17,7 @@ import pytest
 from amberpicd.config.loader import parse_config
 from amberpicd.engine import batch, pipeline
 from amberpicd.engine.commit import Report, commit
+from amberpicd.engine.job import FileResult
 from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import discard
 
@@ -46,7 +47,7 @@ rules:
     return parse_config(text, None, tmp_path)
 
 
-def stage(config, path: Path) -> tuple[pipeline.FileResult, batch.OriginalsPolicy, str]:
+def stage(config, path: Path) -> tuple[FileResult, batch.OriginalsPolicy, str]:
     job, originals = batch.plan(config, path)
     return pipeline.run(job), originals, job.relpath
 

@@ -12,7 +12,8 @@ from PIL import Image, ImageChops, ImageStat
 
 from amberpicd.config.schema import Limits, Rule
 from amberpicd.engine import plan
-from amberpicd.engine.pipeline import FileJob, run
+from amberpicd.engine.job import FileJob
+from amberpicd.engine.pipeline import run
 from amberpicd.ops import resize as resize_module
 
 

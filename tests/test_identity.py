@@ -11,7 +11,8 @@ import images
 import pytest
 
 from amberpicd.config.schema import Limits, Rule
-from amberpicd.engine.pipeline import FileJob, run
+from amberpicd.engine.job import FileJob
+from amberpicd.engine.pipeline import run
 from amberpicd.errors import SourceChanged
 from amberpicd.fs.identity import RACY_NS, FileIdentity
 from amberpicd.imaging import decode

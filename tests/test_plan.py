@@ -11,7 +11,8 @@ import pytest
 
 from amberpicd.config.schema import Limits, Rule
 from amberpicd.engine import plan
-from amberpicd.engine.pipeline import FileJob, run
+from amberpicd.engine.job import FileJob
+from amberpicd.engine.pipeline import run
 from amberpicd.ops import auto_orient
 
 

@@ -27,7 +27,7 @@ from amberpicd.daemon.journal_health import JournalHealth
 from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import original_step, sweep_temps
 from amberpicd.engine.commit import Report, finish_original
-from amberpicd.engine.pipeline import FileJob, FileResult, collect
+from amberpicd.engine.job import FileJob, FileResult, collect
 from amberpicd.engine.recording import discard_staged, end, record
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import within

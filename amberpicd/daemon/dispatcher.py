@@ -25,11 +25,11 @@ from amberpicd.daemon.identify import Identify, job_for
 from amberpicd.daemon.inflight import InFlight, Running
 from amberpicd.daemon.journal_health import JournalHealth
 from amberpicd.engine.commit import OriginalsPolicy
-from amberpicd.engine.pipeline import FileJob, FileResult, run
+from amberpicd.engine.job import FileJob, FileResult
 from amberpicd.errors import JournalError, printable
 from amberpicd.journal import Journal
 from amberpicd.rules.fingerprint import fingerprint
-from amberpicd.workers.child import POOL_WORKER
+from amberpicd.workers.child import run_in_pool
 from amberpicd.workers.pool import WorkerPool
 
 __all__ = ["Dispatcher", "job_for"]
@@ -149,5 +149,5 @@ class Dispatcher:
 
     def _submit(self, item: Running) -> None:
         self.inflight.add(item)
-        future = self.pool.submit(run, item.job, POOL_WORKER, timeout=item.job.limits.job_timeout)
+        future = self.pool.submit(run_in_pool, item.job, timeout=item.job.limits.job_timeout)
         future.add_done_callback(lambda f, item=item: self.finished(item, f))

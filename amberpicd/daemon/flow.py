@@ -33,7 +33,7 @@ from amberpicd.daemon.journal_health import JournalHealth
 from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.watcher import InboxWatcher
 from amberpicd.engine.commit import OriginalsPolicy, Report
-from amberpicd.engine.pipeline import FileJob
+from amberpicd.engine.job import FileJob
 from amberpicd.journal import Job, Journal
 from amberpicd.workers.pool import WorkerPool
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from amberpicd.config.schema import Config, Watch
 from amberpicd.daemon.inflight import Running
 from amberpicd.engine.commit import OriginalsPolicy
-from amberpicd.engine.pipeline import FileJob
+from amberpicd.engine.job import FileJob
 from amberpicd.engine.recording import known_decision
 from amberpicd.errors import printable
 from amberpicd.fs.identity import FileIdentity

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from amberpicd.config.schema import Watch
 from amberpicd.engine.commit import OriginalsPolicy
-from amberpicd.engine.pipeline import FileJob
+from amberpicd.engine.job import FileJob
 
 
 @dataclass

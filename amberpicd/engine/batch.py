@@ -26,7 +26,8 @@ from pathlib import Path
 
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import OriginalsPolicy, Report, commit
-from amberpicd.engine.pipeline import FileJob, FileResult, PlannedOutput, collect, run
+from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
+from amberpicd.engine.pipeline import run
 from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import name_choices

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from amberpicd.engine.job import FileResult
 from amberpicd.engine.originals import place_original
-from amberpicd.engine.pipeline import FileResult
 from amberpicd.errors import FileError, OutputError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
 from amberpicd.fs.identity import FileIdentity

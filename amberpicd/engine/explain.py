@@ -17,7 +17,8 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.batch import DryNames, free_name, plan, worker_setup
 from amberpicd.engine.commit import OriginalsPolicy, commit
-from amberpicd.engine.pipeline import INLINE, FileJob, FileResult, Host, collect, run
+from amberpicd.engine.job import INLINE, FileJob, FileResult, Host, collect
+from amberpicd.engine.pipeline import run
 from amberpicd.errors import printable
 from amberpicd.rules.conditions import human_bytes
 from amberpicd.rules.facts import Facts

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from amberpicd.engine.commit import OriginalsPolicy, Report, commit
-from amberpicd.engine.pipeline import FileJob, FileResult
+from amberpicd.engine.job import FileJob, FileResult
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
 from amberpicd.journal import StagedOutput as JournalStaged

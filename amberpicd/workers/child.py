@@ -111,6 +111,14 @@ class _PoolWorker:
 POOL_WORKER = _PoolWorker()
 
 
+def run_in_pool(job: Any) -> Any:
+    """What the daemon submits: the engine on ``job`` (an ``engine.job.FileJob``), imported
+    here, in the worker (the fork server preloaded it), so the daemon never imports it."""
+    from amberpicd.engine.pipeline import run
+
+    return run(job, POOL_WORKER)
+
+
 def _limit_address_space(limit: int) -> None:
     import resource  # POSIX only
 
