@@ -11,13 +11,12 @@ from pathlib import Path
 import images
 import pytest
 from daemonproc import DaemonProc, wait_for
-from desktopenv import FakeNotificationService, SessionBus, need
+from desktopenv import FakeNotificationService, SessionBus, emit_notification_signals, need
 
-from amberpicd.desktop.notify import (
-    Batcher,
+from amberpicd.desktop.notes import Batcher, Note
+from amberpicd.desktop.notify import Notifier
+from amberpicd.desktop.senders import (
     DBusSender,
-    Note,
-    Notifier,
     NotifySendSender,
     find_sender,
     session_bus_address,
@@ -85,6 +84,19 @@ def test_all_mode_sums_up_a_large_batch_once():
     assert note.summary == "amberpicd: processed 1000 files"
     assert note.body.startswith("995 done, 3 failed, 2 skipped\n")
     assert note.kind == "batch" and note.urgency == "low"
+
+
+def test_a_batch_summary_offers_undo_of_its_done_files_only():
+    b = Batcher("all", gather=2, interval=60, quiet=5, large_batch=3)
+    for i, status in enumerate(["done", "failed", "done", "skipped", "unmatched", "done"]):
+        b.add(status, "x.jpg: bad" if status == "failed" else None, i * 0.1, f"/in/{i}.jpg")
+    b.add("done", None, 0.7)  # a report without a source cannot be undone from here
+    notes = b.due(10.0)
+    (summary,) = [n for n in notes if n.kind == "batch"]
+    assert summary.undo == ("/in/0.jpg", "/in/2.jpg", "/in/5.jpg")
+    assert all(not n.undo for n in notes if n.kind != "batch")  # failure notes: nothing to undo
+    b.add("done", None, 20.0, "/in/next.jpg")  # the next batch starts empty
+    assert b.due(30.0) == []  # one file: below large_batch, no summary
 
 
 def test_all_mode_small_batch_gives_no_summary_but_failures_still_show():
@@ -221,11 +233,72 @@ def test_notify_send_is_the_fallback(bus, service, monkeypatch):
     assert got.hints["urgency"] == ("y", 0)
 
 
+def test_the_batch_summarys_undo_button_hands_its_files_to_the_daemon(bus, service):
+    clicked: list[tuple[str, ...]] = []
+    sender = find_sender({"DBUS_SESSION_BUS_ADDRESS": bus.address}, on_undo=clicked.append)
+    assert isinstance(sender, DBusSender)
+    try:
+        assert sender.send(Note("amberpicd: a file failed", "a.jpg: bad"))  # no files: no button
+        assert sender.send(Note("s", "b", kind="batch", undo=("/in/a.jpg", "/in/b.jpg")))
+        plain, batch = service.received
+        assert plain.actions == [] and batch.actions == ["undo", "Undo"]
+        service.click(plain.id, "undo")  # control: a note without the button does nothing
+        assert sender.send(Note("s", "b", kind="other", undo=("/in/c.jpg",)))
+        other = service.received[-1]
+        service.click(other.id, "default")  # clicking the body is not Undo (and closes it)
+        service.click(batch.id, "undo")
+        wait_for(lambda: clicked, 5, "the Undo handed over")
+        assert clicked == [("/in/a.jpg", "/in/b.jpg")]
+        service.click(batch.id, "undo")  # the note is gone (closed): a second click is nothing
+        assert sender.send(Note("x", "y"))  # a round trip after the click, for it to arrive
+        wait_for(lambda: len(service.received) == 4, 5, "the fourth note")
+        assert clicked == [("/in/a.jpg", "/in/b.jpg")]
+    finally:
+        sender.close()
+
+
+def test_only_the_notification_service_can_press_undo(bus, service):
+    from jeepney import message_bus
+    from jeepney.io.blocking import open_dbus_connection
+
+    clicked: list[tuple[str, ...]] = []
+    sender = DBusSender(bus.address, on_undo=clicked.append)
+    impostor = open_dbus_connection(bus=bus.address)
+    try:
+        assert sender.send(Note("s", "a", kind="batch", undo=("/in/a.jpg",)))
+        assert sender.send(Note("s", "b", kind="other", undo=("/in/b.jpg",)))
+        a, b = service.received
+        emit_notification_signals(impostor, a.id, "undo")  # another program on the bus
+        impostor.send_and_get_reply(message_bus.ListNames())  # the bus has routed its signal
+        service.click(b.id, "undo")  # control run: the service itself is heard, after it
+        wait_for(lambda: clicked, 5, "the service's click")
+        assert clicked == [("/in/b.jpg",)]
+    finally:
+        impostor.close()
+        sender.close()
+
+
+def test_a_replaced_summary_without_files_takes_its_undo_away(bus, service):
+    clicked: list[tuple[str, ...]] = []
+    sender = DBusSender(bus.address, on_undo=clicked.append)
+    try:
+        assert sender.send(Note("s", "first", kind="batch", undo=("/in/a.jpg",)))
+        assert sender.send(Note("s", "second", kind="batch"))  # replaces the first on screen
+        first, second = service.received
+        assert second.replaces == first.id and second.actions == []
+        service.click(first.id, "undo")
+        assert sender.send(Note("ping", "p"))
+        wait_for(lambda: len(service.received) == 3, 5, "the ping")
+        assert clicked == []
+    finally:
+        sender.close()
+
+
 def test_bus_without_a_notification_service(bus, caplog):
     sender = find_sender({"DBUS_SESSION_BUS_ADDRESS": bus.address})
     assert sender is not None
     try:
-        with caplog.at_level(logging.DEBUG, logger="amberpicd.desktop.notify"):
+        with caplog.at_level(logging.DEBUG, logger="amberpicd.desktop"):
             assert sender.send(Note("s", "b")) is False
     finally:
         sender.close()
