@@ -77,6 +77,9 @@ class Report:
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
     fate: dict | None = None  # where the original went (originals.Fate), for the journal
+    # Per output written, what its encoder chose (PlannedOutput.chosen: format, quality,
+    # SSIMULACRA2 score reached, note), with "output" its path.
+    encodes: list[dict[str, object]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -85,6 +88,7 @@ class Report:
             "outputs": [str(p) for p in self.outputs],
             "rules": self.rules,
             "error": self.error,
+            "encodes": self.encodes,
         }
 
 
@@ -152,6 +156,7 @@ def commit(
         return report
     if dry_run:
         report.outputs = [out.final for out in result.outputs]
+        report.encodes = [{"output": str(o.final), **o.chosen()} for o in result.outputs]
         report.status = "done"
         return report
     staged = [out.staged for out in result.outputs if out.staged is not None]
@@ -176,6 +181,7 @@ def commit(
             discard(out)
     if report.status == "failed":
         return report
+    report.encodes = _encodes(result, skipped, report.outputs)
     report.status = "done" if report.outputs else "skipped"
     if skipped and originals.policy != "keep":
         names = ", ".join(printable(p.name) for p in skipped)
@@ -193,6 +199,21 @@ def commit(
     )
     crash_point("original")
     return report
+
+
+def _encodes(result: FileResult, skipped: list[Path], written: list[Path]) -> list[dict]:
+    """``Report.encodes``: the staged outputs in order, less those skipped as taken,
+    are the ones written (``_publish_all`` keeps that order)."""
+    skips = list(skipped)
+    kept = []
+    for out in result.outputs:
+        if out.staged is None:
+            continue
+        if out.staged.final in skips:
+            skips.remove(out.staged.final)
+            continue
+        kept.append(out)
+    return [{"output": str(p), **o.chosen()} for o, p in zip(kept, written, strict=False)]
 
 
 def _publish_all(

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -61,6 +61,9 @@ class Job:
     undo: dict | None = None
     # The sha256 of each output's bytes as written, in the order of outputs ("" not known).
     output_hashes: tuple[str, ...] = ()
+    # Per output, what its encoder chose ({"format", "quality", "score", "note"}; {} when
+    # not recorded): kept in the outputs' JSON entries, ``{"path": ..., "score": ...}``.
+    chosen: tuple[dict, ...] = ()
 
     @property
     def identity(self) -> FileIdentity:
@@ -84,10 +87,12 @@ def _job(row: tuple) -> Job:
     id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
     *rest, original, undo = rest
     inbox = _path(inbox) if inbox is not None else None
-    # An entry is {"path", "sha256"}, or a bare path in journals written before undo.
+    # An entry is {"path", "sha256"} and what the encoder chose ("format", "quality",
+    # "score", "note"), or a bare path in journals written before undo.
     entries = [e if isinstance(e, dict) else {"path": e} for e in json.loads(outputs)]
     paths = tuple(Path(e["path"]) for e in entries)
     hashes = tuple(e.get("sha256") or "" for e in entries)
+    chosen = tuple({k: v for k, v in e.items() if k not in ("path", "sha256")} for e in entries)
     return Job(
         id_,
         _path(source),
@@ -101,6 +106,7 @@ def _job(row: tuple) -> Job:
         original=json.loads(original) if original else None,
         undo=json.loads(undo) if undo else None,
         output_hashes=hashes,
+        chosen=chosen,
     )
 
 
@@ -207,9 +213,13 @@ class Journal(FileQueries):
                 (_db(path), job_id),
             )
 
-    def published(self, job_id: int, outputs: Sequence[Path]) -> None:
-        """staged → published, with the final paths actually written (skipped ones left out)."""
+    def published(
+        self, job_id: int, outputs: Sequence[Path], chosen: Sequence[Mapping] = ()
+    ) -> None:
+        """staged → published, with the final paths actually written (skipped ones left out)
+        and, per path, what its encoder chose (``chosen``, e.g. quality and score)."""
         paths = [os.fspath(p) for p in outputs]  # JSON text: escapes undecodable bytes
+        extra = list(chosen) + [{}] * (len(paths) - len(chosen))
         with self._write() as conn:
             # Each output's hash is its staged row's: the row whose name was noted last.
             rows = conn.execute(
@@ -217,7 +227,10 @@ class Journal(FileQueries):
                 (job_id,),
             ).fetchall()
             hashes = {os.fsdecode(p or f): h for p, f, h in rows if h}
-            entries = [{"path": p, "sha256": hashes.get(p, "")} for p in paths]
+            entries = [
+                {"path": p, "sha256": hashes.get(p, ""), **c}
+                for p, c in zip(paths, extra, strict=False)
+            ]
             self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(entries))
             # Forget intended names not used (skipped, renamed on conflict): someone else's file.
             conn.execute(
