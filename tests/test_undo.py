@@ -322,3 +322,26 @@ def test_undo_from_the_trash_of_another_volume(tmp_path, capsys, trash_home):
         assert code == 0, err
         assert src.read_bytes() == original and files(volume_trash) == []
         assert files(tmp_path / "out") == []
+
+
+def test_dry_run_of_an_original_whose_inbox_folder_was_removed_says_what_undo_would_do(
+    tmp_path, capsys
+):
+    """A dropped folder emptied by ``move`` and removed by the user: undo makes it again,
+    and the dry run (which makes nothing) must say so, not fail on the missing folder."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(root=tmp_path, originals="move", archive=tmp_path / "archive"))
+    (tmp_path / "inbox" / "trip").mkdir(parents=True)
+    src = images.jpeg(tmp_path / "inbox" / "trip" / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    process(cfg, src, capsys)
+    (tmp_path / "inbox" / "trip").rmdir()
+    code, out, err = undo(cfg, "--dry-run", str(src), capsys=capsys)
+    assert code == 0, err
+    assert "IMG_1.jpg: would undo: removed IMG_1.webp; original put back from the archive" in out
+    assert not (tmp_path / "inbox" / "trip").exists()  # the dry run made nothing
+    assert files(tmp_path / "out") == ["IMG_1.webp"]
+    code, out, err = undo(cfg, str(src), capsys=capsys)  # control: the real run does it
+    assert code == 0, err
+    assert "IMG_1.jpg: undone: removed IMG_1.webp; original put back from the archive" in out
+    assert src.read_bytes() == original

@@ -61,11 +61,21 @@ def hidden(kind: str, name: str) -> str:
     return f"{TEMP_PREFIX}{kind}-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{TEMP_SUFFIX}"
 
 
-def _inbox_folder(job: Job, roots: set[Path], create: bool) -> DirHandle:
+def _inbox_folder(job: Job, roots: set[Path], create: bool) -> tuple[DirHandle, bool]:
+    """The folder the original goes back to, and whether it is there. Not made (a dry
+    run, or a kept original), a missing one is stood in for by its deepest existing parent
+    (walked the same way; on the same volume, for the trash): the name is then free."""
     inbox = job.inbox or job.source.parent
-    rel = job.source.parent.relative_to(inbox)
     top, below = within(inbox, roots | {inbox})
-    return open_dir(top, below / rel, create=create, verb="restore")
+    want = below / job.source.parent.relative_to(inbox)
+    rel = want
+    while True:
+        try:
+            return open_dir(top, rel, create=create, verb="restore"), rel == want
+        except FileNotFoundError:
+            if create or not rel.parts:
+                raise
+            rel = rel.parent
 
 
 def restore(
@@ -73,8 +83,9 @@ def restore(
 ) -> str | None:
     """Put the original back at its inbox path; returns how it came back."""
     name, shown = job.source.name, printable(job.source.name)
-    with _inbox_folder(job, roots, create=not dry_run and fate["fate"] != "kept") as inbox:
-        if inbox.lstat(name) is not None:
+    inbox, there = _inbox_folder(job, roots, create=not dry_run and fate["fate"] != "kept")
+    with inbox:
+        if there and inbox.lstat(name) is not None:
             if digest(inbox, name) != job.content_hash:
                 raise Refused(
                     f"{shown}: cannot undo: {shown} in the inbox is another file now;"
