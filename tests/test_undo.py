@@ -345,3 +345,27 @@ def test_dry_run_of_an_original_whose_inbox_folder_was_removed_says_what_undo_wo
     assert code == 0, err
     assert "IMG_1.jpg: undone: removed IMG_1.webp; original put back from the archive" in out
     assert src.read_bytes() == original
+
+
+def test_a_refusal_naming_an_unprintable_folder_is_one_printable_line(tmp_path, capsys):
+    """A dropped folder named with a newline and an undecodable byte, swapped for a link:
+    the refusal names it escaped, on one line (it used to crash printing a surrogate)."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(root=tmp_path, originals="move", archive=tmp_path / "archive"))
+    sub = tmp_path / "inbox" / os.fsdecode(b"tr\nip\xff")
+    sub.mkdir(parents=True)
+    src = images.jpeg(sub / "IMG_1.jpg", (200, 150))
+    process(cfg, src, capsys)
+    sub.rmdir()
+    (tmp_path / "outside").mkdir()
+    sub.symlink_to(tmp_path / "outside")
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and out == ""
+    assert err == (
+        "amberpicd: IMG_1.jpg: cannot undo: inbox/tr\\x0aip\\xff is a symbolic link;"
+        " refusing to restore through it\n"
+    )
+    code, out, _ = undo(cfg, "--json", str(src), capsys=capsys)
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and doc["status"] == "refused" and "\n" not in doc["error"]
+    assert list((tmp_path / "outside").iterdir()) == []

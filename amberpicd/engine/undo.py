@@ -97,7 +97,9 @@ def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = Fals
     try:
         report.restored = restore(job, fate, config, roots, dry_run=dry_run, resuming=resuming)
     except (Refused, SymlinkRefused, Escape) as exc:
-        text = str(exc) if isinstance(exc, Refused) else f"{name}: cannot undo: {exc}"
+        text = (
+            str(exc) if isinstance(exc, Refused) else f"{name}: cannot undo: {printable(str(exc))}"
+        )
         if not dry_run:
             journal.abandon_undo(job.id, {"refused": text, "at": time.time()})
         return _said(report, "refused", text)
@@ -149,7 +151,7 @@ def _said(report: UndoReport, status: str, text: str) -> UndoReport:
 
 def _unfinished(report: UndoReport, name: str, exc: OSError, dry_run: bool) -> UndoReport:
     again = "" if dry_run else "; `amberpicd undo` again finishes it"
-    reason = exc.strerror or str(exc)
+    reason = exc.strerror or printable(str(exc))
     if exc.filename:
         reason = f"{printable(os.fsdecode(exc.filename))}: {reason}"
     return _said(report, "failed", f"{name}: undo not finished: {reason}{again}")
