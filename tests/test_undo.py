@@ -369,3 +369,18 @@ def test_a_refusal_naming_an_unprintable_folder_is_one_printable_line(tmp_path, 
     (doc,) = [json.loads(line) for line in out.splitlines()]
     assert code == 1 and doc["status"] == "refused" and "\n" not in doc["error"]
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_json_has_one_object_per_file_also_for_a_file_no_job_processed(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    never = tmp_path / "inbox" / "never.jpg"
+    code, out, err = undo(cfg, "--json", str(never), str(src), capsys=capsys)
+    assert code == 1  # as without --json: a file could not be undone
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert [(d["source"], d["status"]) for d in docs] == [
+        (str(never), "nothing"),
+        (str(src), "undone"),
+    ]
+    assert docs[0]["error"] == "never.jpg: nothing to undo: no job processed it"
+    assert "never.jpg: nothing to undo: no job processed it" in err
