@@ -384,3 +384,13 @@ def test_json_has_one_object_per_file_also_for_a_file_no_job_processed(tmp_path,
     ]
     assert docs[0]["error"] == "never.jpg: nothing to undo: no job processed it"
     assert "never.jpg: nothing to undo: no job processed it" in err
+
+
+def test_undo_last_with_a_count_larger_than_the_history_undoes_all_of_it(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    code, out, err = undo(cfg, "--last", str(10**30), capsys=capsys)  # beyond SQLite's integers
+    assert code == 0, err
+    assert "IMG_1.jpg: undone" in out and src.read_bytes() == original
+    code, _, err = undo(cfg, "--last", "5", capsys=capsys)
+    assert code == 1 and "nothing to undo: no job done yet" in err

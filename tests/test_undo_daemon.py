@@ -197,3 +197,18 @@ def test_an_original_whose_place_was_not_recorded_is_found_by_its_content(
     trash = tmp_path / "data" / "Trash"
     assert files(trash / "files") == [] and files(trash / "info") == []
     assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == b"another, older IMG_1"
+
+
+@pytest.mark.parametrize("last", [-1, 0])
+def test_the_control_commands_last_n_takes_only_a_count_of_at_least_one(daemon, last):
+    """``{"cmd": "undo", "last": -1}``: SQLite reads LIMIT -1 as no limit, so every job
+    was undone. Refused, nothing changed."""
+    d = daemon().start()
+    src, _ = drop_and_wait(d)
+    later_file_done(d)
+    reply = d.cmd("undo", last=last)
+    assert not reply["ok"] and reply["error"], reply
+    assert not src.exists() and (d.out / "later.webp").exists()
+    assert states(d, "IMG_1.jpg") == ["done"] and states(d, "later.jpg") == ["done"]
+    assert d.cmd("undo", last=1)["ok"]  # control: a count of one undoes the newest only
+    assert states(d, "later.jpg") == ["undone"] and states(d, "IMG_1.jpg") == ["done"]

@@ -25,6 +25,7 @@ from amberpicd.journal.store import _db, _path
 # original is put back before the undo ends) is not taken again unless it changes or is retried.
 DECISIONS = ("done", "failed", "unmatched", "original_failed", "undoing", "undone")
 UNFINISHED = ("running", "staged", "published")
+_MAX_LIMIT = 2**63 - 1  # SQLite's largest integer
 _IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
 _IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
 _COLS = (
@@ -275,9 +276,13 @@ class Journal(FileQueries):
         return _job(rows[0]) if rows else None
 
     def last_done(self, n: int) -> list[Job]:
-        """The ``n`` most recent done jobs, newest first (``undo --last N``)."""
+        """The ``n`` most recent done jobs, newest first (``undo --last N``); ``n`` at least
+        1 (SQLite reads a negative LIMIT as none: every job), any larger count is all."""
+        if n < 1:
+            raise ValueError(f"the last N jobs: N is at least 1, not {n}")
         rows = self._read(
-            f"SELECT {_COLS} FROM jobs WHERE state = 'done' ORDER BY id DESC LIMIT ?", (n,)
+            f"SELECT {_COLS} FROM jobs WHERE state = 'done' ORDER BY id DESC LIMIT ?",
+            (min(n, _MAX_LIMIT),),
         )
         return [_job(r) for r in rows]
 
