@@ -212,3 +212,38 @@ def test_the_control_commands_last_n_takes_only_a_count_of_at_least_one(daemon, 
     assert states(d, "IMG_1.jpg") == ["done"] and states(d, "later.jpg") == ["done"]
     assert d.cmd("undo", last=1)["ok"]  # control: a count of one undoes the newest only
     assert states(d, "later.jpg") == ["undone"] and states(d, "IMG_1.jpg") == ["done"]
+
+
+@pytest.mark.parametrize("finisher", ["undo", "daemon"])
+@pytest.mark.parametrize("meanwhile", ["edited", "moved away"])
+def test_an_undo_cut_short_after_the_original_was_put_back_still_finishes(
+    daemon, tmp_path, finisher, meanwhile
+):
+    """kill -9 once the original is back and one output removed; the user then edits the
+    restored original (or moves it away) before the undo is finished. The original's step
+    was done: finishing removes the other output, never withdraws the undo half-way (the
+    job went back to done, its last output stranded, the journal saying both were made)."""
+    d = daemon().start()
+    src, original = drop_and_wait(d)
+    d.stop()
+    crash_undo(d, src, "undo:removed:0")
+    assert src.read_bytes() == original and len(files(d.out)) == 1
+    if meanwhile == "edited":
+        src.write_bytes(b"the user's edit of the restored original")
+    else:
+        src.rename(tmp_path / "moved.jpg")
+    if finisher == "undo":
+        proc = d.cli("undo", str(src))
+        assert proc.returncode == 0, proc.stderr
+    else:
+        d.start()
+        wait_for(lambda: "undone" in states(d, "IMG_1.jpg"), 30, "recovery to finish it")
+        wait_for(d.idle)
+        d.stop()
+    assert states(d, "IMG_1.jpg")[-1] == "undone"
+    assert [p for p in files(d.out) if p.stem == "IMG_1"] == []
+    assert files(tmp_path / "archive") == []
+    if meanwhile == "edited":
+        assert src.read_bytes() == b"the user's edit of the restored original"
+    else:
+        assert (tmp_path / "moved.jpg").read_bytes() == original

@@ -91,20 +91,24 @@ def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = Fals
         )
     roots = set(config.folders())
     resuming = job.state == "undoing"
+    record = dict(job.undo or {}) if resuming else {"started": time.time()}
     if not dry_run and not resuming:
-        journal.begin_undo(job.id, {"started": time.time()})
+        journal.begin_undo(job.id, record)
         crash_point("undo:begun")
-    try:
-        report.restored = restore(job, fate, config, roots, dry_run=dry_run, resuming=resuming)
-    except (Refused, SymlinkRefused, Escape) as exc:
-        text = (
-            str(exc) if isinstance(exc, Refused) else f"{name}: cannot undo: {printable(str(exc))}"
-        )
-        if not dry_run:
-            journal.abandon_undo(job.id, {"refused": text, "at": time.time()})
-        return _said(report, "refused", text)
-    except OSError as exc:
-        return _unfinished(report, name, exc, dry_run)
+    if "restored" in record:  # the original's step was done: what is there now is the user's
+        report.restored = record["restored"]
+    else:
+        try:
+            report.restored = restore(job, fate, config, roots, dry_run=dry_run, resuming=resuming)
+        except (Refused, SymlinkRefused, Escape) as exc:
+            text = str(exc) if isinstance(exc, Refused) else f"{name}: cannot undo: {exc}"
+            if not dry_run:
+                journal.abandon_undo(job.id, {"refused": printable(text), "at": time.time()})
+            return _said(report, "refused", printable(text))
+        except OSError as exc:
+            return _unfinished(report, name, exc, dry_run)
+        if not dry_run:  # before any output goes: an undo is withdrawn only before that
+            journal.undo_step(job.id, {**record, "restored": report.restored})
     crash_point("undo:restored")
     try:
         for n, (path, want) in enumerate(zip(job.outputs, _hashes(job), strict=True)):

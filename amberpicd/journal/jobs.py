@@ -249,6 +249,11 @@ class Journal(FileQueries):
                 conn, job_id, ("done", "original_failed"), "undoing", undo=json.dumps(record)
             )
 
+    def undo_step(self, job_id: int, record: dict) -> None:
+        """undoing, with what the undo did so far (the original is back: not done again)."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("undoing",), "undoing", undo=json.dumps(record))
+
     def end_undo(self, job_id: int, record: dict) -> None:
         """undoing → undone, with what the undo did."""
         with self._write() as conn:
