@@ -63,11 +63,11 @@ def drop_and_wait(d: DaemonProc) -> tuple[Path, bytes]:
     return src, original
 
 
-def later_file_done(d: DaemonProc) -> None:
+def later_file_done(d: DaemonProc, name: str = "later") -> None:
     """A file dropped after the undo is processed: by then the daemon has seen (and
     decided on) the restored original's events, which came first."""
-    images.jpeg(d.inbox / "later.jpg", (100, 80))
-    wait_for((d.out / "later.webp").exists, 30, "the later file's output")
+    images.jpeg(d.inbox / f"{name}.jpg", (100, 80))
+    wait_for((d.out / f"{name}.webp").exists, 30, "the later file's output")
     wait_for(d.idle)
 
 
@@ -82,6 +82,14 @@ def test_undo_while_the_daemon_runs_and_the_original_is_not_taken_again(daemon):
     assert src.read_bytes() == original, "the daemon took the undone original again"
     assert not (d.out / "IMG_1.webp").exists() and not (d.out / "thumbs/IMG_1.png").exists()
     assert states(d, "IMG_1.jpg") == ["undone"]
+    # Nor by a rescan (reload), nor by the scan of a restart.
+    assert d.cli("reload").returncode == 0
+    later_file_done(d, "after-reload")
+    d.stop()
+    d.start()
+    later_file_done(d, "after-restart")
+    assert src.read_bytes() == original and states(d, "IMG_1.jpg") == ["undone"]
+    assert not (d.out / "IMG_1.webp").exists()
     again = d.cli("undo", str(src))
     assert again.returncode == 0 and "nothing to undo (undone already)" in again.stdout
     # Control run: `retry PATH` takes it again, so the daemon could have.
