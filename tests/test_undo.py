@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import images
@@ -394,3 +396,36 @@ def test_undo_last_with_a_count_larger_than_the_history_undoes_all_of_it(tmp_pat
     assert "IMG_1.jpg: undone" in out and src.read_bytes() == original
     code, _, err = undo(cfg, "--last", "5", capsys=capsys)
     assert code == 1 and "nothing to undo: no job done yet" in err
+
+
+def test_two_undos_of_one_file_at_once_undo_it_once(tmp_path, capsys, monkeypatch):
+    """A second ``amberpicd undo`` (a real process) runs while the first is between its
+    steps: it must not run the same steps beside it (it took the first's "undoing" for an
+    interrupted undo and finished it, so the first then failed on the journal; in the
+    narrower interleavings one withdrew the undo while the other put the original back)."""
+    from amberpicd.engine import undo as engine
+
+    cfg, src, original = setup(tmp_path, "move", TWO_RULES)
+    process(cfg, src, capsys)
+    second: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile(step: str) -> None:
+        if step == "undo:begun":
+            command = [sys.executable, "-m", "amberpicd", "-c", str(cfg), "undo", str(src)]
+            second.append(subprocess.run(command, capture_output=True, text=True, timeout=60))
+
+    monkeypatch.setattr(engine, "crash_point", meanwhile)
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 0, err
+    assert "IMG_1.jpg: undone: removed IMG_1.webp, IMG_1.png" in out
+    (other,) = second
+    assert other.returncode == 1 and other.stdout == ""
+    assert other.stderr == (
+        "amberpicd: IMG_1.jpg: undo not done: another undo is under way; try again when it ends\n"
+    )
+    assert src.read_bytes() == original
+    assert files(tmp_path / "out") == [] and files(tmp_path / "archive") == []
+    with journal() as j:
+        assert [job.state for job in j.recent()] == ["undone"]
+    code, out, err = undo(cfg, str(src), capsys=capsys)  # control: the lock is free again
+    assert code == 0 and "nothing to undo (undone already)" in out + err

@@ -18,14 +18,18 @@ step is idempotent, so an undo cut short (a crash, ``kill -9``) is finished by t
 effect (journal writes included) skipped. Putting the original back is engine/restore.py.
 
 May touch: the job's outputs, its original in the archive or a trash, the inbox folder the
-original goes back to, and the journal (through its API). Every file is reached through a
+original goes back to, the journal (through its API) and ``undo.lock`` beside it (one undo
+at a time). Every file is reached through a
 folder descriptor walked from a configured root without following links (fs.confined).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from amberpicd.errors import printable
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
 
+LOCK_NAME = "undo.lock"  # beside the journal; never deleted (see daemon/lock.py)
 _FATE_OF_POLICY = {"keep": "kept", "move": "moved", "trash": "trashed", "delete": "deleted"}
 
 
@@ -77,7 +82,36 @@ class UndoReport:
 
 
 def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = False) -> UndoReport:
-    """Undo ``job`` (done, original_failed, or undoing: an undo to finish)."""
+    """Undo ``job`` (done, original_failed, or undoing: an undo to finish). One undo at a
+    time per journal (two commands, the tray's two clicks, a start's recovery): another
+    under way is said, not waited for, and the job is read again once the lock is held."""
+    if dry_run:
+        return _undo(journal, config, job, dry_run=True)
+    with _exclusive(journal) as mine:
+        if not mine:
+            text = "undo not done: another undo is under way; try again when it ends"
+            report = UndoReport(job.source, "failed", job.id)
+            return _said(report, "failed", f"{printable(job.source.name)}: {text}")
+        return _undo(journal, config, journal.get(job.id), dry_run=False)
+
+
+@contextmanager
+def _exclusive(journal: Journal) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``undo.lock`` beside the journal, tried once; False when
+    another holds it. The kernel drops it with the holder (a ``kill -9`` leaves none)."""
+    fd = os.open(journal.path.with_name(LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _undo(journal: Journal, config: Config, job: Job, *, dry_run: bool) -> UndoReport:
     name = printable(job.source.name)
     report = UndoReport(job.source, "undone", job.id, dry_run=dry_run)
     if job.state == "undone":
