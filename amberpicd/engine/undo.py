@@ -141,6 +141,7 @@ def _undo(journal: Journal, config: Config, job: Job, *, dry_run: bool) -> UndoR
             return _said(report, "refused", printable(text))
         except OSError as exc:
             return _unfinished(report, name, exc, dry_run)
+        crash_point("undo:put-back")
         if not dry_run:  # before any output goes: an undo is withdrawn only before that
             journal.undo_step(job.id, {**record, "restored": report.restored})
     crash_point("undo:restored")
