@@ -429,3 +429,28 @@ def test_two_undos_of_one_file_at_once_undo_it_once(tmp_path, capsys, monkeypatc
         assert [job.state for job in j.recent()] == ["undone"]
     code, out, err = undo(cfg, str(src), capsys=capsys)  # control: the lock is free again
     assert code == 0 and "nothing to undo (undone already)" in out + err
+
+
+@pytest.mark.parametrize("how", ["edited", "a symlink to its bytes"])
+def test_an_archived_original_changed_since_is_refused_saying_so(tmp_path, capsys, how):
+    """The archive's file is there but is not the original any more: undo refuses with
+    nothing changed, and says so (it said the original was no longer in the archive)."""
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    archived = tmp_path / "archive" / "IMG_1.jpg"
+    if how == "edited":
+        archived.write_bytes(original + b"edited")
+    else:
+        (tmp_path / "elsewhere.jpg").write_bytes(original)
+        archived.unlink()
+        archived.symlink_to(tmp_path / "elsewhere.jpg")
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and out == ""
+    assert err == (
+        f"amberpicd: IMG_1.jpg: cannot undo: the original in the archive ({archived})"
+        " is another file now\n"
+    )
+    assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
+    archived.unlink()  # control: gone, it is said to be gone
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and "the original is no longer in the archive" in err

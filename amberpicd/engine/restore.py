@@ -158,7 +158,13 @@ def _archived(job: Job, fate: dict, config: Config, roots: set[Path]) -> tuple[D
     for candidate in candidates:
         if digest(folder, candidate) == job.content_hash:
             return folder, candidate
+    there = fate.get("path") and folder.lstat(path.name) is not None
     folder.close()
+    if there:  # the name recorded holds something else: said as such, not as gone
+        raise Refused(
+            f"{shown}: cannot undo: the original in the archive ({printable(str(path))})"
+            " is another file now"
+        )
     raise Refused(gone)
 
 
