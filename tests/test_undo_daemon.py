@@ -257,3 +257,26 @@ def test_an_undo_cut_short_after_the_original_was_put_back_still_finishes(
         assert src.read_bytes() == b"the user's edit of the restored original"
     else:
         assert (tmp_path / "moved.jpg").read_bytes() == original
+
+
+def test_an_undone_original_is_not_taken_again_when_the_rules_change(daemon):
+    """The user undoes a file, then edits the rules (here: a new rule) and the daemon
+    reloads: the undone file has not changed and was not retried, so it stays undone (the
+    decision was looked up under the new rules' fingerprint, and the file taken again)."""
+    d = daemon().start()
+    src, original = drop_and_wait(d)
+    proc = d.cli("undo", str(src))
+    assert proc.returncode == 0, proc.stderr
+    later_file_done(d)
+    text = d.config.read_text() + (
+        "  - name: tiny\n"
+        "    pipeline: [{resize: {width: 8}}, {encode: png}]\n"
+        f"    output: {d.out}/tiny/{{stem}}.{{ext}}\n"
+    )
+    d.write_config(text)
+    assert d.cli("reload").returncode == 0
+    later_file_done(d, "after-edit")
+    assert (d.out / "tiny" / "after-edit.png").exists()  # control: the new rules are in force
+    assert src.read_bytes() == original, "the daemon took the undone original again"
+    assert states(d, "IMG_1.jpg") == ["undone"]
+    assert not (d.out / "tiny" / "IMG_1.png").exists()
