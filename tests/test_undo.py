@@ -454,3 +454,22 @@ def test_an_archived_original_changed_since_is_refused_saying_so(tmp_path, capsy
     archived.unlink()  # control: gone, it is said to be gone
     code, _, err = undo(cfg, str(src), capsys=capsys)
     assert code == 1 and "the original is no longer in the archive" in err
+
+
+def test_an_output_an_earlier_job_also_wrote_is_kept_and_said_so(tmp_path, capsys):
+    """The same photo dropped again under its name after the first was archived: both
+    jobs hold the one output. Undoing the newer keeps it for the older, and says it is an
+    earlier job's (it said "a later job")."""
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    src.write_bytes(original)  # dropped again, the same bytes
+    process(cfg, src, capsys)
+    with journal() as j:
+        first, second = sorted(j.recent(), key=lambda job: job.id)
+    assert first.outputs == second.outputs == (tmp_path / "out" / "IMG_1.webp",)
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 0, err
+    output = tmp_path / "out" / "IMG_1.webp"
+    assert f"IMG_1.jpg: kept {output}: also the output of an earlier job; left in place" in out
+    assert output.exists() and src.read_bytes() == original
+    assert files(tmp_path / "archive") == ["IMG_1.jpg"]  # the first job's original stays

@@ -147,8 +147,10 @@ def _undo(journal: Journal, config: Config, job: Job, *, dry_run: bool) -> UndoR
     crash_point("undo:restored")
     try:
         for n, (path, want) in enumerate(zip(job.outputs, _hashes(job), strict=True)):
-            if journal.other_writer(path, job.id) is not None:
-                report.kept.append((path, "also the output of a later job; left in place"))
+            other = journal.other_writer(path, job.id)
+            if other is not None:
+                when = "a later" if other > job.id else "an earlier"
+                report.kept.append((path, f"also the output of {when} job; left in place"))
                 continue
             why = _remove_output(path, want, roots, dry_run=dry_run)
             if why is None:
