@@ -280,3 +280,24 @@ def test_an_undone_original_is_not_taken_again_when_the_rules_change(daemon):
     assert src.read_bytes() == original, "the daemon took the undone original again"
     assert states(d, "IMG_1.jpg") == ["undone"]
     assert not (d.out / "tiny" / "IMG_1.png").exists()
+
+
+def test_the_trays_undo_takes_back_the_entrys_own_job(daemon):
+    """Two photos dropped under one name (a camera's counter starting again): Undo on the
+    older entry of Recent activity takes back that one, not the newer (the action named
+    the source path, whose newest job is the other photo's)."""
+    d = daemon().start()
+    src, first_bytes = drop_and_wait(d)
+    images.jpeg(src, (120, 90))  # another photo, the same name
+    wait_for(lambda: states(d, "IMG_1.jpg") == ["done", "done"], 30, "the second job")
+    assert (d.out / "IMG_1-1.webp").exists()
+    wait_for(lambda: len([r for r in d.status()["recent"] if r["status"] == "done"]) == 2)
+    menu = build_menu(d.status())
+    recent = next(i for i in menu if isinstance(i, Item) and i.text == "Recent activity")
+    older = next(i for i in recent.submenu if i.text.startswith("✓ IMG_1.jpg → IMG_1.webp"))
+    (action,) = next(i for i in older.submenu if i.text == "Undo").actions
+    reply = d.cmd(action.cmd, **action.kwargs)
+    assert reply["ok"], reply
+    assert src.read_bytes() == first_bytes, "the other photo was put back"
+    assert not (d.out / "IMG_1.webp").exists() and (d.out / "IMG_1-1.webp").exists()
+    assert sorted(states(d, "IMG_1.jpg")) == ["done", "undone"]

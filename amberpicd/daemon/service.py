@@ -239,6 +239,7 @@ class Daemon:
             "outputs": [str(p) for p in report.outputs],
             "error": report.error,
             "time": time.time(),
+            "job": report.job_id,
         }
         self.recent.append(entry)
         if report.status == "failed":

@@ -77,6 +77,7 @@ class Report:
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
     fate: dict | None = None  # where the original went (originals.Fate), for the journal
+    job_id: int | None = None  # the journal's job (the tray's Undo names it, not the path)
 
     def as_json(self) -> dict[str, object]:
         return {
