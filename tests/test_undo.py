@@ -473,3 +473,31 @@ def test_an_output_an_earlier_job_also_wrote_is_kept_and_said_so(tmp_path, capsy
     assert f"IMG_1.jpg: kept {output}: also the output of an earlier job; left in place" in out
     assert output.exists() and src.read_bytes() == original
     assert files(tmp_path / "archive") == ["IMG_1.jpg"]  # the first job's original stays
+
+
+def test_an_archived_original_swapped_after_its_check_is_not_put_back(
+    tmp_path, capsys, monkeypatch
+):
+    """Another file renamed over the archive's name between undo's content check and its
+    move back (a sync tool, a hand): what goes back must be the inode checked. It put the
+    newcomer in the inbox as the original and removed the outputs."""
+    from amberpicd.engine import restore
+
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    archived = tmp_path / "archive" / "IMG_1.jpg"
+    checked = restore._archived
+
+    def then_swapped(*args, **kwargs):
+        found = checked(*args, **kwargs)
+        newcomer = tmp_path / "archive" / "newcomer.jpg"
+        newcomer.write_bytes(b"x" * len(original))
+        newcomer.rename(archived)
+        return found
+
+    monkeypatch.setattr(restore, "_archived", then_swapped)
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1, "a file other than the original was put back"
+    assert "IMG_1.jpg: cannot undo: the original changed while being put back" in err
+    assert not src.exists() and archived.read_bytes() == b"x" * len(original)
+    assert files(tmp_path / "out") == ["IMG_1.webp"]
