@@ -143,7 +143,15 @@ def assert_undone(d: DaemonProc, src: Path, original: bytes, archive: Path) -> N
 
 @pytest.mark.parametrize("finisher", ["undo", "daemon"])
 @pytest.mark.parametrize(
-    "step", ["undo:begun", "undo:put-back", "undo:restored", "undo:removed:0", "undo:removed:1"]
+    "step",
+    [
+        "undo:begun",
+        "undo:put-back",
+        "undo:restored",
+        "undo:aside",
+        "undo:removed:0",
+        "undo:removed:1",
+    ],
 )
 def test_kill_9_mid_undo_is_finished_later(daemon, tmp_path, step, finisher):
     d = daemon().start()

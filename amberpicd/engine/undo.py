@@ -246,6 +246,7 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
             folder.rename_noreplace(name, folder, aside)
         except FileNotFoundError:
             return "gone"
+        crash_point("undo:aside")
         if digest(folder, aside) != want:  # rewritten between the check and the rename
             folder.give_back(aside, folder, name)
             return "it changed since it was written"
