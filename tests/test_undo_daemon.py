@@ -309,3 +309,21 @@ def test_the_trays_undo_takes_back_the_entrys_own_job(daemon):
     assert src.read_bytes() == first_bytes, "the other photo was put back"
     assert not (d.out / "IMG_1.webp").exists() and (d.out / "IMG_1-1.webp").exists()
     assert sorted(states(d, "IMG_1.jpg")) == ["done", "undone"]
+
+
+def test_a_dry_run_of_an_undo_cut_short_mid_removal_says_what_the_real_one_does(daemon, tmp_path):
+    """kill -9 with an output renamed aside: the dry run must name it as one undo removes
+    (it skipped the leftover, so it listed one output fewer than the real run then did)."""
+    d = daemon().start()
+    src, original = drop_and_wait(d)
+    d.stop()
+    crash_undo(d, src, "undo:aside")
+    before = sorted(p.name for p in files(d.root))
+    dry = d.cli("undo", "--dry-run", str(src))
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(p.name for p in files(d.root)) == before  # nothing touched
+    real = d.cli("undo", str(src))
+    assert real.returncode == 0, real.stderr
+    assert dry.stdout.replace("would undo", "undone") == real.stdout
+    assert "removed IMG_1.webp, IMG_1.png" in real.stdout
+    assert_undone(d, src, original, tmp_path / "archive")

@@ -226,13 +226,14 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
         return f"{printable(str(exc))}; left in place"
     with folder:
         name, aside = path.name, hidden("undoing", path.name)
-        if folder.lstat(aside) is not None and not dry_run:  # an interrupted removal's
+        if folder.lstat(aside) is not None:  # an interrupted removal's (a dry run: said)
             if digest(folder, aside) == want:
-                folder.unlink(aside)
-                folder.fsync()
+                if not dry_run:
+                    folder.unlink(aside)
+                    folder.fsync()
                 if folder.lstat(name) is None:
                     return None
-            else:
+            elif not dry_run:
                 folder.give_back(aside, folder, name)
         if folder.lstat(name) is None:
             return "gone"
