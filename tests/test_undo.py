@@ -501,3 +501,15 @@ def test_an_archived_original_swapped_after_its_check_is_not_put_back(
     assert "IMG_1.jpg: cannot undo: the original changed while being put back" in err
     assert not src.exists() and archived.read_bytes() == b"x" * len(original)
     assert files(tmp_path / "out") == ["IMG_1.webp"]
+
+
+def test_a_lock_that_cannot_be_opened_fails_the_undo_with_nothing_changed(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    (state_dir() / "undo.lock").mkdir()  # not a file: it cannot be opened for the lock
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and out == ""
+    assert err == "amberpicd: IMG_1.jpg: undo: journal: undo.lock: Is a directory\n"
+    assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
+    (state_dir() / "undo.lock").rmdir()  # control: with the lock openable, it is undone
+    assert undo(cfg, str(src), capsys=capsys)[0] == 0 and src.read_bytes() == original

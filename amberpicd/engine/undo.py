@@ -36,7 +36,7 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import crash_point
 from amberpicd.engine.restore import Refused, digest, hidden, restore
-from amberpicd.errors import printable
+from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
 
@@ -99,7 +99,12 @@ def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = Fals
 def _exclusive(journal: Journal) -> Iterator[bool]:
     """An exclusive ``flock`` on ``undo.lock`` beside the journal, tried once; False when
     another holds it. The kernel drops it with the holder (a ``kill -9`` leaves none)."""
-    fd = os.open(journal.path.with_name(LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(
+            journal.path.with_name(LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:  # e.g. the state folder read-only: said as the journal's trouble
+        raise JournalError(f"{LOCK_NAME}: {exc.strerror}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
