@@ -513,3 +513,25 @@ def test_a_lock_that_cannot_be_opened_fails_the_undo_with_nothing_changed(tmp_pa
     assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
     (state_dir() / "undo.lock").rmdir()  # control: with the lock openable, it is undone
     assert undo(cfg, str(src), capsys=capsys)[0] == 0 and src.read_bytes() == original
+
+
+def test_pruning_the_journal_keeps_an_undo(tmp_path, capsys):
+    """An undone job with a later job of the same file, name and rules (the same photo
+    dropped again, its newer job left done): pruning dropped the undone one as superseded,
+    and with it the decision that keeps the daemon off the restored original."""
+    from amberpicd.config.loader import load_config
+    from amberpicd.engine.undo import undo_job
+
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    src.write_bytes(original)  # dropped again, the same bytes
+    process(cfg, src, capsys)
+    with journal() as j:
+        first, second = sorted(j.recent(), key=lambda job: job.id)
+        assert undo_job(j, load_config(cfg).config, first).status == "undone"
+        assert src.read_bytes() == original
+        assert j.decided(src, first.fingerprint, first.content_hash).state == "undone"
+        j.prune(keep_days=0)
+        held = j.decided(src, first.fingerprint, first.content_hash)
+        assert held is not None and held.state == "undone", "the undone original is due again"
+        assert j.get(second.id).state == "done"  # control: the prune ran, the newer job stays

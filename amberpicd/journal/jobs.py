@@ -344,7 +344,9 @@ class Journal(FileQueries):
 
     def prune(self, keep_days: float) -> int:
         """Forget superseded jobs older than keep_days; returns how many. The latest decision per
-        (source, hash, fingerprint) is always kept: it stops a kept original being redone."""
+        (source, hash, fingerprint) is always kept: it stops a kept original being redone. An
+        undo (undoing, undone) is never forgotten: a later job of the same file (done, its
+        original moved) does not hold the restored original, and an unfinished undo is to end."""
         cutoff = self._clock() - keep_days * 86400
         with self._write() as conn:
             conn.execute(
@@ -354,7 +356,8 @@ class Journal(FileQueries):
             )
             cur = conn.execute(
                 "DELETE FROM jobs WHERE COALESCE(finished, created) < ? AND (state = 'retry' OR"
-                f" ({_IN_DECISIONS} AND EXISTS (SELECT 1 FROM jobs AS n"
+                f" ({_IN_DECISIONS} AND state NOT IN ('undoing', 'undone')"
+                " AND EXISTS (SELECT 1 FROM jobs AS n"
                 " WHERE n.source = jobs.source AND n.content_hash = jobs.content_hash"
                 " AND n.fingerprint = jobs.fingerprint"
                 f" AND n.id > jobs.id AND n.{_IN_DECISIONS})))",
