@@ -74,6 +74,7 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
     """Handle the original of ``job`` (state published), then record done or
     original_failed. Returns the report to show, or None when there is nothing to say."""
     report = Report(job.source, "done", outputs=list(job.outputs), rules=list(job.rules))
+    report.job_id = job.id
     report.original = job.source
     watch = config.watch_for(job.source)
     # An output skipped (on_conflict: skip, name taken) is staged but not among the outputs.

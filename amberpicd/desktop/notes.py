@@ -32,7 +32,7 @@ class Note:
     body: str
     urgency: str = "normal"  # low | normal | critical
     kind: str = "failures"  # a new note replaces the on-screen one of the same kind
-    undo: tuple[str, ...] = ()  # a batch summary's done files: its "Undo" action takes them back
+    undo: tuple[int, ...] = ()  # a batch summary's done jobs: its "Undo" action takes them back
 
 
 class Batcher:
@@ -55,7 +55,7 @@ class Batcher:
         self._unsent_since: float | None = None
         self._batch: Counter[str] = Counter()
         self._batch_failures: list[str] = []
-        self._batch_done: list[str] = []  # sources of the batch's done files, for its Undo
+        self._batch_done: list[int] = []  # the batch's done jobs (journal ids), for its Undo
         self._batch_start: float | None = None
         self._batch_last: float | None = None  # when the current batch's last file finished
 
@@ -65,17 +65,18 @@ class Batcher:
         self._batch_done = []
         self._batch_start = self._batch_last = None
 
-    def add(self, status: str, error: str | None, now: float, source: str | None = None) -> None:
-        """One file finished with ``status`` (done, failed, skipped, unmatched); ``source``
-        is its path, which a batch summary's Undo takes back when it is done."""
+    def add(self, status: str, error: str | None, now: float, job: int | None = None) -> None:
+        """One file finished with ``status`` (done, failed, skipped, unmatched); ``job`` is
+        its journal job, which a batch summary's Undo takes back when it is done. (The job,
+        not the path: the same name may hold a newer photo by the time the user clicks.)"""
         if self.mode == "off":
             return
         self._batch[status] += 1
         if self._batch_start is None:
             self._batch_start = now
         self._batch_last = now
-        if status == "done" and source is not None:
-            self._batch_done.append(source)
+        if status == "done" and job is not None:
+            self._batch_done.append(job)
         if status == "failed":
             message = error or "a file failed"
             self._batch_failures.append(message)

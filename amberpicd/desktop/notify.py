@@ -50,7 +50,7 @@ class Notifier:
         self._said_none = False
 
     def report(self, report) -> None:
-        """One file finished (a ``commit.Report``: ``status``, ``error`` and ``source`` are
+        """One file finished (a ``commit.Report``: ``status``, ``error`` and ``job_id`` are
         read)."""
         mode = self._mode()
         if mode == "off" and self._thread is None:
@@ -59,9 +59,8 @@ class Notifier:
             if self._closed:
                 return
             self.batcher.mode = mode
-            source = getattr(report, "source", None)
-            source = None if source is None else str(source)
-            self.batcher.add(report.status, report.error, self._clock(), source)
+            job = getattr(report, "job_id", None)
+            self.batcher.add(report.status, report.error, self._clock(), job)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="amberpicd-notify", daemon=True

@@ -3,7 +3,7 @@ on the session bus, through jeepney (pure Python) when it is installed, else the
 ``notify-send`` program, else nothing. Only Unix-socket bus addresses are used.
 
 Over jeepney, a batch summary offers "Undo": the service's ``ActionInvoked`` signal, heard
-from the service's owner only, hands the batch's done files to the daemon's undo.
+from the service's owner only, hands the batch's done jobs to the daemon's undo.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ _URGENCY = {"low": 0, "normal": 1, "critical": 2}
 
 _PATH = "/org/freedesktop/Notifications"
 _NAME = _IFACE = "org.freedesktop.Notifications"
-UndoHandler = Callable[[tuple[str, ...]], None]
+UndoHandler = Callable[[tuple[int, ...]], None]  # the journal's job ids
 
 
 class DBusSender:
@@ -57,7 +57,7 @@ class DBusSender:
 
     With ``on_undo``, a batch summary carries an "Undo" action; when the user clicks it, the
     service's ``ActionInvoked`` signal (heard on a second connection, from the service's
-    owner only) hands that batch's done files to ``on_undo``, from the listener's thread.
+    owner only) hands that batch's done jobs to ``on_undo``, from the listener's thread.
     """
 
     name = "D-Bus"
@@ -67,7 +67,7 @@ class DBusSender:
         self.on_undo = on_undo
         self._conn = None
         self._replaces: dict[str, int] = {}
-        self._undo: dict[int, tuple[str, ...]] = {}  # shown note's id -> what its Undo takes back
+        self._undo: dict[int, tuple[int, ...]] = {}  # shown note's id -> what its Undo takes back
         self._lock = threading.Lock()
         self._signals = None  # the listener's own connection: jeepney's is not shared by threads
         self._listener: threading.Thread | None = None
