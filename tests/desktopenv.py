@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemonproc import wait_for
@@ -105,10 +105,13 @@ class Notification:
     summary: str
     body: str
     hints: dict
+    actions: list = field(default_factory=list)
+    id: int = 0
 
 
 class FakeNotificationService:
-    """Owns ``org.freedesktop.Notifications`` on ``bus`` and records each Notify call."""
+    """Owns ``org.freedesktop.Notifications`` on ``bus`` and records each Notify call;
+    ``click(id, key)`` is the user pressing a notification's action button."""
 
     def __init__(self, address: str) -> None:
         need_modules("jeepney")
@@ -119,6 +122,7 @@ class FakeNotificationService:
         self.conn = open_dbus_connection(bus=address)
         self.conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.Notifications"))
         self.received: list[Notification] = []
+        self._clicks: list[tuple[int, str]] = []  # emitted by the serving thread, which owns conn
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -128,6 +132,8 @@ class FakeNotificationService:
 
         next_id = 0
         while not self._stop.is_set():
+            while self._clicks:
+                emit_notification_signals(self.conn, *self._clicks.pop(0))
             try:
                 msg = self.conn.receive(timeout=0.1)
             except TimeoutError:
@@ -138,22 +144,39 @@ class FakeNotificationService:
                 continue
             member = msg.header.fields.get(self._fields.member)
             if member == "Notify":
-                app, replaces, _icon, summary, body, _actions, hints, _timeout = msg.body
+                app, replaces, _icon, summary, body, actions, hints, _timeout = msg.body
                 next_id += 1
-                self.received.append(Notification(app, replaces, summary, body, hints))
-                reply = new_method_return(msg, "u", (replaces or next_id,))
+                shown = replaces or next_id
+                self.received.append(
+                    Notification(app, replaces, summary, body, hints, list(actions), shown)
+                )
+                reply = new_method_return(msg, "u", (shown,))
             elif member == "GetServerInformation":
                 reply = new_method_return(msg, "ssss", ("fake", "amberpicd tests", "1", "1.2"))
             elif member == "GetCapabilities":
-                reply = new_method_return(msg, "as", (["body"],))
+                reply = new_method_return(msg, "as", (["body", "actions"],))
             else:
                 reply = new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod")
             self.conn.send(reply)
+
+    def click(self, shown: int, key: str) -> None:
+        """Emit ActionInvoked then NotificationClosed (reason 2: dismissed), as a real
+        service does when the user presses a button."""
+        self._clicks.append((shown, key))
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self.conn.close()
+
+
+def emit_notification_signals(conn, shown: int, key: str) -> None:
+    """ActionInvoked + NotificationClosed from ``conn`` (the service, or an impostor)."""
+    from jeepney import DBusAddress, new_signal
+
+    where = DBusAddress("/org/freedesktop/Notifications", interface="org.freedesktop.Notifications")
+    conn.send(new_signal(where, "ActionInvoked", "us", (shown, key)))
+    conn.send(new_signal(where, "NotificationClosed", "uu", (shown, 2)))
 
 
 # -- X ------------------------------------------------------------------------------------------

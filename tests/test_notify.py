@@ -11,13 +11,12 @@ from pathlib import Path
 import images
 import pytest
 from daemonproc import DaemonProc, wait_for
-from desktopenv import FakeNotificationService, SessionBus, need
+from desktopenv import FakeNotificationService, SessionBus, emit_notification_signals, need
 
-from amberpicd.desktop.notify import (
-    Batcher,
+from amberpicd.desktop.notes import Batcher, Note
+from amberpicd.desktop.notify import Notifier
+from amberpicd.desktop.senders import (
     DBusSender,
-    Note,
-    Notifier,
     NotifySendSender,
     find_sender,
     session_bus_address,
@@ -85,6 +84,19 @@ def test_all_mode_sums_up_a_large_batch_once():
     assert note.summary == "amberpicd: processed 1000 files"
     assert note.body.startswith("995 done, 3 failed, 2 skipped\n")
     assert note.kind == "batch" and note.urgency == "low"
+
+
+def test_a_batch_summary_offers_undo_of_its_done_files_only():
+    b = Batcher("all", gather=2, interval=60, quiet=5, large_batch=3)
+    for i, status in enumerate(["done", "failed", "done", "skipped", "unmatched", "done"]):
+        b.add(status, "x.jpg: bad" if status == "failed" else None, i * 0.1, i)
+    b.add("done", None, 0.7)  # a report without a job cannot be undone from here
+    notes = b.due(10.0)
+    (summary,) = [n for n in notes if n.kind == "batch"]
+    assert summary.undo == (0, 2, 5)
+    assert all(not n.undo for n in notes if n.kind != "batch")  # failure notes: nothing to undo
+    b.add("done", None, 20.0, 9)  # the next batch starts empty
+    assert b.due(30.0) == []  # one file: below large_batch, no summary
 
 
 def test_all_mode_small_batch_gives_no_summary_but_failures_still_show():
@@ -221,11 +233,72 @@ def test_notify_send_is_the_fallback(bus, service, monkeypatch):
     assert got.hints["urgency"] == ("y", 0)
 
 
+def test_the_batch_summarys_undo_button_hands_its_files_to_the_daemon(bus, service):
+    clicked: list[tuple[int, ...]] = []
+    sender = find_sender({"DBUS_SESSION_BUS_ADDRESS": bus.address}, on_undo=clicked.append)
+    assert isinstance(sender, DBusSender)
+    try:
+        assert sender.send(Note("amberpicd: a file failed", "a.jpg: bad"))  # no files: no button
+        assert sender.send(Note("s", "b", kind="batch", undo=(11, 12)))
+        plain, batch = service.received
+        assert plain.actions == [] and batch.actions == ["undo", "Undo"]
+        service.click(plain.id, "undo")  # control: a note without the button does nothing
+        assert sender.send(Note("s", "b", kind="other", undo=(13,)))
+        other = service.received[-1]
+        service.click(other.id, "default")  # clicking the body is not Undo (and closes it)
+        service.click(batch.id, "undo")
+        wait_for(lambda: clicked, 5, "the Undo handed over")
+        assert clicked == [(11, 12)]
+        service.click(batch.id, "undo")  # the note is gone (closed): a second click is nothing
+        assert sender.send(Note("x", "y"))  # a round trip after the click, for it to arrive
+        wait_for(lambda: len(service.received) == 4, 5, "the fourth note")
+        assert clicked == [(11, 12)]
+    finally:
+        sender.close()
+
+
+def test_only_the_notification_service_can_press_undo(bus, service):
+    from jeepney import message_bus
+    from jeepney.io.blocking import open_dbus_connection
+
+    clicked: list[tuple[int, ...]] = []
+    sender = DBusSender(bus.address, on_undo=clicked.append)
+    impostor = open_dbus_connection(bus=bus.address)
+    try:
+        assert sender.send(Note("s", "a", kind="batch", undo=(11,)))
+        assert sender.send(Note("s", "b", kind="other", undo=(12,)))
+        a, b = service.received
+        emit_notification_signals(impostor, a.id, "undo")  # another program on the bus
+        impostor.send_and_get_reply(message_bus.ListNames())  # the bus has routed its signal
+        service.click(b.id, "undo")  # control run: the service itself is heard, after it
+        wait_for(lambda: clicked, 5, "the service's click")
+        assert clicked == [(12,)]
+    finally:
+        impostor.close()
+        sender.close()
+
+
+def test_a_replaced_summary_without_files_takes_its_undo_away(bus, service):
+    clicked: list[tuple[int, ...]] = []
+    sender = DBusSender(bus.address, on_undo=clicked.append)
+    try:
+        assert sender.send(Note("s", "first", kind="batch", undo=(11,)))
+        assert sender.send(Note("s", "second", kind="batch"))  # replaces the first on screen
+        first, second = service.received
+        assert second.replaces == first.id and second.actions == []
+        service.click(first.id, "undo")
+        assert sender.send(Note("ping", "p"))
+        wait_for(lambda: len(service.received) == 3, 5, "the ping")
+        assert clicked == []
+    finally:
+        sender.close()
+
+
 def test_bus_without_a_notification_service(bus, caplog):
     sender = find_sender({"DBUS_SESSION_BUS_ADDRESS": bus.address})
     assert sender is not None
     try:
-        with caplog.at_level(logging.DEBUG, logger="amberpicd.desktop.notify"):
+        with caplog.at_level(logging.DEBUG, logger="amberpicd.desktop"):
             assert sender.send(Note("s", "b")) is False
     finally:
         sender.close()
@@ -287,5 +360,52 @@ def test_daemon_sums_up_a_batch_in_one_notification(tmp_path: Path, bus, service
         assert note.summary == "amberpicd: processed 13 files"
         assert note.body.startswith("12 done, 1 failed\nbroken.jpg: ")
         assert "notifications: sent over D-Bus" in d.logs()
+    finally:
+        d.close()
+
+
+UNDO_CONFIG = """
+daemon:
+  settle_seconds: {settle}
+  workers: 2
+  notify: all
+watch:
+  - inbox: {root}/inbox
+    originals: move
+    archive: {root}/archive
+rules:
+  - name: web
+    pipeline: [{{resize: {{width: 32, height: 32}}}}, {{encode: webp}}]
+    output: {root}/out/{{stem}}.{{ext}}
+"""
+
+
+def test_the_batch_notifications_undo_takes_the_batch_back(tmp_path: Path, bus, service):
+    """Undo pressed on a batch summary: every done file's original is back in the inbox byte
+    for byte and its outputs are gone; the failed file is left where it was."""
+    d = DaemonProc(tmp_path, UNDO_CONFIG)
+    d.env["DBUS_SESSION_BUS_ADDRESS"] = bus.address
+    try:
+        d.start()
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        for i in range(11):
+            images.jpeg(staging / f"p{i}.jpg", (64 + i, 48))
+        (staging / "broken.jpg").write_bytes(images.encoded(images.upright(64, 48), "JPEG")[:300])
+        originals = {f.name: f.read_bytes() for f in staging.iterdir()}
+        for f in sorted(staging.iterdir()):
+            f.rename(d.inbox / f.name)
+        wait_for(lambda: len(d.history()) == 12, 30, "12 files processed")
+        (note,) = wait_for(lambda: service.received, 15, "the batch summary")
+        assert note.actions == ["undo", "Undo"]
+        out = tmp_path / "out"
+        assert len(list(out.glob("*.webp"))) == 11  # control: there is something to take back
+        assert sorted(p.name for p in d.inbox.iterdir()) == ["broken.jpg"]
+        service.click(note.id, "undo")
+        wait_for(lambda: sum(h["state"] == "undone" for h in d.history()) == 11, 30, "11 undone")
+        assert list(out.glob("*.webp")) == []
+        assert {p.name: p.read_bytes() for p in d.inbox.iterdir()} == originals
+        assert list((tmp_path / "archive").rglob("*.jpg")) == []
+        assert d.stop() == 0  # (not taken again after an undo: tests/test_undo_daemon.py)
     finally:
         d.close()

@@ -365,3 +365,10 @@ def test_an_undone_file_is_listed_as_undone_with_no_undo_offered():
     (item,) = find(build_menu(status(recent=recent)), "Recent activity").submenu
     assert item.text == "↶ a.jpg: undone" and item.actions == (OpenPath("/in"),)
     assert not item.submenu
+
+
+def test_undo_names_the_entrys_own_job_when_the_daemon_gave_it():
+    recent = [{"source": "/in/a.jpg", "status": "done", "outputs": ["/o/a.webp"], "job": 7}]
+    (item,) = find(build_menu(status(recent=recent)), "Recent activity").submenu
+    undo = next(i for i in item.submenu if i.text == "Undo")
+    assert undo.actions == (Command("undo", (("job", 7),)),)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import images
@@ -322,3 +324,214 @@ def test_undo_from_the_trash_of_another_volume(tmp_path, capsys, trash_home):
         assert code == 0, err
         assert src.read_bytes() == original and files(volume_trash) == []
         assert files(tmp_path / "out") == []
+
+
+def test_dry_run_of_an_original_whose_inbox_folder_was_removed_says_what_undo_would_do(
+    tmp_path, capsys
+):
+    """A dropped folder emptied by ``move`` and removed by the user: undo makes it again,
+    and the dry run (which makes nothing) must say so, not fail on the missing folder."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(root=tmp_path, originals="move", archive=tmp_path / "archive"))
+    (tmp_path / "inbox" / "trip").mkdir(parents=True)
+    src = images.jpeg(tmp_path / "inbox" / "trip" / "IMG_1.jpg", (200, 150))
+    original = src.read_bytes()
+    process(cfg, src, capsys)
+    (tmp_path / "inbox" / "trip").rmdir()
+    code, out, err = undo(cfg, "--dry-run", str(src), capsys=capsys)
+    assert code == 0, err
+    assert "IMG_1.jpg: would undo: removed IMG_1.webp; original put back from the archive" in out
+    assert not (tmp_path / "inbox" / "trip").exists()  # the dry run made nothing
+    assert files(tmp_path / "out") == ["IMG_1.webp"]
+    code, out, err = undo(cfg, str(src), capsys=capsys)  # control: the real run does it
+    assert code == 0, err
+    assert "IMG_1.jpg: undone: removed IMG_1.webp; original put back from the archive" in out
+    assert src.read_bytes() == original
+
+
+def test_a_refusal_naming_an_unprintable_folder_is_one_printable_line(tmp_path, capsys):
+    """A dropped folder named with a newline and an undecodable byte, swapped for a link:
+    the refusal names it escaped, on one line (it used to crash printing a surrogate)."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(root=tmp_path, originals="move", archive=tmp_path / "archive"))
+    sub = tmp_path / "inbox" / os.fsdecode(b"tr\nip\xff")
+    sub.mkdir(parents=True)
+    src = images.jpeg(sub / "IMG_1.jpg", (200, 150))
+    process(cfg, src, capsys)
+    sub.rmdir()
+    (tmp_path / "outside").mkdir()
+    sub.symlink_to(tmp_path / "outside")
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and out == ""
+    assert err == (
+        "amberpicd: IMG_1.jpg: cannot undo: inbox/tr\\x0aip\\xff is a symbolic link;"
+        " refusing to restore through it\n"
+    )
+    code, out, _ = undo(cfg, "--json", str(src), capsys=capsys)
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and doc["status"] == "refused" and "\n" not in doc["error"]
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_json_has_one_object_per_file_also_for_a_file_no_job_processed(tmp_path, capsys):
+    cfg, src, _ = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    never = tmp_path / "inbox" / "never.jpg"
+    code, out, err = undo(cfg, "--json", str(never), str(src), capsys=capsys)
+    assert code == 1  # as without --json: a file could not be undone
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert [(d["source"], d["status"]) for d in docs] == [
+        (str(never), "nothing"),
+        (str(src), "undone"),
+    ]
+    assert docs[0]["error"] == "never.jpg: nothing to undo: no job processed it"
+    assert "never.jpg: nothing to undo: no job processed it" in err
+
+
+def test_undo_last_with_a_count_larger_than_the_history_undoes_all_of_it(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    code, out, err = undo(cfg, "--last", str(10**30), capsys=capsys)  # beyond SQLite's integers
+    assert code == 0, err
+    assert "IMG_1.jpg: undone" in out and src.read_bytes() == original
+    code, _, err = undo(cfg, "--last", "5", capsys=capsys)
+    assert code == 1 and "nothing to undo: no job done yet" in err
+
+
+def test_two_undos_of_one_file_at_once_undo_it_once(tmp_path, capsys, monkeypatch):
+    """A second ``amberpicd undo`` (a real process) runs while the first is between its
+    steps: it must not run the same steps beside it (it took the first's "undoing" for an
+    interrupted undo and finished it, so the first then failed on the journal; in the
+    narrower interleavings one withdrew the undo while the other put the original back)."""
+    from amberpicd.engine import undo as engine
+
+    cfg, src, original = setup(tmp_path, "move", TWO_RULES)
+    process(cfg, src, capsys)
+    second: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile(step: str) -> None:
+        if step == "undo:begun":
+            command = [sys.executable, "-m", "amberpicd", "-c", str(cfg), "undo", str(src)]
+            second.append(subprocess.run(command, capture_output=True, text=True, timeout=60))
+
+    monkeypatch.setattr(engine, "crash_point", meanwhile)
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 0, err
+    assert "IMG_1.jpg: undone: removed IMG_1.webp, IMG_1.png" in out
+    (other,) = second
+    assert other.returncode == 1 and other.stdout == ""
+    assert other.stderr == (
+        "amberpicd: IMG_1.jpg: undo not done: another undo is under way; try again when it ends\n"
+    )
+    assert src.read_bytes() == original
+    assert files(tmp_path / "out") == [] and files(tmp_path / "archive") == []
+    with journal() as j:
+        assert [job.state for job in j.recent()] == ["undone"]
+    code, out, err = undo(cfg, str(src), capsys=capsys)  # control: the lock is free again
+    assert code == 0 and "nothing to undo (undone already)" in out + err
+
+
+@pytest.mark.parametrize("how", ["edited", "a symlink to its bytes"])
+def test_an_archived_original_changed_since_is_refused_saying_so(tmp_path, capsys, how):
+    """The archive's file is there but is not the original any more: undo refuses with
+    nothing changed, and says so (it said the original was no longer in the archive)."""
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    archived = tmp_path / "archive" / "IMG_1.jpg"
+    if how == "edited":
+        archived.write_bytes(original + b"edited")
+    else:
+        (tmp_path / "elsewhere.jpg").write_bytes(original)
+        archived.unlink()
+        archived.symlink_to(tmp_path / "elsewhere.jpg")
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and out == ""
+    assert err == (
+        f"amberpicd: IMG_1.jpg: cannot undo: the original in the archive ({archived})"
+        " is another file now\n"
+    )
+    assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
+    archived.unlink()  # control: gone, it is said to be gone
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and "the original is no longer in the archive" in err
+
+
+def test_an_output_an_earlier_job_also_wrote_is_kept_and_said_so(tmp_path, capsys):
+    """The same photo dropped again under its name after the first was archived: both
+    jobs hold the one output. Undoing the newer keeps it for the older, and says it is an
+    earlier job's (it said "a later job")."""
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    src.write_bytes(original)  # dropped again, the same bytes
+    process(cfg, src, capsys)
+    with journal() as j:
+        first, second = sorted(j.recent(), key=lambda job: job.id)
+    assert first.outputs == second.outputs == (tmp_path / "out" / "IMG_1.webp",)
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 0, err
+    output = tmp_path / "out" / "IMG_1.webp"
+    assert f"IMG_1.jpg: kept {output}: also the output of an earlier job; left in place" in out
+    assert output.exists() and src.read_bytes() == original
+    assert files(tmp_path / "archive") == ["IMG_1.jpg"]  # the first job's original stays
+
+
+def test_an_archived_original_swapped_after_its_check_is_not_put_back(
+    tmp_path, capsys, monkeypatch
+):
+    """Another file renamed over the archive's name between undo's content check and its
+    move back (a sync tool, a hand): what goes back must be the inode checked. It put the
+    newcomer in the inbox as the original and removed the outputs."""
+    from amberpicd.engine import restore
+
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    archived = tmp_path / "archive" / "IMG_1.jpg"
+    checked = restore._archived
+
+    def then_swapped(*args, **kwargs):
+        found = checked(*args, **kwargs)
+        newcomer = tmp_path / "archive" / "newcomer.jpg"
+        newcomer.write_bytes(b"x" * len(original))
+        newcomer.rename(archived)
+        return found
+
+    monkeypatch.setattr(restore, "_archived", then_swapped)
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1, "a file other than the original was put back"
+    assert "IMG_1.jpg: cannot undo: the original changed while being put back" in err
+    assert not src.exists() and archived.read_bytes() == b"x" * len(original)
+    assert files(tmp_path / "out") == ["IMG_1.webp"]
+
+
+def test_a_lock_that_cannot_be_opened_fails_the_undo_with_nothing_changed(tmp_path, capsys):
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    (state_dir() / "undo.lock").mkdir()  # not a file: it cannot be opened for the lock
+    code, out, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and out == ""
+    assert err == "amberpicd: IMG_1.jpg: undo: journal: undo.lock: Is a directory\n"
+    assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
+    (state_dir() / "undo.lock").rmdir()  # control: with the lock openable, it is undone
+    assert undo(cfg, str(src), capsys=capsys)[0] == 0 and src.read_bytes() == original
+
+
+def test_pruning_the_journal_keeps_an_undo(tmp_path, capsys):
+    """An undone job with a later job of the same file, name and rules (the same photo
+    dropped again, its newer job left done): pruning dropped the undone one as superseded,
+    and with it the decision that keeps the daemon off the restored original."""
+    from amberpicd.config.loader import load_config
+    from amberpicd.engine.undo import undo_job
+
+    cfg, src, original = setup(tmp_path, "move")
+    process(cfg, src, capsys)
+    src.write_bytes(original)  # dropped again, the same bytes
+    process(cfg, src, capsys)
+    with journal() as j:
+        first, second = sorted(j.recent(), key=lambda job: job.id)
+        assert undo_job(j, load_config(cfg).config, first).status == "undone"
+        assert src.read_bytes() == original
+        assert j.decided(src, first.fingerprint, first.content_hash).state == "undone"
+        j.prune(keep_days=0)
+        held = j.decided(src, first.fingerprint, first.content_hash)
+        assert held is not None and held.state == "undone", "the undone original is due again"
+        assert j.get(second.id).state == "done"  # control: the prune ran, the newer job stays

@@ -142,7 +142,17 @@ def assert_undone(d: DaemonProc, src: Path, original: bytes, archive: Path) -> N
 
 
 @pytest.mark.parametrize("finisher", ["undo", "daemon"])
-@pytest.mark.parametrize("step", ["undo:begun", "undo:restored", "undo:removed:0"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        "undo:begun",
+        "undo:put-back",
+        "undo:restored",
+        "undo:aside",
+        "undo:removed:0",
+        "undo:removed:1",
+    ],
+)
 def test_kill_9_mid_undo_is_finished_later(daemon, tmp_path, step, finisher):
     d = daemon().start()
     src, original = drop_and_wait(d)
@@ -205,3 +215,115 @@ def test_an_original_whose_place_was_not_recorded_is_found_by_its_content(
     trash = tmp_path / "data" / "Trash"
     assert files(trash / "files") == [] and files(trash / "info") == []
     assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == b"another, older IMG_1"
+
+
+@pytest.mark.parametrize("last", [-1, 0])
+def test_the_control_commands_last_n_takes_only_a_count_of_at_least_one(daemon, last):
+    """``{"cmd": "undo", "last": -1}``: SQLite reads LIMIT -1 as no limit, so every job
+    was undone. Refused, nothing changed."""
+    d = daemon().start()
+    src, _ = drop_and_wait(d)
+    later_file_done(d)
+    reply = d.cmd("undo", last=last)
+    assert not reply["ok"] and reply["error"], reply
+    assert not src.exists() and (d.out / "later.webp").exists()
+    assert states(d, "IMG_1.jpg") == ["done"] and states(d, "later.jpg") == ["done"]
+    assert d.cmd("undo", last=1)["ok"]  # control: a count of one undoes the newest only
+    assert states(d, "later.jpg") == ["undone"] and states(d, "IMG_1.jpg") == ["done"]
+
+
+@pytest.mark.parametrize("finisher", ["undo", "daemon"])
+@pytest.mark.parametrize("meanwhile", ["edited", "moved away"])
+def test_an_undo_cut_short_after_the_original_was_put_back_still_finishes(
+    daemon, tmp_path, finisher, meanwhile
+):
+    """kill -9 once the original is back and one output removed; the user then edits the
+    restored original (or moves it away) before the undo is finished. The original's step
+    was done: finishing removes the other output, never withdraws the undo half-way (the
+    job went back to done, its last output stranded, the journal saying both were made)."""
+    d = daemon().start()
+    src, original = drop_and_wait(d)
+    d.stop()
+    crash_undo(d, src, "undo:removed:0")
+    assert src.read_bytes() == original and len(files(d.out)) == 1
+    if meanwhile == "edited":
+        src.write_bytes(b"the user's edit of the restored original")
+    else:
+        src.rename(tmp_path / "moved.jpg")
+    if finisher == "undo":
+        proc = d.cli("undo", str(src))
+        assert proc.returncode == 0, proc.stderr
+    else:
+        d.start()
+        wait_for(lambda: "undone" in states(d, "IMG_1.jpg"), 30, "recovery to finish it")
+        wait_for(d.idle)
+        d.stop()
+    assert states(d, "IMG_1.jpg")[-1] == "undone"
+    assert [p for p in files(d.out) if p.stem == "IMG_1"] == []
+    assert files(tmp_path / "archive") == []
+    if meanwhile == "edited":
+        assert src.read_bytes() == b"the user's edit of the restored original"
+    else:
+        assert (tmp_path / "moved.jpg").read_bytes() == original
+
+
+def test_an_undone_original_is_not_taken_again_when_the_rules_change(daemon):
+    """The user undoes a file, then edits the rules (here: a new rule) and the daemon
+    reloads: the undone file has not changed and was not retried, so it stays undone (the
+    decision was looked up under the new rules' fingerprint, and the file taken again)."""
+    d = daemon().start()
+    src, original = drop_and_wait(d)
+    proc = d.cli("undo", str(src))
+    assert proc.returncode == 0, proc.stderr
+    later_file_done(d)
+    text = d.config.read_text() + (
+        "  - name: tiny\n"
+        "    pipeline: [{resize: {width: 8}}, {encode: png}]\n"
+        f"    output: {d.out}/tiny/{{stem}}.{{ext}}\n"
+    )
+    d.write_config(text)
+    assert d.cli("reload").returncode == 0
+    later_file_done(d, "after-edit")
+    assert (d.out / "tiny" / "after-edit.png").exists()  # control: the new rules are in force
+    assert src.read_bytes() == original, "the daemon took the undone original again"
+    assert states(d, "IMG_1.jpg") == ["undone"]
+    assert not (d.out / "tiny" / "IMG_1.png").exists()
+
+
+def test_the_trays_undo_takes_back_the_entrys_own_job(daemon):
+    """Two photos dropped under one name (a camera's counter starting again): Undo on the
+    older entry of Recent activity takes back that one, not the newer (the action named
+    the source path, whose newest job is the other photo's)."""
+    d = daemon().start()
+    src, first_bytes = drop_and_wait(d)
+    images.jpeg(src, (120, 90))  # another photo, the same name
+    wait_for(lambda: states(d, "IMG_1.jpg") == ["done", "done"], 30, "the second job")
+    assert (d.out / "IMG_1-1.webp").exists()
+    wait_for(lambda: len([r for r in d.status()["recent"] if r["status"] == "done"]) == 2)
+    menu = build_menu(d.status())
+    recent = next(i for i in menu if isinstance(i, Item) and i.text == "Recent activity")
+    older = next(i for i in recent.submenu if i.text.startswith("✓ IMG_1.jpg → IMG_1.webp"))
+    (action,) = next(i for i in older.submenu if i.text == "Undo").actions
+    reply = d.cmd(action.cmd, **action.kwargs)
+    assert reply["ok"], reply
+    assert src.read_bytes() == first_bytes, "the other photo was put back"
+    assert not (d.out / "IMG_1.webp").exists() and (d.out / "IMG_1-1.webp").exists()
+    assert sorted(states(d, "IMG_1.jpg")) == ["done", "undone"]
+
+
+def test_a_dry_run_of_an_undo_cut_short_mid_removal_says_what_the_real_one_does(daemon, tmp_path):
+    """kill -9 with an output renamed aside: the dry run must name it as one undo removes
+    (it skipped the leftover, so it listed one output fewer than the real run then did)."""
+    d = daemon().start()
+    src, original = drop_and_wait(d)
+    d.stop()
+    crash_undo(d, src, "undo:aside")
+    before = sorted(p.name for p in files(d.root))
+    dry = d.cli("undo", "--dry-run", str(src))
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(p.name for p in files(d.root)) == before  # nothing touched
+    real = d.cli("undo", str(src))
+    assert real.returncode == 0, real.stderr
+    assert dry.stdout.replace("would undo", "undone") == real.stdout
+    assert "removed IMG_1.webp, IMG_1.png" in real.stdout
+    assert_undone(d, src, original, tmp_path / "archive")

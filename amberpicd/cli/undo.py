@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
             if job is None:
                 failed += 1
                 line = f"{printable(given.name)}: nothing to undo: no job processed it"
+                if args.json:  # one object per file named, this one too
+                    nothing = undo.UndoReport(given, "nothing", error=line)
+                    print(json_text(nothing.as_json()), flush=True)
                 print(f"amberpicd: {line}", file=sys.stderr)
                 continue
             try:

@@ -107,6 +107,7 @@ def original_step(
         journal.supersede(job.id, reason)
         return Report(job.source, "skipped", error=reason, rules=list(job.rules))
     report = Report(job.source, "done", outputs=list(job.outputs), rules=list(job.rules))
+    report.job_id = job.id
     report.original = job.source
     watch = config.watch_for(job.source)
     # An output skipped (on_conflict: skip, name taken) is staged but not among the outputs.

@@ -1,9 +1,10 @@
 """The daemon's ``undo`` control command: the undo engine (engine/undo.py) run on the
 daemon's own journal, for the tray's "Undo" (the command line runs the engine itself).
 
-Request: ``{"cmd": "undo", "path": P}`` (or ``"paths": [...]``, or ``"last": N``; and
-``"dry_run": true``). Reply: ``{"ok", "reports": [UndoReport.as_json()...], "error"}``;
-ok when every file was undone or had nothing left to undo.
+Request: ``{"cmd": "undo", "path": P}`` (or ``"paths": [...]``, ``"job": ID`` as the tray
+sends, ``"jobs": [ID...]`` as a batch notification's Undo sends, or ``"last": N``; and
+``"dry_run": true``). Reply: ``{"ok", "reports": [UndoReport.as_json()...], "error"}``; ok
+when every file was undone or had nothing left to undo.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ def handle_undo(journal: Journal, config: Config, request: dict, recent: Recent)
     paths += [str(request["path"])] if request.get("path") else []
     dry_run = bool(request.get("dry_run"))
     try:
-        if request.get("last"):
+        if request.get("job") is not None:  # the tray's entry names its own job
+            job = journal.get(int(request["job"]))
+            targets = [(job.source, job)]
+        elif request.get("jobs"):  # a batch notification's Undo: that batch's done jobs
+            jobs = [journal.get(int(i)) for i in request["jobs"]]
+            targets = [(job.source, job) for job in jobs]
+        elif request.get("last"):
             targets = [(j.source, j) for j in journal.last_done(int(request["last"]))]
         else:
             targets = [(Path(p), undo.find(journal, Path(p))) for p in paths]

@@ -32,6 +32,7 @@ class Finished(Protocol):
 
     status: str
     error: str | None
+    job_id: int | None
 
 
 def why_no_tray(env: Mapping[str, str], *, flag: bool, configured: bool) -> str | None:
@@ -59,7 +60,8 @@ class DesktopSession:
         self.env = env
         self.want_tray = tray
         self.tray_configured = tray_configured
-        self.notifier = Notifier(notify_mode, env=env)
+        # A batch summary's Undo goes through the same handler as the tray's Undo.
+        self.notifier = Notifier(notify_mode, env=env, on_undo=self._undo)
         self.tray = None
         self._thread: threading.Thread | None = None
 
@@ -76,6 +78,11 @@ class DesktopSession:
 
     def report(self, report: Finished) -> None:
         self.notifier.report(report)
+
+    def _undo(self, jobs: tuple[int, ...]) -> None:
+        reply = self.handle({"cmd": "undo", "jobs": list(jobs)})
+        if not reply.get("ok"):
+            log.error("undo from the notification: %s", reply.get("error") or "refused")
 
     def stop(self) -> None:
         if self.tray is not None and self._thread is not None:

@@ -86,6 +86,7 @@ class Report:
     # Per output written, what its encoder chose (PlannedOutput.chosen: format, quality,
     # SSIMULACRA2 score reached, note), with "output" its path.
     encodes: list[dict[str, object]] = field(default_factory=list)
+    job_id: int | None = None  # the journal's job (the tray's Undo names it, not the path)
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -109,6 +109,7 @@ def identify(journal: Journal, job_id: int, result: FileResult, fp: str) -> None
 
 def end(journal: Journal, job_id: int, report: Report) -> None:
     """The job's last state, from its report."""
+    report.job_id = job_id
     if report.status == "failed" and report.step == "original":
         journal.original_failed(job_id, report.error or "failed")
     elif report.status == "failed":

@@ -40,19 +40,31 @@ class Refused(Exception):
 
 def digest(folder: DirHandle, name: str) -> str | None:
     """The sha256 of the regular file ``name`` in ``folder`` (None: not one, e.g. a link)."""
+    found = _hashed(folder, name)
+    return found[0] if found else None
+
+
+def _hashed(folder: DirHandle, name: str) -> tuple[str, os.stat_result] | None:
+    """The sha256 of the regular file ``name`` and the stat of the very inode hashed."""
     try:
         fd = folder.open_read(name)
     except OSError:  # gone, a symbolic link (O_NOFOLLOW), unreadable: not the file wanted
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return None
         digest = hashlib.sha256()
         while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
-        return digest.hexdigest()
+        return digest.hexdigest(), st
     finally:
         os.close(fd)
+
+
+def _holding(folder: DirHandle, name: str, want: str) -> os.stat_result | None:
+    found = _hashed(folder, name)
+    return found[1] if found and found[0] == want else None
 
 
 def hidden(kind: str, name: str) -> str:
@@ -61,11 +73,21 @@ def hidden(kind: str, name: str) -> str:
     return f"{TEMP_PREFIX}{kind}-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{TEMP_SUFFIX}"
 
 
-def _inbox_folder(job: Job, roots: set[Path], create: bool) -> DirHandle:
+def _inbox_folder(job: Job, roots: set[Path], create: bool) -> tuple[DirHandle, bool]:
+    """The folder the original goes back to, and whether it is there. Not made (a dry
+    run, or a kept original), a missing one is stood in for by its deepest existing parent
+    (walked the same way; on the same volume, for the trash): the name is then free."""
     inbox = job.inbox or job.source.parent
-    rel = job.source.parent.relative_to(inbox)
     top, below = within(inbox, roots | {inbox})
-    return open_dir(top, below / rel, create=create, verb="restore")
+    want = below / job.source.parent.relative_to(inbox)
+    rel = want
+    while True:
+        try:
+            return open_dir(top, rel, create=create, verb="restore"), rel == want
+        except FileNotFoundError:
+            if create or not rel.parts:
+                raise
+            rel = rel.parent
 
 
 def restore(
@@ -73,8 +95,9 @@ def restore(
 ) -> str | None:
     """Put the original back at its inbox path; returns how it came back."""
     name, shown = job.source.name, printable(job.source.name)
-    with _inbox_folder(job, roots, create=not dry_run and fate["fate"] != "kept") as inbox:
-        if inbox.lstat(name) is not None:
+    inbox, there = _inbox_folder(job, roots, create=not dry_run and fate["fate"] != "kept")
+    with inbox:
+        if there and inbox.lstat(name) is not None:
             if digest(inbox, name) != job.content_hash:
                 raise Refused(
                     f"{shown}: cannot undo: {shown} in the inbox is another file now;"
@@ -86,15 +109,14 @@ def restore(
         if fate["fate"] == "kept":
             raise Refused(f"{shown}: cannot undo: the original is no longer in the inbox")
         if fate["fate"] == "moved":
-            src, src_name = _archived(job, fate, config, roots)
+            src, src_name, st = _archived(job, fate, config, roots)
             info = None
             how = "put back from the archive"
         else:
-            src, src_name, info = _trashed(job, fate, inbox)
+            src, src_name, st, info = _trashed(job, fate, inbox)
             how = "put back from the trash"
-        try:
-            st = src.lstat(src_name)
-            if not dry_run and st is not None:
+        try:  # what goes back is the inode whose content was checked (st), or nothing
+            if not dry_run:
                 _bring_back(src, src_name, st, inbox, name, job.content_hash)
                 if fate["fate"] == "trashed":
                     _drop_info(info, src_name + ".trashinfo", job.source)
@@ -110,11 +132,9 @@ def _tidy(job: Job, fate: dict, config: Config, roots: set[Path], inbox: DirHand
     move had not removed yet, or the trash's info left behind."""
     try:
         if fate["fate"] == "moved":
-            src, src_name = _archived(job, fate, config, roots)
+            src, src_name, st = _archived(job, fate, config, roots)
             with src:
-                st = src.lstat(src_name)
-                if st is not None and digest(src, src_name) == job.content_hash:
-                    _unlink_if_same(src, src_name, st)
+                _unlink_if_same(src, src_name, st)
         elif fate["fate"] == "trashed" and fate.get("name"):
             files, info = trash_folders(inbox, fate["trash"])
             with files, info:
@@ -124,8 +144,10 @@ def _tidy(job: Job, fate: dict, config: Config, roots: set[Path], inbox: DirHand
         pass  # nothing left to tidy
 
 
-def _archived(job: Job, fate: dict, config: Config, roots: set[Path]) -> tuple[DirHandle, str]:
-    """The archive folder and name holding the original, its content checked."""
+def _archived(
+    job: Job, fate: dict, config: Config, roots: set[Path]
+) -> tuple[DirHandle, str, os.stat_result]:
+    """The archive folder and name holding the original, and the stat of the file checked."""
     shown = printable(job.source.name)
     if fate.get("path"):
         path = Path(fate["path"])
@@ -145,14 +167,23 @@ def _archived(job: Job, fate: dict, config: Config, roots: set[Path]) -> tuple[D
     except (FileNotFoundError, NotADirectoryError):
         raise Refused(gone) from None
     for candidate in candidates:
-        if digest(folder, candidate) == job.content_hash:
-            return folder, candidate
+        if (st := _holding(folder, candidate, job.content_hash)) is not None:
+            return folder, candidate, st
+    there = fate.get("path") and folder.lstat(path.name) is not None
     folder.close()
+    if there:  # the name recorded holds something else: said as such, not as gone
+        raise Refused(
+            f"{shown}: cannot undo: the original in the archive ({printable(str(path))})"
+            " is another file now"
+        )
     raise Refused(gone)
 
 
-def _trashed(job: Job, fate: dict, inbox: DirHandle) -> tuple[DirHandle, str, DirHandle]:
-    """The trash's ``files`` folder and name holding the original, and its ``info``."""
+def _trashed(
+    job: Job, fate: dict, inbox: DirHandle
+) -> tuple[DirHandle, str, os.stat_result, DirHandle]:
+    """The trash's ``files`` folder, the name holding the original and the stat of the file
+    checked, and the trash's ``info``."""
     shown = printable(job.source.name)
     if fate.get("name"):
         places = [(fate["trash"], [fate["name"]])]
@@ -166,8 +197,8 @@ def _trashed(job: Job, fate: dict, inbox: DirHandle) -> tuple[DirHandle, str, Di
         except (FileNotFoundError, NotADirectoryError):
             continue
         for candidate in names:
-            if digest(files, candidate) == job.content_hash:
-                return files, candidate, info
+            if (st := _holding(files, candidate, job.content_hash)) is not None:
+                return files, candidate, st, info
         files.close()
         info.close()
     raise Refused(f"{shown}: cannot undo: the original is no longer in the trash")

@@ -18,24 +18,29 @@ step is idempotent, so an undo cut short (a crash, ``kill -9``) is finished by t
 effect (journal writes included) skipped. Putting the original back is engine/restore.py.
 
 May touch: the job's outputs, its original in the archive or a trash, the inbox folder the
-original goes back to, and the journal (through its API). Every file is reached through a
+original goes back to, the journal (through its API) and ``undo.lock`` beside it (one undo
+at a time). Every file is reached through a
 folder descriptor walked from a configured root without following links (fs.confined).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import crash_point
 from amberpicd.engine.restore import Refused, digest, hidden, restore
-from amberpicd.errors import printable
+from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
 
+LOCK_NAME = "undo.lock"  # beside the journal; never deleted (see daemon/lock.py)
 _FATE_OF_POLICY = {"keep": "kept", "move": "moved", "trash": "trashed", "delete": "deleted"}
 
 
@@ -77,7 +82,41 @@ class UndoReport:
 
 
 def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = False) -> UndoReport:
-    """Undo ``job`` (done, original_failed, or undoing: an undo to finish)."""
+    """Undo ``job`` (done, original_failed, or undoing: an undo to finish). One undo at a
+    time per journal (two commands, the tray's two clicks, a start's recovery): another
+    under way is said, not waited for, and the job is read again once the lock is held."""
+    if dry_run:
+        return _undo(journal, config, job, dry_run=True)
+    with _exclusive(journal) as mine:
+        if not mine:
+            text = "undo not done: another undo is under way; try again when it ends"
+            report = UndoReport(job.source, "failed", job.id)
+            return _said(report, "failed", f"{printable(job.source.name)}: {text}")
+        return _undo(journal, config, journal.get(job.id), dry_run=False)
+
+
+@contextmanager
+def _exclusive(journal: Journal) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``undo.lock`` beside the journal, tried once; False when
+    another holds it. The kernel drops it with the holder (a ``kill -9`` leaves none)."""
+    try:
+        fd = os.open(
+            journal.path.with_name(LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:  # e.g. the state folder read-only: said as the journal's trouble
+        raise JournalError(f"{LOCK_NAME}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _undo(journal: Journal, config: Config, job: Job, *, dry_run: bool) -> UndoReport:
     name = printable(job.source.name)
     report = UndoReport(job.source, "undone", job.id, dry_run=dry_run)
     if job.state == "undone":
@@ -91,23 +130,32 @@ def undo_job(journal: Journal, config: Config, job: Job, *, dry_run: bool = Fals
         )
     roots = set(config.folders())
     resuming = job.state == "undoing"
+    record = dict(job.undo or {}) if resuming else {"started": time.time()}
     if not dry_run and not resuming:
-        journal.begin_undo(job.id, {"started": time.time()})
+        journal.begin_undo(job.id, record)
         crash_point("undo:begun")
-    try:
-        report.restored = restore(job, fate, config, roots, dry_run=dry_run, resuming=resuming)
-    except (Refused, SymlinkRefused, Escape) as exc:
-        text = str(exc) if isinstance(exc, Refused) else f"{name}: cannot undo: {exc}"
-        if not dry_run:
-            journal.abandon_undo(job.id, {"refused": text, "at": time.time()})
-        return _said(report, "refused", text)
-    except OSError as exc:
-        return _unfinished(report, name, exc, dry_run)
+    if "restored" in record:  # the original's step was done: what is there now is the user's
+        report.restored = record["restored"]
+    else:
+        try:
+            report.restored = restore(job, fate, config, roots, dry_run=dry_run, resuming=resuming)
+        except (Refused, SymlinkRefused, Escape) as exc:
+            text = str(exc) if isinstance(exc, Refused) else f"{name}: cannot undo: {exc}"
+            if not dry_run:
+                journal.abandon_undo(job.id, {"refused": printable(text), "at": time.time()})
+            return _said(report, "refused", printable(text))
+        except OSError as exc:
+            return _unfinished(report, name, exc, dry_run)
+        crash_point("undo:put-back")
+        if not dry_run:  # before any output goes: an undo is withdrawn only before that
+            journal.undo_step(job.id, {**record, "restored": report.restored})
     crash_point("undo:restored")
     try:
         for n, (path, want) in enumerate(zip(job.outputs, _hashes(job), strict=True)):
-            if journal.other_writer(path, job.id) is not None:
-                report.kept.append((path, "also the output of a later job; left in place"))
+            other = journal.other_writer(path, job.id)
+            if other is not None:
+                when = "a later" if other > job.id else "an earlier"
+                report.kept.append((path, f"also the output of {when} job; left in place"))
                 continue
             why = _remove_output(path, want, roots, dry_run=dry_run)
             if why is None:
@@ -149,7 +197,7 @@ def _said(report: UndoReport, status: str, text: str) -> UndoReport:
 
 def _unfinished(report: UndoReport, name: str, exc: OSError, dry_run: bool) -> UndoReport:
     again = "" if dry_run else "; `amberpicd undo` again finishes it"
-    reason = exc.strerror or str(exc)
+    reason = exc.strerror or printable(str(exc))
     if exc.filename:
         reason = f"{printable(os.fsdecode(exc.filename))}: {reason}"
     return _said(report, "failed", f"{name}: undo not finished: {reason}{again}")
@@ -183,13 +231,14 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
         return f"{printable(str(exc))}; left in place"
     with folder:
         name, aside = path.name, hidden("undoing", path.name)
-        if folder.lstat(aside) is not None and not dry_run:  # an interrupted removal's
+        if folder.lstat(aside) is not None:  # an interrupted removal's (a dry run: said)
             if digest(folder, aside) == want:
-                folder.unlink(aside)
-                folder.fsync()
+                if not dry_run:
+                    folder.unlink(aside)
+                    folder.fsync()
                 if folder.lstat(name) is None:
                     return None
-            else:
+            elif not dry_run:
                 folder.give_back(aside, folder, name)
         if folder.lstat(name) is None:
             return "gone"
@@ -203,6 +252,7 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
             folder.rename_noreplace(name, folder, aside)
         except FileNotFoundError:
             return "gone"
+        crash_point("undo:aside")
         if digest(folder, aside) != want:  # rewritten between the check and the rename
             folder.give_back(aside, folder, name)
             return "it changed since it was written"

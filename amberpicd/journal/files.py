@@ -34,6 +34,11 @@ def _still_there(decisions: tuple[str, ...]) -> str:
     return f"state IN ({states}) AND NOT (state = 'done' AND originals NOT IN ('keep', '{KEPT}'))"
 
 
+# A decision holds under these rules (their fingerprint); an undo's under any: the user took
+# the file back, and a change of rules is neither a change of the file nor a retry.
+_UNDER_RULES = "(fingerprint = ? OR state IN ('undoing', 'undone'))"
+
+
 class Decided(tuple):
     """(job id, state, error) of the decision that holds for a file."""
 
@@ -170,7 +175,7 @@ class FileQueries(Store):
         """Of the (path, content hash) ``candidates`` in ``inbox``, the paths :meth:`decided`
         holds a decision for under these rules: a rescan's decisions in one query."""
         rows = self._read(
-            "SELECT source, content_hash FROM jobs WHERE inbox = ? AND fingerprint = ?"
+            f"SELECT source, content_hash FROM jobs WHERE inbox = ? AND {_UNDER_RULES}"
             f" AND content_hash != '' AND {self._still}",
             (_db(inbox), fingerprint),
         )
@@ -189,7 +194,7 @@ class FileQueries(Store):
         the original kept), failed or unmatched. None: the file is due. ``states`` narrows
         which decisions count (``process`` skips only ``("done",)``)."""
         rows = self._read(
-            "SELECT id, state, error FROM jobs WHERE source = ? AND fingerprint = ?"
+            f"SELECT id, state, error FROM jobs WHERE source = ? AND {_UNDER_RULES}"
             f" AND content_hash = ? AND {self._still_for(states)} ORDER BY id DESC LIMIT 1",
             (_db(source), fingerprint, content_hash),
         )
@@ -205,7 +210,7 @@ class FileQueries(Store):
     ) -> tuple[str, ...]:
         """The content hashes :meth:`decided` knows for this path and rules, newest first."""
         rows = self._read(
-            "SELECT content_hash FROM jobs WHERE source = ? AND fingerprint = ?"
+            f"SELECT content_hash FROM jobs WHERE source = ? AND {_UNDER_RULES}"
             f" AND content_hash != '' AND {self._still_for(states)}"
             " GROUP BY content_hash ORDER BY MAX(id) DESC LIMIT ?",
             (_db(source), fingerprint, limit),

@@ -25,6 +25,7 @@ from amberpicd.journal.store import _db, _path
 # original is put back before the undo ends) is not taken again unless it changes or is retried.
 DECISIONS = ("done", "failed", "unmatched", "original_failed", "undoing", "undone")
 UNFINISHED = ("running", "staged", "published")
+_MAX_LIMIT = 2**63 - 1  # SQLite's largest integer
 _IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
 _IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
 _COLS = (
@@ -278,6 +279,11 @@ class Journal(FileQueries):
                 owner=self.owner_id,  # the undoer's now: recovery leaves a live undo alone
             )
 
+    def undo_step(self, job_id: int, record: dict) -> None:
+        """undoing, with what the undo did so far (the original is back: not done again)."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("undoing",), "undoing", undo=json.dumps(record))
+
     def end_undo(self, job_id: int, record: dict) -> None:
         """undoing → undone, with what the undo did."""
         with self._write() as conn:
@@ -306,9 +312,13 @@ class Journal(FileQueries):
         return _job(rows[0]) if rows else None
 
     def last_done(self, n: int) -> list[Job]:
-        """The ``n`` most recent done jobs, newest first (``undo --last N``)."""
+        """The ``n`` most recent done jobs, newest first (``undo --last N``); ``n`` at least
+        1 (SQLite reads a negative LIMIT as none: every job), any larger count is all."""
+        if n < 1:
+            raise ValueError(f"the last N jobs: N is at least 1, not {n}")
         rows = self._read(
-            f"SELECT {_COLS} FROM jobs WHERE state = 'done' ORDER BY id DESC LIMIT ?", (n,)
+            f"SELECT {_COLS} FROM jobs WHERE state = 'done' ORDER BY id DESC LIMIT ?",
+            (min(n, _MAX_LIMIT),),
         )
         return [_job(r) for r in rows]
 
@@ -365,7 +375,9 @@ class Journal(FileQueries):
 
     def prune(self, keep_days: float) -> int:
         """Forget superseded jobs older than keep_days; returns how many. The latest decision per
-        (source, hash, fingerprint) is always kept: it stops a kept original being redone."""
+        (source, hash, fingerprint) is always kept: it stops a kept original being redone. An
+        undo (undoing, undone) is never forgotten: a later job of the same file (done, its
+        original moved) does not hold the restored original, and an unfinished undo is to end."""
         cutoff = self._clock() - keep_days * 86400
         with self._write() as conn:
             conn.execute(
@@ -375,7 +387,8 @@ class Journal(FileQueries):
             )
             cur = conn.execute(
                 "DELETE FROM jobs WHERE COALESCE(finished, created) < ? AND (state = 'retry' OR"
-                f" ({_IN_DECISIONS} AND EXISTS (SELECT 1 FROM jobs AS n"
+                f" ({_IN_DECISIONS} AND state NOT IN ('undoing', 'undone')"
+                " AND EXISTS (SELECT 1 FROM jobs AS n"
                 " WHERE n.source = jobs.source AND n.content_hash = jobs.content_hash"
                 " AND n.fingerprint = jobs.fingerprint"
                 f" AND n.id > jobs.id AND n.{_IN_DECISIONS})))",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from amberpicd.desktop.notify import session_bus_address
+from amberpicd.desktop.senders import session_bus_address
 from amberpicd.desktop.tray import icons
 from amberpicd.desktop.tray.backend import NAME, load_backend, what_you_lose
 from amberpicd.desktop.tray.menu import (

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from amberpicd.desktop.notify import session_bus_address
+from amberpicd.desktop.senders import session_bus_address
 
 log = logging.getLogger("amberpicd.desktop.tray")
 

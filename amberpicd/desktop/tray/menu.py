@@ -151,7 +151,8 @@ def _recent_item(entry: dict[str, Any]) -> Item:
         # Open what was made, or take it back (the daemon's ``undo`` control command).
         actions = (
             Item(_cut(f"Open {os.path.basename(outputs[0])}"), (OpenPath(outputs[0]),)),
-            Item("Undo", (Command("undo", (("path", source),)),)),
+            # Its own job: the source path's newest job may be another file of that name.
+            Item("Undo", (Command("undo", _undo_args(entry, source)),)),
         )
         return Item(_cut(f"✓ {name} → {os.path.basename(outputs[0])}{more}"), submenu=actions)
     if status == "undone":
@@ -160,6 +161,12 @@ def _recent_item(entry: dict[str, Any]) -> Item:
         return Item(_cut(f"○ {entry['error']}"), (OpenPath(folder),))
     why = "no rule matched" if status == "unmatched" else str(status or "skipped")
     return Item(_cut(f"○ {name}: {why}"), (OpenPath(folder),))
+
+
+def _undo_args(entry: dict[str, Any], source: str) -> tuple[tuple[str, Any], ...]:
+    """The undo command's arguments for a Recent activity entry: its job when known."""
+    job = entry.get("job")
+    return (("job", job),) if isinstance(job, int) else (("path", source),)
 
 
 def _open_menu(label: str, plural: str, paths: list[str], home: str | None) -> Item:
