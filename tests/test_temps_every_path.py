@@ -1,11 +1,14 @@
 """No temp file survives a failure path now that every temp stays until published is
-recorded: the real daemon, a real folder in an output's way."""
+recorded: the real daemon, real tmpfs (inodes used up), a real folder in an output's way,
+kill -9 through the test-only crash hook (amberpicd/engine/commit.py)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import images
+import need
 import pytest
 from daemonproc import DaemonProc, files, wait_for
 
@@ -70,3 +73,36 @@ def test_overwrite_onto_a_folder_fails_and_leaves_no_temp(daemon):
     wait_for((d.out / "IMG_2.png").exists, what="a normal output")
     wait_for(d.idle)
     assert temps(d.out) == []
+
+
+def test_recovery_that_cannot_publish_fails_and_leaves_no_temp(daemon, tmp_path):
+    """A kill -9 after the journal recorded the staged temps, then the output disk is full
+    (no inode left for the link) when the daemon starts again: recovery cannot publish, the
+    job fails, and its temp does not stay for ever (a retry runs under a new job, whose
+    sweep never looks for the old job's temps)."""
+    with need.tmpfs(tmp_path / "out", "4m,nr_inodes=64") as out:
+        d = daemon(config("delete"), extra_env={"AMBERPIC_TEST_CRASH_AT": "recorded"})
+        d.start()
+        src = images.jpeg(d.inbox / "IMG_1.jpg", (64, 48))
+        original = src.read_bytes()
+        d.proc.wait(30)
+        assert d.proc.returncode == -9, f"the hook did not fire:\n{d.logs()}"
+        d.kill()
+        d.env.pop("AMBERPIC_TEST_CRASH_AT")
+        assert temps(out) == [".amberpic-1-0.png.tmp"]  # staged, recorded, not published
+        filler = need.fill_inodes(out)
+        d.start()
+        wait_for(lambda: states(d) == ["failed"], what="recovery to fail the job")
+        wait_for(d.idle)
+        assert src.read_bytes() == original
+        assert not (out / "IMG_1.png").exists()
+        assert temps(out) == [], "the temp of a job recovery failed stayed behind"
+        error = d.history()[0]["error"]  # one line naming the file, never an Errno repr
+        assert error.startswith("IMG_1.jpg: write failed: ") and "No space left" in error
+        assert "Errno" not in error
+        shutil.rmtree(filler)
+        assert d.cli("retry").returncode == 0
+        wait_for((out / "IMG_1.png").exists, what="the output after retry")
+        wait_for(lambda: not src.exists(), what="the original deleted after retry")
+        wait_for(d.idle)
+        assert sorted(p.name for p in files(out)) == ["IMG_1.png"]

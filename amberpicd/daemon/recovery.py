@@ -18,7 +18,7 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.engine.originals import aside_path
-from amberpicd.errors import FileError, JournalError, OutputError, printable
+from amberpicd.errors import FileError, JournalError, OutputError, error_text, printable
 from amberpicd.fs.confined import SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
@@ -178,7 +178,19 @@ def recover(journal: Journal, config: Config, rerun) -> int:
         except SymlinkRefused as exc:  # one line naming the file and the folder refused
             journal.fail(job.id, str(OutputError(job.source, str(exc))))
             log.error("%s", OutputError(job.source, str(exc)))
-        except (FileError, OSError) as exc:
-            journal.fail(job.id, str(exc))
-            log.error("%s", exc)
+            _sweep_failed(roots, job)
+        except (FileError, OSError) as exc:  # e.g. the output disk full: publish failed
+            error = exc if isinstance(exc, FileError) else OutputError(job.source, error_text(exc))
+            journal.fail(job.id, str(error))
+            log.error("%s", error)
+            _sweep_failed(roots, job)
     return len(jobs)
+
+
+def _sweep_failed(roots: set[Path], job: Job) -> None:
+    """A job recovery failed is never recovered again (``retry`` runs a new job, under a
+    new tag): its temps go now, as a failed commit's do, or they would stay for ever."""
+    try:
+        sweep_temps(roots, str(job.id))
+    except OSError as exc:  # e.g. an output root swapped for a link: said, left
+        log.error("%s: temp files not removed: %s", printable(job.source.name), exc)
