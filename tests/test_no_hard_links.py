@@ -113,7 +113,7 @@ def test_kill_9_after_the_rename_into_place_on_exfat_is_exactly_once(
         d.start()
         # exFAT keeps whole seconds: drop just after a second begins, so the output is
         # written within the same second and its time, rounded down, reads older than the
-        # file's (the unlucky case, made certain).
+        # file's (the unlucky case, made likely: the deterministic one is below).
         time.sleep(1 - time.time() % 1 + 0.02)
         src = images.jpeg(d.inbox / "IMG_1.jpg", (64, 48))
         original = src.read_bytes()
@@ -134,6 +134,42 @@ def test_kill_9_after_the_rename_into_place_on_exfat_is_exactly_once(
             assert src.read_bytes() == original
         else:
             assert not src.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the rerun of a staged job whose temp is gone knows its output only by bytes and"
+    " age: recovery's unstage drops the names the job noted before the rename, and the"
+    " file's ctime moved past the output's, so the rerun publishes IMG_1-1.png. Closing it"
+    " needs the noted names kept for the rerun (journal.unstage / JournalRecorder.mine).",
+)
+def test_kill_9_after_the_rename_into_place_then_a_chmod_is_exactly_once(daemon, tmp_path):
+    """The rerun after a kill -9 on exFAT, when the file's ctime moved meanwhile (a chmod, a
+    tag written as an xattr by a file manager): the journal still knows the job and the
+    name it noted before the rename, so its output is its own, not older than nothing."""
+    with exfat(tmp_path / "out", tmp_path / "exfat.img") as fs:
+        out = fs.path
+        d = daemon(
+            CONFIG.replace("ORIGINALS", "delete"),
+            extra_env={"AMBERPIC_TEST_CRASH_AT": "published:0"},
+        )
+        d.start()
+        src = images.jpeg(d.inbox / "IMG_1.jpg", (64, 48))
+        d.proc.wait(30)
+        assert d.proc.returncode == -9, f"the hook did not fire:\n{d.logs()}"
+        d.kill()
+        d.env.pop("AMBERPIC_TEST_CRASH_AT")
+        assert sorted(p.name for p in files(out)) == ["IMG_1.png"]  # renamed: no temp
+        written = (out / "IMG_1.png").stat().st_ctime_ns
+        wait_for(lambda: time.time_ns() > written + 2_100_000_000, 5, "two seconds")
+        os.chmod(src, 0o600)
+        assert src.stat().st_ctime_ns > written + 2_000_000_000  # control: the ctime moved
+        d.start()
+        wait_for(lambda: "done" in states(d), 30, "the rerun to be done")
+        wait_for(d.idle)
+        assert "interrupted while staged" in d.logs()
+        assert sorted(p.name for p in files(out)) == ["IMG_1.png"], "a -1 copy of its output"
+        assert not src.exists()
 
 
 def test_a_rerun_on_exfat_finds_its_output_written_in_the_files_own_second(tmp_path):
