@@ -263,8 +263,8 @@ def already_published(
     return None
 
 
-# File times coarser than nanoseconds, coarsest first: FAT keeps two seconds, exFAT through
-# FUSE whole ones, FAT's creation time 10 ms; each rounds down.
+# File times coarser than nanoseconds, coarsest first: FAT without long names keeps two
+# seconds, exFAT through FUSE whole ones, vfat's creation time 10 ms; each rounds down.
 _COARSE_NS = (2_000_000_000, 1_000_000_000, 10_000_000)
 
 
