@@ -167,7 +167,7 @@ def test_free_name_resolves_conflicts_as_publishing_does(tmp_path: Path):
 
 SUBCOMMANDS = [
     "process", "explain", "check", "init", "run", "status", "pause", "resume", "reload", "retry",
-    "history", "tray", "install-service", "uninstall-service",
+    "history", "tray", "install-service", "uninstall-service", "undo",
 ]  # fmt: skip
 
 

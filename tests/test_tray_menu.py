@@ -210,8 +210,13 @@ def test_recent_activity_newest_first_failures_marked():
         "---",
         "Mark failures as seen",
     ]
-    # Clicking opens the output, or the failed original's folder (and counts as a look).
-    assert recent[0].actions == (OpenPath("/o/d.webp"),)
+    # A done file offers to open the output or undo it (the daemon's undo command); a
+    # failed one opens the original's folder (and counts as a look).
+    assert recent[0].actions == ()
+    assert [(i.text, i.actions) for i in recent[0].submenu] == [
+        ("Open d.webp", (OpenPath("/o/d.webp"),)),
+        ("Undo", (Command("undo", (("path", "/in/d.png"),)),)),
+    ]
     assert recent[2].actions == (Command("seen"), OpenPath("/in/sub"))
     assert recent[-1].actions == (Command("seen"),)
 
@@ -353,3 +358,10 @@ def test_recent_names_cannot_disguise_themselves():
     items = find(build_menu(status(recent=recent)), "Recent activity").submenu
     labels = [i.text for i in items[:2]]
     assert sorted(labels) == ["✓ photo\\u202egpj.exe → a.webp", "✗ x\\x1b[2J.jpg: bad"]
+
+
+def test_an_undone_file_is_listed_as_undone_with_no_undo_offered():
+    recent = [{"source": "/in/a.jpg", "status": "undone", "outputs": [], "error": None}]
+    (item,) = find(build_menu(status(recent=recent)), "Recent activity").submenu
+    assert item.text == "↶ a.jpg: undone" and item.actions == (OpenPath("/in"),)
+    assert not item.submenu

@@ -126,6 +126,11 @@ def _history(args: argparse.Namespace) -> int:
         )
         if not detail and job.state == "unmatched":
             detail = "no rule took it (no rule matched, or not an image)"
+        if job.state == "undone":  # its outputs are gone (amberpicd undo): not listed as made
+            kept = (job.undo or {}).get("kept") or []
+            detail = "outputs removed, original put back" + (
+                f"; kept {', '.join(printable(str(p)) for p in kept)}" if kept else ""
+            )
         print(f"{when} {job.state:9} {name}: {printable(detail)}")
     return EXIT_OK
 

@@ -1,6 +1,7 @@
 """The ``amberpicd`` command line: composes the command groups and runs the one named.
 
-Each group is a module with ``register(subparsers)`` (cli/process, cli/daemon, cli/desktop);
+Each group is a module with ``register(subparsers)`` (cli/process, cli/daemon, cli/desktop,
+cli/undo);
 adding a group is one line in ``GROUPS``. Exit codes: 0 success, 1 some file failed (or the
 command could not do its job), 2 usage or configuration error.
 """
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from amberpicd import __version__
-from amberpicd.cli import daemon, desktop, process
+from amberpicd.cli import daemon, desktop, process, undo
 from amberpicd.cli.common import EXIT_FAILED, EXIT_USAGE, Subparsers, common_options
 from amberpicd.errors import AmberpicError, ConfigError, OneLineFormatter
 
@@ -22,6 +23,7 @@ GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     process.register,  # process, explain, check, init
     daemon.register,  # run, status, pause, resume, reload, retry, history
     desktop.register,  # tray, install-service, uninstall-service
+    undo.register,  # undo
 )
 
 

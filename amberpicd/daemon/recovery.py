@@ -4,6 +4,7 @@
     staged     publish the temps again (all still exist until published is recorded); a
                temp gone: run the job again (its outputs are found by their bytes)
     published  handle the original, then done (or original_failed, which `retry` resumes)
+    undoing    an undo cut short: its steps again (engine/undo.py), then undone
 Every step is idempotent, so a crash during recovery is recovered the same way.
 ``original_step`` is also what `retry` runs for an original_failed job: the original step
 alone, never the pipeline again.
@@ -134,7 +135,7 @@ def original_step(
     if report.step == "original":
         journal.original_failed(job.id, report.error or "original not handled")
     else:
-        journal.finish(job.id, kept=report.kept)
+        journal.finish(job.id, original=report.fate, kept=report.kept)
     return report
 
 
@@ -184,7 +185,7 @@ def recover(journal: Journal, config: Config, rerun) -> int:
             journal.fail(job.id, str(error))
             log.error("%s", error)
             _sweep_failed(roots, job)
-    return len(jobs)
+    return len(jobs) + _finish_undos(journal, config)
 
 
 def _sweep_failed(roots: set[Path], job: Job) -> None:
@@ -194,3 +195,17 @@ def _sweep_failed(roots: set[Path], job: Job) -> None:
         sweep_temps(roots, str(job.id))
     except OSError as exc:  # e.g. an output root swapped for a link: said, left
         log.error("%s: temp files not removed: %s", printable(job.source.name), exc)
+
+
+def _finish_undos(journal: Journal, config: Config) -> int:
+    from amberpicd.engine.undo import resume
+
+    try:
+        reports = resume(journal, config)
+    except JournalError as exc:
+        log.error("undo not finished: journal: %s", exc)
+        return 0
+    for report in reports:
+        for line in report.lines():
+            (log.info if report.status == "undone" else log.error)("%s", line)
+    return len(reports)

@@ -148,6 +148,8 @@ class Daemon:
                     return {"ok": True, "queued": self.retry(Path(source) if source else None)}
                 except JournalError as exc:  # e.g. the state disk is full: say so, not a crash
                     return {"ok": False, "error": f"retry: journal: {exc}"}
+            if cmd == "undo":
+                return self.undo(request)
             if cmd == "seen":
                 self.failures_unseen = 0
                 self.journal_lost = None
@@ -192,6 +194,12 @@ class Daemon:
                 self.queue.put(path)
         self.failures_unseen = 0
         return len(sources) + len({j.source for j in resumed})
+
+    def undo(self, request: dict) -> dict:
+        """The ``undo`` control command (the tray's Undo): daemon/undo_command.py."""
+        from amberpicd.daemon.undo_command import handle_undo
+
+        return handle_undo(self.journal, self.config, request, self.recent)
 
     def reload(self) -> str | None:
         """Load the config again; on error keep the running one and say why."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from amberpicd.engine.originals import handle_original
+from amberpicd.engine.originals import place_original
 from amberpicd.engine.pipeline import FileResult
 from amberpicd.errors import FileError, OutputError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
@@ -82,6 +82,7 @@ class Report:
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
     kept: bool = False  # an output was skipped (name taken): the original stays, any policy
+    fate: dict | None = None  # where the original went (originals.Fate), for the journal
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -127,7 +128,7 @@ def finish_original(
     """The original step alone (also what ``retry`` and recovery resume): on failure the
     report says ``step="original"`` and why; outputs stay as they are."""
     try:
-        report.original = handle_original(
+        fate = place_original(
             path,
             originals.policy,
             archive=originals.archive,
@@ -135,6 +136,7 @@ def finish_original(
             identity=identity,
             roots=originals.roots,
         )
+        report.original, report.fate = fate.path, fate.as_json()
     except FileError as exc:
         report.status, report.step = "failed", "original"
         report.error = original_error(path, originals.policy, exc)
@@ -170,15 +172,16 @@ def commit(
         except OSError as exc:
             error = OutputError(result.path, error_text(exc))
             report.status, report.error = "failed", str(error)
-        # Recorded while every temp not published still exists: a staged job's missing
-        # temp then always means published, and a crash before this record is recovered
-        # by publishing the temps again (a skip is found again, the original kept).
+        # Recorded while every temp still exists (a second link of a published output,
+        # or a skipped one's): a crash before this record is recovered by publishing the
+        # temps again (a name linked already is found, a skip is found again), and a temp
+        # gone from a staged job never passes for published (recovery runs it again).
         if recorder is not None:
             recorder.published(report.outputs)
+        _discard_all(staged)  # recorded: the temps are needed no more
         crash_point("all_published")
     finally:
-        for out in staged:  # whatever happened, no temp file stays behind
-            discard(out)
+        _discard_all(staged)  # whatever happened, no temp file stays behind
     if report.status == "failed":
         return report
     report.status = "done" if report.outputs else "skipped"
@@ -199,6 +202,11 @@ def commit(
     )
     crash_point("original")
     return report
+
+
+def _discard_all(staged: list[StagedOutput]) -> None:
+    while staged:
+        discard(staged.pop())
 
 
 def _publish_all(

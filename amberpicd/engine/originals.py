@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
@@ -23,6 +24,26 @@ from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
 
 _VERB = {"move": "move", "trash": "move", "delete": "delete"}
+
+
+@dataclass(frozen=True)
+class Fate:
+    """Where an original went, as the journal keeps it for ``undo``: kept (at ``path``),
+    moved (to ``path``, the archive name actually used), trashed (in the trash ``trash``,
+    as ``name``; None when a crash's rerun found it gone already), deleted."""
+
+    fate: str  # kept | moved | trashed | deleted
+    path: Path | None = None
+    trash: str | None = None  # fs.trash.Trashed.where
+    name: str | None = None  # its name in that trash's files/ folder
+
+    def as_json(self) -> dict[str, str]:
+        out = {"fate": self.fate}
+        if self.path is not None:
+            out["path"] = os.fspath(self.path)
+        if self.trash is not None and self.name is not None:
+            out["trash"], out["name"] = self.trash, self.name
+        return out
 
 
 def unchanged(
@@ -52,8 +73,24 @@ def handle_original(
     or deleted). Raises OriginalError, leaving the original in place, on any problem.
     ``roots`` are every folder the config names: the inbox and the archive are walked
     from the outermost of them that holds each (see ``fs.confined.within``)."""
+    fate = place_original(
+        path, policy, archive=archive, relpath=relpath, identity=identity, roots=roots
+    )
+    return fate.path
+
+
+def place_original(
+    path: Path,
+    policy: str,
+    *,
+    archive: Path | None = None,
+    relpath: str = "",
+    identity: FileIdentity | None,
+    roots: Iterable[Path] = (),
+) -> Fate:
+    """:func:`handle_original`, saying where the original went (what the journal keeps)."""
     if policy == "keep":
-        return path
+        return Fate("kept", path)
     if policy not in _VERB:
         raise OriginalError(path, f"unknown originals policy {policy!r}")
     if policy == "move" and archive is None:
@@ -66,27 +103,31 @@ def handle_original(
             _put_back_aside(folder, path.name, identity)  # a delete a crash cut short
             st = folder.lstat(path.name)
             if st is None and policy in ("trash", "delete"):
-                return None  # already done by an earlier, interrupted run
+                # already done by an earlier, interrupted run
+                return Fate("trashed") if policy == "trash" else Fate("deleted")
             if not unchanged(folder, path.name, st, identity):
                 raise OriginalError(path, "it changed while being processed; left in place")
             if policy == "move":
                 assert archive is not None
                 top, below = within(archive, roots)
-                return _move(folder, path.name, st, (top, below / (relpath or ".")))
+                moved = _move(folder, path.name, st, (top, below / (relpath or ".")))
+                return Fate("moved", moved)
             if policy == "trash":
-                if not trash(folder, path.name, path, expect=st):
+                trashed = trash(folder, path.name, path, expect=st)
+                if trashed is None:
                     raise OriginalError(path, "it changed while being processed; left in place")
-                return None
+                return Fate("trashed", trash=trashed.where, name=trashed.name)
             if not _unlink_if_same(folder, path.name, st):
                 raise OriginalError(path, "it changed while being processed; left in place")
-            return None
+            return Fate("deleted")
     except OriginalError:
         raise
     except _Changed:
         raise OriginalError(path, "it changed while being processed; left in place") from None
     except FileNotFoundError as exc:
         if policy in ("trash", "delete") and exc.filename != path.name:
-            return None  # its folder is gone: so is the original
+            # its folder is gone: so is the original
+            return Fate("trashed") if policy == "trash" else Fate("deleted")
         raise OriginalError(path, "it changed while being processed; left in place") from None
     except Exception as exc:
         raise OriginalError(path, f"{policy}: {_reason(exc)}") from None

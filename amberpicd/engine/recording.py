@@ -34,7 +34,9 @@ class JournalRecorder:
 
     def staged(self, result: FileResult) -> None:
         outputs = [
-            JournalStaged(o.staged.temp, o.staged.final, o.staged.on_conflict)
+            JournalStaged(
+                o.staged.temp, o.staged.final, o.staged.on_conflict, sha256=o.staged.sha256
+            )
             for o in result.outputs
             if o.staged is not None
         ]
@@ -104,7 +106,7 @@ def end(journal: Journal, job_id: int, report: Report) -> None:
     elif report.status == "failed":
         journal.fail(job_id, report.error or "failed")
     else:
-        journal.finish(job_id, kept=report.kept)
+        journal.finish(job_id, original=report.fate, kept=report.kept)
 
 
 def record(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -27,27 +28,54 @@ from amberpicd.fs.confined import DirHandle, mount_root, open_below, open_dir
 from amberpicd.paths import trash_dir
 
 _INFO_SUFFIX = ".trashinfo"
+HOME = "home"  # Trashed.where of the home trash
 
 
-def trash(folder: DirHandle, name: str, path: Path, expect: os.stat_result | None = None) -> bool:
-    """Trash ``name`` in ``folder`` (shown to users as ``path``). With ``expect``, only that
-    inode: another file renamed over the name since it was checked is given back (the
-    rename into the trash takes whatever holds the name), and False is returned."""
+@dataclass(frozen=True)
+class Trashed:
+    """Where a file went in a trash (what undo needs to take it out again)."""
+
+    where: str  # HOME, or the trash folder below the volume's top (".Trash-1000")
+    name: str  # its name in the trash's ``files`` folder; the info is ``name + ".trashinfo"``
+
+    @property
+    def info(self) -> str:
+        return self.name + _INFO_SUFFIX
+
+
+def trash(
+    folder: DirHandle, name: str, path: Path, expect: os.stat_result | None = None
+) -> Trashed | None:
+    """Trash ``name`` in ``folder`` (shown to users as ``path``); returns where it went.
+    With ``expect``, only that inode: another file renamed over the name since it was
+    checked is given back (the rename into the trash takes whatever holds the name), and
+    None is returned."""
     dev = os.fstat(folder.fd).st_dev
     files, info = _trash_folders(open_dir, trash_dir())
     with files, info:
         if os.fstat(files.fd).st_dev == dev:
             try:
-                return _move_in(folder, name, files, info, info_for(path), expect)
+                used = _move_in(folder, name, files, info, info_for(path), expect)
+                return Trashed(HOME, used) if used else None
             except OSError as exc:
                 if exc.errno != errno.EXDEV:  # one disk, two mounts: the volume's trash
                     raise
     # The volume's own trash, below the top of the file's filesystem as reached from its
     # folder's descriptor; the info then names the file by its absolute path.
     with mount_root(folder) as mount:
-        files, info = _volume_trash(mount, os.getuid())
+        files, info, where = _volume_trash(mount, os.getuid())
     with files, info:
-        return _move_in(folder, name, files, info, info_for(path), expect)
+        used = _move_in(folder, name, files, info, info_for(path), expect)
+        return Trashed(where, used) if used else None
+
+
+def trash_folders(folder: DirHandle, where: str) -> tuple[DirHandle, DirHandle]:
+    """The ``files`` and ``info`` folders of the trash ``where`` (a ``Trashed.where``) as
+    seen from a file's ``folder``: walked as ``trash`` walked them, nothing created."""
+    if where == HOME:
+        return _trash_folders(open_dir, trash_dir(), create=False)
+    with mount_root(folder) as mount:
+        return _trash_folders(open_below, mount, where, create=False)
 
 
 def info_for(path: Path, when: datetime | None = None) -> str:
@@ -59,26 +87,27 @@ def info_for(path: Path, when: datetime | None = None) -> str:
     return f"[Trash Info]\nPath={quoted}\nDeletionDate={when:%Y-%m-%dT%H:%M:%S}\n"
 
 
-def _trash_folders(opener, root, rel: str = "") -> tuple[DirHandle, DirHandle]:
+def _trash_folders(opener, root, rel: str = "", create: bool = True) -> tuple[DirHandle, DirHandle]:
     """``files`` and ``info`` below ``root``/``rel``, made 0700 where missing."""
-    files = opener(root, PurePosixPath(rel, "files"), create=True, verb="move", mode=0o700)
+    files = opener(root, PurePosixPath(rel, "files"), create=create, verb="move", mode=0o700)
     try:
-        return files, opener(root, PurePosixPath(rel, "info"), create=True, verb="move", mode=0o700)
+        info = opener(root, PurePosixPath(rel, "info"), create=create, verb="move", mode=0o700)
+        return files, info
     except BaseException:
         files.close()
         raise
 
 
-def _volume_trash(mount: DirHandle, uid: int) -> tuple[DirHandle, DirHandle]:
+def _volume_trash(mount: DirHandle, uid: int) -> tuple[DirHandle, DirHandle, str]:
     """The volume trash below ``mount``: the shared ``.Trash/$uid`` where the admin made
     ``.Trash`` a sticky folder (a link there does not count), else ``.Trash-$uid``."""
     st = mount.lstat(".Trash")
     if st is not None and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
         try:
-            return _trash_folders(open_below, mount, f".Trash/{uid}")
+            return (*_trash_folders(open_below, mount, f".Trash/{uid}"), f".Trash/{uid}")
         except OSError:
             pass  # not usable by us: the specification falls back to .Trash-$uid
-    return _trash_folders(open_below, mount, f".Trash-{uid}")
+    return (*_trash_folders(open_below, mount, f".Trash-{uid}"), f".Trash-{uid}")
 
 
 def _move_in(
@@ -88,7 +117,7 @@ def _move_in(
     info: DirHandle,
     text: str,
     expect: os.stat_result | None,
-) -> bool:
+) -> str | None:
     stem, ext = os.path.splitext(name)
     for counter in range(10_000):
         dest = name if counter == 0 else f"{stem} {counter}{ext}"
@@ -116,9 +145,9 @@ def _move_in(
         ):
             files.give_back(dest, folder, name)
             info.unlink(dest + _INFO_SUFFIX, missing_ok=True)
-            return False
+            return None
         info.fsync()
         files.fsync()
         folder.fsync()
-        return True
+        return dest
     raise FileExistsError(errno.EEXIST, "no free name in the trash", name)

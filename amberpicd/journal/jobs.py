@@ -21,14 +21,16 @@ from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal.files import KEPT, FileQueries
 from amberpicd.journal.store import _db, _path
 
-# States that decide whether a key is due again.
-DECISIONS = ("done", "failed", "unmatched", "original_failed")
+# States that decide whether a key is due again. An undone file (or one being undone: its
+# original is put back before the undo ends) is not taken again unless it changes or is retried.
+DECISIONS = ("done", "failed", "unmatched", "original_failed", "undoing", "undone")
 UNFINISHED = ("running", "staged", "published")
 _IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
 _IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
 _COLS = (
     "id, source, inbox, content_hash, fingerprint, state, rules, outputs, error,"
-    " size, mtime_ns, created, started, finished, dev, ino, ctime_ns, originals, duplicate_of"
+    " size, mtime_ns, created, started, finished, dev, ino, ctime_ns, originals, duplicate_of,"
+    " original, undo"
 )
 
 
@@ -53,6 +55,12 @@ class Job:
     ctime_ns: int = 0
     originals: str = "keep"  # the originals policy the job applied
     duplicate_of: int | None = None  # duplicates: skip; the job whose outputs this content has
+    # Where the original went ({"fate": "kept" | "moved" | "trashed" | "deleted", ...}; None:
+    # not recorded, e.g. a job from before undo existed), and the undo's record, if any.
+    original: dict | None = None
+    undo: dict | None = None
+    # The sha256 of each output's bytes as written, in the order of outputs ("" not known).
+    output_hashes: tuple[str, ...] = ()
 
     @property
     def identity(self) -> FileIdentity:
@@ -69,13 +77,31 @@ class StagedOutput:
     final: Path
     on_conflict: str
     published: Path | None = None  # set by mark_published: where this output went (or is going)
+    sha256: str = ""  # of the bytes staged (undo removes an output only while it holds them)
 
 
 def _job(row: tuple) -> Job:
     id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
+    *rest, original, undo = rest
     inbox = _path(inbox) if inbox is not None else None
-    rules, outputs = tuple(json.loads(rules)), tuple(Path(p) for p in json.loads(outputs))
-    return Job(id_, _path(source), inbox, content_hash, fingerprint, state, rules, outputs, *rest)
+    # An entry is {"path", "sha256"}, or a bare path in journals written before undo.
+    entries = [e if isinstance(e, dict) else {"path": e} for e in json.loads(outputs)]
+    paths = tuple(Path(e["path"]) for e in entries)
+    hashes = tuple(e.get("sha256") or "" for e in entries)
+    return Job(
+        id_,
+        _path(source),
+        inbox,
+        content_hash,
+        fingerprint,
+        state,
+        tuple(json.loads(rules)),
+        paths,
+        *rest,
+        original=json.loads(original) if original else None,
+        undo=json.loads(undo) if undo else None,
+        output_hashes=hashes,
+    )
 
 
 class Journal(FileQueries):
@@ -155,8 +181,9 @@ class Journal(FileQueries):
             for n, out in enumerate(outputs):
                 temp, final = _db(out.temp), _db(out.final)
                 conn.execute(
-                    "INSERT INTO staged (job_id, n, temp, final, on_conflict) VALUES (?,?,?,?,?)",
-                    (job_id, n, temp, final, out.on_conflict),
+                    "INSERT INTO staged (job_id, n, temp, final, on_conflict, sha256)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (job_id, n, temp, final, out.on_conflict, out.sha256 or None),
                 )
                 # Index the intended name now: it appears on disk before published() is called.
                 conn.executemany(
@@ -184,7 +211,14 @@ class Journal(FileQueries):
         """staged → published, with the final paths actually written (skipped ones left out)."""
         paths = [os.fspath(p) for p in outputs]  # JSON text: escapes undecodable bytes
         with self._write() as conn:
-            self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(paths))
+            # Each output's hash is its staged row's: the row whose name was noted last.
+            rows = conn.execute(
+                "SELECT published_path, final, sha256 FROM staged WHERE job_id = ? ORDER BY n",
+                (job_id,),
+            ).fetchall()
+            hashes = {os.fsdecode(p or f): h for p, f, h in rows if h}
+            entries = [{"path": p, "sha256": hashes.get(p, "")} for p in paths]
+            self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(entries))
             # Forget intended names not used (skipped, renamed on conflict): someone else's file.
             conn.execute(
                 "DELETE FROM output_paths WHERE job_id = ? AND path NOT IN"
@@ -203,16 +237,61 @@ class Journal(FileQueries):
             self._move(conn, job_id, ("staged",), "running")
             conn.execute("DELETE FROM staged WHERE job_id = ?", (job_id,))
 
-    def finish(self, job_id: int, *, kept: bool = False) -> None:
-        """published → done: the original was handled too. ``kept``: it stayed where it
-        was because an output was skipped (on_conflict: skip): the policy the job applied
-        is then ``kept`` (files.KEPT), so the file is decided where it lies, and its
-        content is no ``duplicates: skip`` target (not all of its outputs exist)."""
+    def finish(self, job_id: int, original: dict | None = None, *, kept: bool = False) -> None:
+        """published → done: the original was handled too; ``original`` says where it went
+        (``engine.originals.Fate``), what undo needs to put it back. ``kept``: it stayed
+        where it was because an output was skipped (on_conflict: skip): the policy the job
+        applied is then ``kept`` (files.KEPT), so the file is decided where it lies, and
+        its content is no ``duplicates: skip`` target (not all of its outputs exist)."""
         cols: dict[str, object] = {"finished": self._clock()}
+        if original is not None:
+            cols["original"] = json.dumps(original)
         if kept:
             cols["originals"] = KEPT
         with self._write() as conn:
             self._move(conn, job_id, ("published",), "done", **cols)
+
+    # --- undo (engine/undo.py) --------------------------------------------------------------
+
+    def begin_undo(self, job_id: int, record: dict) -> None:
+        """done (or original_failed) → undoing: the undo's intent, recorded before any step."""
+        with self._write() as conn:
+            self._move(
+                conn, job_id, ("done", "original_failed"), "undoing", undo=json.dumps(record)
+            )
+
+    def end_undo(self, job_id: int, record: dict) -> None:
+        """undoing → undone, with what the undo did."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("undoing",), "undone", undo=json.dumps(record))
+
+    def abandon_undo(self, job_id: int, record: dict) -> None:
+        """undoing → done: the undo was refused before it removed anything (a name taken)."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("undoing",), "done", undo=json.dumps(record))
+
+    def undoing(self) -> list[Job]:
+        """Undos an interruption left unfinished, oldest first."""
+        rows = self._read(f"SELECT {_COLS} FROM jobs WHERE state = 'undoing' ORDER BY id")
+        return [_job(r) for r in rows]
+
+    def latest_of(self, path: Path) -> Job | None:
+        """The newest job that processed ``path`` (as its source) or wrote it (an output),
+        among those undo knows: done, original_failed, undoing, undone."""
+        rows = self._read(
+            f"SELECT {_COLS} FROM jobs WHERE state IN"
+            " ('done', 'original_failed', 'undoing', 'undone') AND (source = ? OR id IN"
+            " (SELECT job_id FROM output_paths WHERE path = ?)) ORDER BY id DESC LIMIT 1",
+            (_db(path), _db(path)),
+        )
+        return _job(rows[0]) if rows else None
+
+    def last_done(self, n: int) -> list[Job]:
+        """The ``n`` most recent done jobs, newest first (``undo --last N``)."""
+        rows = self._read(
+            f"SELECT {_COLS} FROM jobs WHERE state = 'done' ORDER BY id DESC LIMIT ?", (n,)
+        )
+        return [_job(r) for r in rows]
 
     def original_failed(self, job_id: int, error: str) -> None:
         """published → original_failed: outputs are written, the original step failed."""
@@ -253,11 +332,12 @@ class Journal(FileQueries):
             self._move(conn, job_id, UNFINISHED, "retry", error=reason, finished=self._clock())
 
     def retry(self, source: Path | None = None) -> list[Job]:
-        """failed → retry for every failed job (or those of one source), so decision() no longer
-        returns them; returns them oldest first (a source may appear more than once)."""
+        """failed → retry for every failed job (or those of one source, and then an undone
+        one too: ``retry PATH`` takes an undone file again), so decision() no longer returns
+        them; returns them oldest first (a source may appear more than once)."""
         where, params = "state = 'failed'", []
         if source is not None:
-            where, params = "state = 'failed' AND source = ?", [_db(source)]
+            where, params = "state IN ('failed', 'undone') AND source = ?", [_db(source)]
         with self._write() as conn:
             rows = conn.execute(f"SELECT {_COLS} FROM jobs WHERE {where} ORDER BY id", params)
             jobs = [replace(_job(r), state="retry") for r in rows.fetchall()]
@@ -349,6 +429,17 @@ class Journal(FileQueries):
         for inbox, state, n in rows:
             result.setdefault(os.fsdecode(inbox), {})[state] = n
         return result
+
+    def other_writer(self, path: Path, job_id: int) -> int | None:
+        """Another job, not undone, that wrote (or is writing) ``path``: a later run that
+        overwrote it with the same bytes. Undo of ``job_id`` then leaves it."""
+        rows = self._read(
+            "SELECT o.job_id FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
+            f" WHERE o.path = ? AND o.job_id != ? AND (j.state IN ('done', 'original_failed')"
+            f" OR j.{_IN_UNFINISHED}) LIMIT 1",
+            (_db(path), job_id),
+        )
+        return rows[0][0] if rows else None
 
     def output_sources(self, path: Path) -> set[Path]:
         """The source files of the jobs that wrote (or are writing) ``path``."""

@@ -1,5 +1,5 @@
 """Who owns a job: each process writing the journal holds an exclusive ``flock`` on its own
-file in ``<journal>.owners/`` for as long as it has the journal open, and stamps the jobs it
+file in ``.<journal>.owners/`` for as long as it has the journal open, and stamps the jobs it
 begins with that file's name. Crash recovery takes only the jobs whose owner is gone (its
 file can be locked, or is missing), never those of another live process, e.g. an
 ``amberpicd process`` run beside the daemon.
@@ -8,7 +8,7 @@ The kernel drops a ``flock`` when its last descriptor closes, so a ``kill -9``-e
 never looks alive: no pid liveness guessing. The descriptor is close-on-exec and the
 workers come from an exec'd fork server, so no worker keeps a dead owner looking alive.
 
-May touch: files below ``<journal>.owners/`` only.
+May touch: files below ``.<journal>.owners/`` only.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from pathlib import Path
 
 
 def owners_dir(journal: Path) -> Path:
-    return journal.with_name(f"{journal.name}.owners")
+    """``.journal.db.owners`` beside the journal (hidden: no tool globbing ``journal*``
+    takes it for one of the journal's files)."""
+    return journal.with_name(f".{journal.name}.owners")
 
 
 def _valid(owner: str) -> bool:

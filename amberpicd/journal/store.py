@@ -67,6 +67,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (dev, ino)) WITHOUT ROWID""",
     ),
     (
+        # Undo (issue 15): where the original went (JSON: kept / moved to / trashed as /
+        # deleted), the undo's own record (JSON), and each staged output's sha256 (copied
+        # into its jobs.outputs entry when published), so undo removes only unchanged outputs.
+        "ALTER TABLE jobs ADD COLUMN original TEXT",
+        "ALTER TABLE jobs ADD COLUMN undo TEXT",
+        "ALTER TABLE staged ADD COLUMN sha256 TEXT",
+    ),
+    (
         # Which process began the job (journal.owners): recovery takes only jobs whose
         # owner is gone, never an ``amberpicd process`` run's jobs in flight beside it.
         "ALTER TABLE jobs ADD COLUMN owner TEXT",

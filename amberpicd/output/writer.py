@@ -13,6 +13,7 @@ never written through.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class StagedOutput:
     final: Path
     on_conflict: str  # rename | overwrite | skip
     root: Path | None = None
+    sha256: str = ""  # of the bytes staged: the journal keeps it, so undo knows an output
 
     def folder(self, create: bool = False) -> DirHandle:
         root, rel = split_root(self.final, self.root)
@@ -78,7 +80,8 @@ def stage(
 ) -> StagedOutput:
     """Write ``data`` to a hidden temp file beside ``final``; nothing is visible yet.
     Missing folders below ``root`` are made (and fsynced into their parents)."""
-    staged = StagedOutput(temp_path(final, tag), final, on_conflict, root)
+    digest = hashlib.sha256(data).hexdigest()
+    staged = StagedOutput(temp_path(final, tag), final, on_conflict, root, digest)
     with staged.folder(create=True) as folder:
         folder.unlink(staged.temp.name, missing_ok=True)  # left by an interrupted run
         folder.write_new(staged.temp.name, data)

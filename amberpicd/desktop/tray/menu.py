@@ -148,9 +148,14 @@ def _recent_item(entry: dict[str, Any]) -> Item:
         return Item(_cut(text), (Command("seen"), OpenPath(folder)))
     if status == "done" and outputs:
         more = f" +{len(outputs) - 1}" if len(outputs) > 1 else ""
-        return Item(
-            _cut(f"✓ {name} → {os.path.basename(outputs[0])}{more}"), (OpenPath(outputs[0]),)
+        # Open what was made, or take it back (the daemon's ``undo`` control command).
+        actions = (
+            Item(_cut(f"Open {os.path.basename(outputs[0])}"), (OpenPath(outputs[0]),)),
+            Item("Undo", (Command("undo", (("path", source),)),)),
         )
+        return Item(_cut(f"✓ {name} → {os.path.basename(outputs[0])}{more}"), submenu=actions)
+    if status == "undone":
+        return Item(_cut(f"↶ {name}: undone"), (OpenPath(folder),))
     if entry.get("error"):  # skipped, with the reason: "README.txt: not an image"
         return Item(_cut(f"○ {entry['error']}"), (OpenPath(folder),))
     why = "no rule matched" if status == "unmatched" else str(status or "skipped")
