@@ -128,7 +128,7 @@ def test_kill_9_after_the_rename_into_place_on_exfat_is_exactly_once(
         d.start()
         wait_for(lambda: "done" in states(d), 30, "the rerun to be done")
         wait_for(d.idle)
-        assert "interrupted while staged" in d.logs()  # the rerun path, not a lucky one
+        assert "interrupted while staged" in d.logs()  # recovered, not a lucky clean run
         assert sorted(p.name for p in files(out)) == ["IMG_1.png"], "a -1 copy or a temp"
         if originals == "keep":
             assert src.read_bytes() == original
@@ -136,17 +136,11 @@ def test_kill_9_after_the_rename_into_place_on_exfat_is_exactly_once(
             assert not src.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rerun of a staged job whose temp is gone knows its output only by bytes and"
-    " age: recovery's unstage drops the names the job noted before the rename, and the"
-    " file's ctime moved past the output's, so the rerun publishes IMG_1-1.png. Closing it"
-    " needs the noted names kept for the rerun (journal.unstage / JournalRecorder.mine).",
-)
 def test_kill_9_after_the_rename_into_place_then_a_chmod_is_exactly_once(daemon, tmp_path):
-    """The rerun after a kill -9 on exFAT, when the file's ctime moved meanwhile (a chmod, a
-    tag written as an xattr by a file manager): the journal still knows the job and the
-    name it noted before the rename, so its output is its own, not older than nothing."""
+    """A kill -9 on exFAT after the rename into place, then the file's ctime moves (a chmod,
+    a tag a file manager writes as an xattr): the output is not younger than the file any
+    more, but the journal knows the name noted before the rename and the sha256 of the bytes
+    staged, so recovery finds the output there, and publishes no -1 copy."""
     with exfat(tmp_path / "out", tmp_path / "exfat.img") as fs:
         out = fs.path
         d = daemon(
