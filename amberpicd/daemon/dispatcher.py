@@ -37,7 +37,7 @@ from amberpicd.daemon.recovery import original_step, sweep_temps
 from amberpicd.engine.commit import OriginalsPolicy, Report, finish_original
 from amberpicd.engine.pipeline import FileJob, FileResult, collect, run
 from amberpicd.engine.recording import discard_staged as _discard_staged
-from amberpicd.engine.recording import end, known_decision, record
+from amberpicd.engine.recording import end, known_decision, outputs_intact, record
 from amberpicd.errors import JournalError, JournalGone, printable
 from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
@@ -440,9 +440,15 @@ class Dispatcher:
         )
         if item.watch.duplicates == "skip" and result.status == "staged":
             of = self.journal.duplicate_of(result.content_hash, fp, path)
-            if of is not None:
+            if of is not None and outputs_intact(self.journal.get(of[0])):
                 self.on_report(self._duplicate(item, result, *of))
                 return False
+            if of is not None:  # deleted or overwritten since: this copy gets outputs
+                log.info(
+                    "%s: same content as %s, whose outputs are gone; processed",
+                    printable(path.name),
+                    printable(of[1].name),
+                )
         return True
 
     def _duplicate(self, item: Running, result: FileResult, of_id: int, of: Path) -> Report:
