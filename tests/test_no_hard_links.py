@@ -6,6 +6,7 @@ own output by its bytes (and its age): one output, no temp, the original handled
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import images
 import need
 import pytest
 from daemonproc import DaemonProc, files, wait_for
+from test_identity_daemon import jobs
 
 CONFIG = """
 daemon:
@@ -219,17 +221,13 @@ def test_a_rerun_on_exfat_finds_its_output_written_in_the_files_own_second(tmp_p
         assert not src.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on exFAT (and FAT) a file's ctime is its mtime, so (inode, size, mtime, ctime) is"
-    " no unforgeable identity there: a file rewritten in place with its mtime put back"
-    " (touch -r, exiftool -P) looks unchanged, and the original step deletes the new,"
-    " unprocessed content. Closing it needs the original step (and the stat cache) to"
-    " compare content on such filesystems (statfs type), not identity.",
-)
-def test_an_exfat_inbox_file_rewritten_in_place_with_its_mtime_put_back_is_kept(
-    tmp_path,
-):
+@pytest.mark.parametrize("rewrite", [True, False], ids=["rewritten", "control"])
+def test_an_exfat_inbox_file_rewritten_in_place_with_its_mtime_put_back_is_kept(tmp_path, rewrite):
+    """On exFAT (and FAT) a file's ctime is its mtime, so inode, size, mtime and ctime are
+    no unforgeable identity there: a file rewritten in place with its mtime put back
+    (``touch -r``, ``exiftool -P``) looked unchanged, and the original step deleted the
+    new, unprocessed content. There the bytes are compared. Control: an untouched file is
+    deleted after processing as usual."""
     from test_commitflow import WEBP_SLOW, config, noise
 
     with exfat(tmp_path / "inbox", tmp_path / "exfat.img") as fs:
@@ -237,15 +235,22 @@ def test_an_exfat_inbox_file_rewritten_in_place_with_its_mtime_put_back_is_kept(
         try:
             d.start()
             src = noise(fs.path / "n.png", 900)
-            wait_for(lambda: d.status()["in_flight"] == 1, 30, "the job to start")
+            wait_for(lambda: (d.out / ".amberpic-1-0.png.tmp").exists(), 60, "read, staging")
             st = os.stat(src)
-            other = noise(tmp_path / "other.png", 900, seed=2).read_bytes()
-            with open(src, "r+b") as f:  # the same size: the other picture's bytes, padded
-                f.write(other[: st.st_size].ljust(st.st_size, b"\0"))
-            os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))  # as touch -r, exiftool -P
-            assert os.stat(src).st_ino == st.st_ino  # control: the identity looks the same
-            assert os.stat(src).st_ctime_ns == st.st_ctime_ns
-            wait_for(lambda: d.idle() and states(d) and states(d)[0] != "running", 60, "done")
-            assert src.exists(), "new, unprocessed content deleted as the processed original"
+            if rewrite:
+                other = noise(tmp_path / "other.png", 900, seed=2).read_bytes()
+                with open(src, "r+b") as f:  # the same size: another picture's bytes, padded
+                    f.write(other[: st.st_size].ljust(st.st_size, b"\0"))
+                os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))  # as touch -r, exiftool -P
+                assert os.stat(src).st_ino == st.st_ino  # control: the identity looks the same
+                assert os.stat(src).st_ctime_ns == st.st_ctime_ns
+            new = hashlib.sha256(src.read_bytes()).hexdigest()
+            wait_for(lambda: d.idle() and "running" not in states(d), 90, "the jobs to end")
+            wait_for(lambda: d.idle() and "running" not in states(d), 90, "and stay ended")
+            if src.exists():
+                assert rewrite, "control: an untouched original is deleted once processed"
+            else:  # gone: only once its own content was processed
+                done = [h for _, h, state in jobs(d) if state == "done"]
+                assert new in done, "new, unprocessed content deleted as the processed original"
         finally:
             d.close()
