@@ -101,3 +101,24 @@ def test_jobs_of_an_older_journal_without_owners_are_recovered(tmp_path):
     conn.close()
     with Journal(db) as j:
         assert [job.id for job in j.orphaned()] == [1]
+
+
+def test_an_undo_in_flight_is_left_to_its_live_owner(tmp_path):
+    from amberpicd.fs.identity import FileIdentity
+    from amberpicd.journal import Journal
+
+    db, src = tmp_path / "journal.db", tmp_path / "a.jpg"
+    src.write_bytes(b"x")
+    identity = FileIdentity.of(src.stat())
+    with Journal(db) as first:  # the daemon that did the job, gone since
+        job = first.begin_file(src, "fp", inbox=None, identity=identity)
+        first.identify(job, "h", identity)
+        first.stage(job, [])
+        first.published(job, [])
+        first.finish(job)
+    undoer = Journal(db)  # ``amberpicd undo``, still running
+    undoer.begin_undo(job, {"started": 1.0})
+    with Journal(db) as recoverer:
+        assert recoverer.undoing() == [], "a live undo was taken over"
+        undoer.close()  # as a kill -9 would
+        assert [j.id for j in recoverer.undoing()] == [job]

@@ -44,6 +44,7 @@ from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Job, Journal
 from amberpicd.output.template import fixed_root
 from amberpicd.rules.fingerprint import fingerprint
+from amberpicd.workers.child import POOL_WORKER
 from amberpicd.workers.pool import WorkerPool
 
 log = logging.getLogger("amberpicd")
@@ -366,7 +367,7 @@ class Dispatcher:
     def _submit(self, item: Running) -> None:
         self.running[item.job_id] = item
         self._paths.add(item.job.path)
-        future = self.pool.submit(run, item.job, timeout=item.job.limits.job_timeout)
+        future = self.pool.submit(run, item.job, POOL_WORKER, timeout=item.job.limits.job_timeout)
 
         def done(f: Future[FileResult], item: Running = item) -> None:
             self._done.append((item, f))

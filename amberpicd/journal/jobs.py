@@ -257,7 +257,12 @@ class Journal(FileQueries):
         """done (or original_failed) → undoing: the undo's intent, recorded before any step."""
         with self._write() as conn:
             self._move(
-                conn, job_id, ("done", "original_failed"), "undoing", undo=json.dumps(record)
+                conn,
+                job_id,
+                ("done", "original_failed"),
+                "undoing",
+                undo=json.dumps(record),
+                owner=self.owner_id,  # the undoer's now: recovery leaves a live undo alone
             )
 
     def end_undo(self, job_id: int, record: dict) -> None:
@@ -271,9 +276,10 @@ class Journal(FileQueries):
             self._move(conn, job_id, ("undoing",), "done", undo=json.dumps(record))
 
     def undoing(self) -> list[Job]:
-        """Undos an interruption left unfinished, oldest first."""
-        rows = self._read(f"SELECT {_COLS} FROM jobs WHERE state = 'undoing' ORDER BY id")
-        return [_job(r) for r in rows]
+        """Undos an interruption left in state undoing whose owner is gone (an ``amberpicd
+        undo`` still running is left to it), oldest first, taken over like ``orphaned``."""
+        rows = self._read(f"SELECT {_COLS}, owner FROM jobs WHERE state = 'undoing' ORDER BY id")
+        return self._take_gone(rows)
 
     def latest_of(self, path: Path) -> Job | None:
         """The newest job that processed ``path`` (as its source) or wrote it (an output),
@@ -402,8 +408,13 @@ class Journal(FileQueries):
         """The unfinished jobs whose owner is gone (journal.owners: a crashed daemon or
         ``process`` run), oldest first, taken over: stamped as this writer's. Jobs of a
         live owner (``process`` running beside the daemon) are left to it."""
-        owner = self.owner
         rows = self._read(f"SELECT {_COLS}, owner FROM jobs WHERE {_IN_UNFINISHED} ORDER BY id")
+        return self._take_gone(rows)
+
+    def _take_gone(self, rows: list[tuple]) -> list[Job]:
+        """The jobs of ``rows`` (with the owner as the last column) whose owner is gone,
+        stamped as this writer's; dead owners' files are removed."""
+        owner = self.owner
         jobs = [_job(r[:-1]) for r in rows if owner is None or owner.gone(r[-1])]
         if jobs and owner is not None and owner.id is not None:
             with self._write() as conn:

@@ -15,7 +15,6 @@ from typing import Literal
 from pydantic import ByteSize, Field, field_validator, model_validator
 
 from amberpicd.ops.base import Step
-from amberpicd.ops.registry import register
 
 Format = Literal["jpeg", "png", "webp", "avif", "tiff", "gif"]
 Candidate = Literal["jpeg", "png", "webp", "avif"]
@@ -56,7 +55,6 @@ def _percent(value: object) -> object:
     return value
 
 
-@register
 class Encode(Step):
     name = "encode"
     shorthand = "format"
