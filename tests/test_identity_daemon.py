@@ -135,6 +135,8 @@ def test_300_copies_across_a_kill_9_mid_burst_and_a_restart(daemon, tmp_path):
     names = drop_copies(photo, d.inbox, 300)
     wait_for(lambda: len(files(d.out)) >= 40, timeout=120, what="the burst to be under way")
     d.kill()
+    at_kill = len([p for p in files(d.out) if not p.name.startswith(".amberpic-")])
+    assert at_kill < 300, "control: the kill came after the burst, not in the middle of it"
     d.start()
     wait_for(lambda: len(files(d.out)) >= 300, timeout=240, what="300 outputs")
     wait_for(d.idle)

@@ -28,7 +28,7 @@ from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import original_step, sweep_temps
 from amberpicd.engine.commit import Report, finish_original
 from amberpicd.engine.job import FileJob, FileResult, collect
-from amberpicd.engine.recording import discard_staged, end, record
+from amberpicd.engine.recording import discard_staged, end, outputs_intact, record
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import within
 from amberpicd.journal import Job, Journal
@@ -174,9 +174,15 @@ class Committer:
         )
         if item.watch.duplicates == "skip" and result.status == "staged":
             of = self.journal.duplicate_of(result.content_hash, fp, path)
-            if of is not None:
+            if of is not None and outputs_intact(self.journal.get(of[0])):
                 self.publish(self._duplicate(item, result, *of))
                 return False
+            if of is not None:  # deleted or overwritten since: this copy gets outputs
+                log.info(
+                    "%s: same content as %s, whose outputs are gone; processed",
+                    printable(path.name),
+                    printable(of[1].name),
+                )
         return True
 
     def _duplicate(self, item: Running, result: FileResult, of_id: int, of) -> Report:

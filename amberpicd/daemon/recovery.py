@@ -2,7 +2,8 @@
 
     running    the worker may have left temp files: remove them, run the job again
     staged     publish the temps again (all still exist until published is recorded); a
-               temp gone: run the job again (its outputs are found by their bytes)
+               temp gone: its output is where the journal noted it if that holds the bytes
+               staged (their sha256), else run the job again (found by bytes and age)
     published  handle the original, then done (or original_failed, which `retry` resumes)
     undoing    an undo cut short: its steps again (engine/undo.py), then undone
 Every step is idempotent, so a crash during recovery is recovered the same way.
@@ -19,9 +20,11 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import OriginalsPolicy, Report, crash_point, finish_original
 from amberpicd.engine.originals import aside_path
-from amberpicd.errors import FileError, JournalError, OutputError, printable
+from amberpicd.engine.restore import digest
+from amberpicd.errors import FileError, JournalError, OutputError, error_text, printable
 from amberpicd.fs.confined import SymlinkRefused, open_dir, within
 from amberpicd.journal import Job, Journal
+from amberpicd.journal import StagedOutput as JournalStaged
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
 
 log = logging.getLogger("amberpicd")
@@ -58,22 +61,44 @@ def root_for(final: Path, roots: set[Path]) -> Path | None:
 
 def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path] | None:
     """Publish the staged temps again (idempotent: a name already linked to a temp is
-    found); returns every output published, or None when a temp is gone. Every temp
-    stays until the journal records published (output.writer.publish), so a gone one was
-    discarded by a commit that failed, or renamed into place where hard links do not work:
-    the name noted before its link may hold another file, and is never trusted."""
-    staged = [
-        StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
-        for out in journal.staged_outputs(job.id)
-    ]
-    if not all(present(out, out.temp) for out in staged):
+    found); returns every output published, or None when a temp is gone and where its
+    output went is not known. Every temp stays until the journal records published
+    (output.writer.publish), so a gone one was discarded by a commit that failed, or renamed
+    into place where hard links do not work: the name noted before its link may hold
+    another file, and counts only when it holds exactly the bytes staged (_noted)."""
+    rows = journal.staged_outputs(job.id)
+    staged = [StagedOutput(r.temp, r.final, r.on_conflict, root_for(r.final, roots)) for r in rows]
+    gone = {n: out for n, out in enumerate(staged) if not present(out, out.temp)}
+    found = {n: _noted(journal, job, rows[n], out) for n, out in gone.items()}
+    if None in found.values():
         return None
     outputs: list[Path] = []
     for n, out in enumerate(staged):
-        name = publish(out, lambda p, n=n: journal.mark_published(job.id, n, p))
+        name = (
+            found[n]
+            if n in found
+            else publish(out, lambda p, n=n: journal.mark_published(job.id, n, p))
+        )
         if name is not None:
             outputs.append(name)
     return outputs
+
+
+def _noted(journal: Journal, job: Job, row: JournalStaged, out: StagedOutput) -> Path | None:
+    """Where a gone temp's output went, when the journal can tell: the name noted before its
+    link holds exactly the bytes staged (the sha256 recorded with them) and no other file's
+    job wrote it. Then the temp was renamed there (no hard links), whatever the file's ctime
+    did since. None (run the job again) when no hash is known or the bytes differ."""
+    if not row.sha256 or row.published is None:
+        return None
+    if journal.output_sources(row.published) - {job.source}:
+        return None
+    try:
+        with out.folder() as folder:
+            held = digest(folder, row.published.name)
+    except OSError:
+        return None
+    return row.published if held == row.sha256 else None
 
 
 def _holds_its_content(job: Job) -> bool:
@@ -180,10 +205,22 @@ def recover(journal: Journal, config: Config, rerun) -> int:
         except SymlinkRefused as exc:  # one line naming the file and the folder refused
             journal.fail(job.id, str(OutputError(job.source, str(exc))))
             log.error("%s", OutputError(job.source, str(exc)))
-        except (FileError, OSError) as exc:
-            journal.fail(job.id, str(exc))
-            log.error("%s", exc)
+            _sweep_failed(roots, job)
+        except (FileError, OSError) as exc:  # e.g. the output disk full: publish failed
+            error = exc if isinstance(exc, FileError) else OutputError(job.source, error_text(exc))
+            journal.fail(job.id, str(error))
+            log.error("%s", error)
+            _sweep_failed(roots, job)
     return len(jobs) + _finish_undos(journal, config)
+
+
+def _sweep_failed(roots: set[Path], job: Job) -> None:
+    """A job recovery failed is never recovered again (``retry`` runs a new job, under a
+    new tag): its temps go now, as a failed commit's do, or they would stay for ever."""
+    try:
+        sweep_temps(roots, str(job.id))
+    except OSError as exc:  # e.g. an output root swapped for a link: said, left
+        log.error("%s: temp files not removed: %s", printable(job.source.name), exc)
 
 
 def _finish_undos(journal: Journal, config: Config) -> int:

@@ -266,9 +266,10 @@ def already_published(
     The same bytes are not enough: an identical file (same content, same rules) makes
     the same bytes. A name counts only if the journal knows no other source made it, and
     either knows this source path published it or it was made after this file came to be
-    (its inode's ctime, never set by hand, is not older than ``born``, the source's
-    ctime): an unknown output older than the file is another file's, e.g. an identical
-    photo's whose original was deleted and whose record a fresh journal lacks."""
+    (its inode's ctime is not older than ``born``, the source's ctime, at the precision the
+    output's filesystem keeps): an unknown output older than the file is another file's,
+    e.g. an identical photo's whose original was deleted and whose record a fresh journal
+    lacks."""
     try:
         with out.folder() as folder:
             st = folder.lstat(out.temp.name)
@@ -292,12 +293,25 @@ def already_published(
     return None
 
 
+# File times coarser than nanoseconds, coarsest first: FAT without long names keeps two
+# seconds, exFAT through FUSE whole ones, vfat's creation time 10 ms; each rounds down.
+_COARSE_NS = (2_000_000_000, 1_000_000_000, 10_000_000)
+
+
+def _not_older(output_ns: int, born: int) -> bool:
+    """Whether an output time is not older than the file's, at the output's own precision:
+    written in the very second its source appeared, a whole-second time (rounded down)
+    would read as older than the file's nanoseconds."""
+    unit = next((u for u in _COARSE_NS if output_ns % u == 0), 1)
+    return output_ns >= born - born % unit
+
+
 def _ours(path: Path, st: os.stat_result, recorder: Recorder | None, born: int | None) -> bool:
     if recorder is not None and recorder.foreign(path):
         return False
     if recorder is not None and recorder.mine(path):
         return True  # this path's published output, whatever the file's ctime now
-    return born is None or st.st_ctime_ns >= born
+    return born is None or _not_older(st.st_ctime_ns, born)
 
 
 def _same_bytes(folder: DirHandle, a: str, b: str) -> bool:

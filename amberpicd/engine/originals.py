@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir, within
-from amberpicd.fs.identity import FileIdentity
+from amberpicd.fs.identity import FileIdentity, change_time_kept
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
 
@@ -54,10 +54,13 @@ def unchanged(
     not followed, so a link put in its place is "changed"). Same inode, size, mtime and
     ctime; or, when that identity moved (a hard link added or removed), the same bytes,
     read through the folder's descriptor. A file with other bytes renamed over it, or
-    rewritten with its mtime put back, is not (see fs/identity.py)."""
+    rewritten with its mtime put back, is not (see fs/identity.py); on FAT, exFAT or FUSE,
+    where ctime can be put back too, only the bytes are compared."""
     if identity is None or st is None or not stat.S_ISREG(st.st_mode):
         return False
-    return identity.matches(st) or identity.same_content(st, lambda: folder.open_read(name))
+    if identity.matches(st) and change_time_kept(folder.fd):
+        return True  # on FAT or exFAT ctime is settable: there only the bytes tell
+    return identity.same_content(st, lambda: folder.open_read(name))
 
 
 def handle_original(

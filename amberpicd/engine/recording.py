@@ -14,13 +14,16 @@ May touch: the journal (through its API), staged temp files (discarded), and, th
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.journal import Journal
+from amberpicd.journal import Job, Journal
 from amberpicd.journal import StagedOutput as JournalStaged
 from amberpicd.journal.files import Decided
 from amberpicd.output.writer import discard
@@ -140,3 +143,31 @@ def record(
     )
     end(journal, job_id, report)
     return report
+
+
+def outputs_intact(job: Job) -> bool:
+    """Whether every output ``job`` recorded still holds the bytes it wrote (their sha256;
+    for a journal from before those were kept, that a regular file is there). What makes
+    a copy of its content a duplicate (``duplicates: skip``): a content whose outputs were
+    deleted or overwritten since is in none of them, so its copy is processed, never
+    moved or deleted as if they held it. Read only, never followed through a link."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    for i, path in enumerate(job.outputs):
+        want = job.output_hashes[i] if i < len(job.output_hashes) else ""
+        try:
+            fd = os.open(path, flags)
+        except OSError:
+            return False
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            digest = hashlib.sha256()
+            while want and (chunk := os.read(fd, 1 << 20)):
+                digest.update(chunk)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        if want and digest.hexdigest() != want:
+            return False
+    return bool(job.outputs)

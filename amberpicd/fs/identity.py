@@ -10,6 +10,9 @@ When the identity moved but the bytes need not have (a hard link added or remove
 ``touch``, the same bytes written anew), :meth:`FileIdentity.same_content` compares by content
 instead, reading the file once more: the only read outside a worker, and only then.
 
+Where the filesystem keeps no change time (FAT, exFAT, FUSE: :func:`change_time_kept`),
+ctime is a time anyone can set, and the original step compares bytes, never the identity.
+
 One limit, stated: ctime has the filesystem's timestamp granularity (a clock tick on ext4 and
 tmpfs, a second on ext3, two on FAT). A change within the same tick as the previous one can
 leave the identity unchanged; :meth:`FileIdentity.settled` tells whether an identity taken at
@@ -18,6 +21,7 @@ a given moment is old enough to be trusted for that (the "racy" window git's ind
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import stat
@@ -27,6 +31,22 @@ from dataclasses import dataclass, field
 #: An identity whose ctime is at least this much older than the moment it was taken cannot
 #: share its ctime with a later change, whatever the filesystem's timestamp granularity.
 RACY_NS = 2_000_000_000
+
+# statfs types whose "ctime" is no kernel change time: FAT keeps a creation time, exFAT
+# reports its modification time (so ``touch -r`` sets it), a FUSE driver reports what it
+# likes. There an identity that matches proves nothing; only the bytes do.
+_NO_CHANGE_TIME = frozenset({0x4D44, 0x2011BAB0, 0x65735546})
+
+
+def change_time_kept(fd: int) -> bool:
+    """Whether the filesystem holding ``fd`` keeps a real change time (its statfs type is
+    none of FAT, exFAT, FUSE). False when that cannot be told: the bytes are compared."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs, f_type first (a long)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.fstatfs(fd, buf) != 0:
+        return False
+    f_type = int.from_bytes(buf.raw[: ctypes.sizeof(ctypes.c_long)], "little") & 0xFFFFFFFF
+    return f_type not in _NO_CHANGE_TIME
 
 
 @dataclass(frozen=True)

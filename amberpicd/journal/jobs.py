@@ -407,11 +407,14 @@ class Journal(FileQueries):
 
     def staged_outputs(self, job_id: int) -> list[StagedOutput]:
         rows = self._read(
-            "SELECT temp, final, on_conflict, published_path FROM staged WHERE job_id = ?"
-            " ORDER BY n",
+            "SELECT temp, final, on_conflict, published_path, sha256 FROM staged"
+            " WHERE job_id = ? ORDER BY n",
             (job_id,),
         )
-        return [StagedOutput(_path(t), _path(f), c, _path(p) if p else None) for t, f, c, p in rows]
+        return [
+            StagedOutput(_path(t), _path(f), c, _path(p) if p else None, h or "")
+            for t, f, c, p, h in rows
+        ]
 
     def decision(self, content_hash: str, fingerprint: str) -> Job | None:
         """The latest (highest id) done, failed or unmatched job for this key, or None if due."""

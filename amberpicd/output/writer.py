@@ -154,8 +154,10 @@ def _overwrite(folder: DirHandle, temp: str, final: str) -> None:
     aux = f"{temp.removesuffix(TEMP_SUFFIX)}.link{TEMP_SUFFIX}"
     folder.unlink(aux, missing_ok=True)  # left by an interrupted run
     folder.link_noreplace(temp, folder, aux)  # FAT: the temp itself is renamed
-    folder.replace(aux, folder, final)
-    folder.unlink(aux, missing_ok=True)  # final was this file already: rename did nothing
+    try:
+        folder.replace(aux, folder, final)
+    finally:  # final was this file already (rename did nothing), or the rename failed
+        folder.unlink(aux, missing_ok=True)  # (e.g. a folder there): no second temp stays
 
 
 def place(
