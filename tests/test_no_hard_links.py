@@ -178,7 +178,7 @@ def test_a_rerun_on_exfat_finds_its_output_written_in_the_files_own_second(tmp_p
 
     from amberpicd.daemon.recovery import recover
     from amberpicd.engine.commit import OriginalsPolicy, commit
-    from amberpicd.engine.pipeline import FileResult, PlannedOutput
+    from amberpicd.engine.job import FileResult, PlannedOutput
     from amberpicd.engine.recording import JournalRecorder
     from amberpicd.fs.identity import FileIdentity
     from amberpicd.journal import Journal
