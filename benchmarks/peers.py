@@ -88,7 +88,9 @@ class Amberpicd(Tool):
         config.write_text(amberpicd_config(job))
         argv = (sys.executable, "-m", "amberpicd", "-c", str(config), "process")
         argv += ("-j", str(job.jobs), *map(str, job.files))
-        return [Command(argv, self._env())]
+        # A journal of its own in the run's folder (emptied before each round): with the
+        # user's, every round after the first would find the files done and skip them.
+        return [Command(argv, {**self._env(), "XDG_STATE_HOME": str(job.out / "state")})]
 
 
 def amberpicd_config(job: Job) -> str:

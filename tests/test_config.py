@@ -635,3 +635,18 @@ def test_check_rejects_an_overlap(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc
     assert "config.yaml:5: watch[1].inbox: same folder as watch[0].inbox" in proc.stderr
+
+
+def test_on_conflict_and_originals_load_as_typed_enums(tmp_path: Path) -> None:
+    """The YAML values are unchanged; in code they are members of OnConflict and Originals
+    (which are str, so comparing with the YAML word still holds)."""
+    from amberpicd.config.schema import OnConflict, Originals
+
+    text = MINIMAL.replace("    output:", "    on_conflict: skip\n    output:")
+    text += f"watch:\n  - inbox: {tmp_path}/in\n    originals: trash\n"
+    config = load_config(write(tmp_path, text), env={}).config
+    assert config.rules[0].on_conflict is OnConflict.SKIP
+    assert config.watch[0].originals is Originals.TRASH
+    assert config.watch[0].originals == "trash"
+    assert [m.value for m in OnConflict] == ["rename", "overwrite", "skip"]
+    assert [m.value for m in Originals] == ["keep", "move", "trash", "delete"]

@@ -1,6 +1,6 @@
 """Several outputs from one decode: smaller outputs start from a larger one's resized picture
 when that is safe (amberpicd/engine/derive.py), and orientation is applied after shrinking
-(pipeline.turn_late). Both must give what the plain order gives."""
+(plan.turn_late). Both must give what the plain order gives."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from amberpicd.config.schema import Limits, Rule
-from amberpicd.engine import pipeline
+from amberpicd.engine import plan
 from amberpicd.engine.pipeline import FileJob, run
 from amberpicd.ops import resize as resize_module
 
@@ -119,16 +119,16 @@ def test_turn_late_leaves_fill_and_explicit_orders_alone():
             "output": "/o/{stem}.{ext}",
         }
     )
-    ops = pipeline.steps(fill)
-    assert pipeline.turn_late(ops, 6) == ops
+    ops = plan.steps(fill)
+    assert plan.turn_late(ops, 6) == ops
     late = Rule.model_validate(
         {"name": "l", "pipeline": [fit(50), "auto_orient"], "output": "/o/{stem}.{ext}"}
     )
-    assert pipeline.turn_late(pipeline.steps(late), 6) == pipeline.steps(late)
+    assert plan.turn_late(plan.steps(late), 6) == plan.steps(late)
     fitted = Rule.model_validate(
         {"name": "w", "pipeline": [{"resize": {"width": 80}}], "output": "/o/{stem}.{ext}"}
     )
-    turned = pipeline.turn_late(pipeline.steps(fitted), 6)
+    turned = plan.turn_late(plan.steps(fitted), 6)
     assert [op.name for op in turned] == ["resize", "auto_orient"]
     assert (turned[0].width, turned[0].height) == (None, 80)
-    assert pipeline.turn_late(pipeline.steps(fitted), 1) == pipeline.steps(fitted)
+    assert plan.turn_late(plan.steps(fitted), 1) == plan.steps(fitted)

@@ -32,6 +32,28 @@ def test_every_operation_is_registered() -> None:
     assert expected <= names
 
 
+def test_the_registry_lists_every_step_class_once() -> None:
+    """ALL_STEPS is written by hand: a step class defined in an ops module but left out of
+    it would be unknown to the config. Every concrete Step subclass there must be listed."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import amberpicd.ops
+    from amberpicd.ops.base import Step
+    from amberpicd.ops.registry import ALL_STEPS
+
+    defined = set()
+    for info in pkgutil.iter_modules(amberpicd.ops.__path__):
+        module = importlib.import_module(f"amberpicd.ops.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Step) and cls.__module__ == module.__name__ and "name" in vars(cls):
+                defined.add(cls)
+    assert len(defined) >= 12  # control: the walk finds the real operations
+    assert set(ALL_STEPS) == defined
+    assert len(ALL_STEPS) == len(set(ALL_STEPS)) == len(load_all())
+
+
 @pytest.mark.parametrize("item", ["auto_orient", {"auto_orient": None}, {"auto_orient": {}}])
 def test_auto_orient_parses_bare_forms(item: object) -> None:
     assert parse(item).name == "auto_orient"

@@ -110,7 +110,7 @@ def _describe(err: ErrorDetails, found: tuple[str | int, ...]) -> tuple[str, str
         return render(parent), f"unknown key {loc[-1]!r}" + (f" ({hint})" if hint else "")
     if kind == "unknown_operation":
         return render(found), _unknown_operation(value)
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):  # a Literal's choices, or a StrEnum's
         return _literal(found, value, str(ctx.get("expected", "")))
     if kind in _EXPECTED:
         return render(found), f"{_EXPECTED[kind]}, got {_show(value)}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import string
+from enum import StrEnum
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,6 +31,23 @@ from amberpicd.output.template import fixed_root
 INPUT_FORMATS = ("jpeg", "png", "heif", "webp", "avif", "tiff", "gif", "bmp")
 METADATA_GROUPS = ("icc", "copyright", "datetime", "camera", "gps", "exif", "xmp")
 TEMPLATE_FIELDS = ("stem", "name", "ext", "rule", "width", "height", "date", "hash", "relpath")
+
+
+class OnConflict(StrEnum):
+    """What publishing does when an output's name is taken (``on_conflict``)."""
+
+    RENAME = "rename"  # the next free name: name-1.webp, name-2.webp...
+    OVERWRITE = "overwrite"
+    SKIP = "skip"
+
+
+class Originals(StrEnum):
+    """What happens to an original once its outputs are durably written (``originals``)."""
+
+    KEEP = "keep"
+    MOVE = "move"  # into the watch entry's archive
+    TRASH = "trash"
+    DELETE = "delete"
 
 
 def _expand(path: Path) -> Path:
@@ -130,7 +148,7 @@ class Rule(Strict):
     pipeline: tuple[PipelineItem, ...] = Field(min_length=1)
     keep_metadata: tuple[Literal[METADATA_GROUPS], ...] = ("icc",)
     output: Template
-    on_conflict: Literal["rename", "overwrite", "skip"] = "rename"
+    on_conflict: OnConflict = OnConflict.RENAME
     stop: bool = False
 
     @field_validator("pipeline")
@@ -158,7 +176,7 @@ class Watch(Strict):
     inbox: UserPath
     recursive: bool = False
     rules: tuple[str, ...] | None = None  # None: every rule
-    originals: Literal["keep", "move", "trash", "delete"] = "keep"
+    originals: Originals = Originals.KEEP
     archive: UserPath | None = None
     # A file is its path and its content: "process" makes outputs for every file dropped;
     # "skip" skips a file whose content these rules already made outputs of from another
@@ -169,7 +187,7 @@ class Watch(Strict):
 
     @model_validator(mode="after")
     def _archive_when_moving(self) -> Watch:
-        if self.originals == "move" and self.archive is None:
+        if self.originals is Originals.MOVE and self.archive is None:
             raise ValueError("originals: move needs an archive folder")
         return self
 
@@ -240,7 +258,7 @@ class Config(Strict):
                 "outputs would be taken as new files",
             )
         for j, w in enumerate(self.watch):
-            if w.archive is not None and w.originals == "move":
+            if w.archive is not None and w.originals is Originals.MOVE:
                 check(
                     ("watch", j, "archive"),
                     w.archive,

@@ -35,6 +35,7 @@ from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
 from amberpicd.paths import state_dir
 from amberpicd.rules.fingerprint import fingerprint
+from amberpicd.workers.child import POOL_WORKER
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
@@ -184,7 +185,7 @@ def process(
             if job is None:
                 done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
                 continue
-            future = pool.submit(run, job, timeout=job.limits.job_timeout)
+            future = pool.submit(run, job, POOL_WORKER, timeout=job.limits.job_timeout)
             pending[future] = (job, originals, shown, entry)
             while len(pending) >= limit:
                 drain(block=True)
@@ -336,6 +337,8 @@ class DryNames:
 
     def resolve(self, result: FileResult, report: Report) -> None:
         """Set ``report.outputs`` to the names the real run would use."""
-        report.outputs = [name for _, name in self.placed(result)]
+        placed = self.placed(result)
+        report.outputs = [name for _, name in placed]
+        report.encodes = [{"output": str(name), **out.chosen()} for out, name in placed]
         if not report.outputs:
             report.status = "skipped"  # every output's name is taken, and on_conflict: skip

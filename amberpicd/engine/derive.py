@@ -13,19 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amberpicd.config.schema import Rule
 from amberpicd.imaging.picture import Picture
-from amberpicd.ops.auto_orient import AutoOrient, oriented_first
-from amberpicd.ops.base import Size
+from amberpicd.ops.auto_orient import AutoOrient
+from amberpicd.ops.base import Operation, Size
 from amberpicd.ops.resize import Resize
 
 GAP = 3.0  # the intermediate must be this many times the output, on both axes
 
 
-def _first_resize(rule: Rule) -> Resize | None:
-    """The rule's resize when its pipeline starts "auto_orient, resize" (filtered, not
-    nearest-neighbour), else None."""
-    steps = oriented_first(rule.operations)
+def lead_resize(steps: Sequence[Operation]) -> Resize | None:
+    """The resize of a rule whose steps (orientation normalised) start "auto_orient,
+    resize" (filtered, not nearest-neighbour), else None."""
     if len(steps) < 2 or not isinstance(steps[0], AutoOrient):
         return None
     resize = steps[1]
@@ -34,44 +32,42 @@ def _first_resize(rule: Rule) -> Resize | None:
     return resize
 
 
-def reusable(rule: Rule) -> bool:
+def reusable(steps: Sequence[Operation]) -> bool:
     """True when the rule's picture is the whole upright image, uniformly scaled down (or
     left as it is): nothing but "auto_orient, resize" without cropping or stretching."""
-    resize = _first_resize(rule)
+    resize = lead_resize(steps)
     return (
         resize is not None
-        and len(oriented_first(rule.operations)) == 2
+        and len(steps) == 2
         and resize.mode == "fit"
         and (resize.scale is None or resize.scale <= 1)
         and not resize.enlarge
     )
 
 
-def start(rule: Rule, upright: Size, made: Sequence[Picture]) -> Picture | None:
-    """The smallest picture in ``made`` (pictures of reusable rules) this rule can start
-    from with the same output, or None: then it starts from the decoded source."""
-    resize = _first_resize(rule)
-    if resize is None:
+def start(lead: Resize | None, upright: Size, made: Sequence[Picture]) -> Picture | None:
+    """The smallest picture in ``made`` (pictures of reusable rules) a rule whose leading
+    resize is ``lead`` can start from with the same output, or None: then it starts from
+    the decoded source."""
+    if lead is None:
         return None
-    want = resize.plan(upright)[0]
+    want = lead.plan(upright)[0]
     for picture in sorted(made, key=lambda p: p.size[0] * p.size[1]):
         if picture.orientation != 1:
             continue
-        size, box = resize.plan(picture.size)
+        size, box = lead.plan(picture.size)
         region = (box[2] - box[0], box[3] - box[1])
         if size == want and all(r >= GAP * s for r, s in zip(region, size, strict=True)):
             return picture
     return None
 
 
-def order(rules: Sequence[Rule], upright: Size) -> list[int]:
-    """Rule indices, larger outputs first (so smaller ones can start from them); rules whose
-    output size is unknown before decoding go first; ties keep the configured order."""
+def order(sizes: Sequence[Size | None]) -> list[int]:
+    """Indices of outputs of these sizes, larger first (so smaller ones can start from
+    them); outputs whose size is unknown before decoding go first; ties keep the order."""
 
     def area(index: int) -> float:
-        size: Size | None = upright
-        for op in oriented_first(rules[index].operations):
-            size = op.output_size(size) if size is not None else None
+        size = sizes[index]
         return float("inf") if size is None else size[0] * size[1]
 
-    return sorted(range(len(rules)), key=lambda i: -area(i))
+    return sorted(range(len(sizes)), key=lambda i: -area(i))

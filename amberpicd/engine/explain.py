@@ -17,11 +17,12 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.batch import DryNames, free_name, plan, worker_setup
 from amberpicd.engine.commit import OriginalsPolicy, commit
-from amberpicd.engine.pipeline import FileJob, FileResult, collect, run
+from amberpicd.engine.pipeline import INLINE, FileJob, FileResult, Host, collect, run
 from amberpicd.errors import printable
 from amberpicd.rules.conditions import human_bytes
 from amberpicd.rules.facts import Facts
 from amberpicd.rules.match import RuleDecision, evaluate
+from amberpicd.workers.child import POOL_WORKER
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 #: EXIF orientation: what turns the stored pixels upright (the facts are upright sizes).
@@ -47,10 +48,10 @@ class Inspection:
     error: str | None = None
 
 
-def inspect(job: FileJob) -> Inspection:
+def inspect(job: FileJob, host: Host = INLINE) -> Inspection:
     """In a worker: the pipeline as a dry run (everything but staging: real encodes, so
     real sizes), then every rule decided on the facts the pipeline matched on."""
-    result = run(job)
+    result = run(job, host)
     if result.facts is None:  # not an image, unreadable, or failed before its header
         return Inspection(None, error=result.error or f"{job.path.name}: not read")
     return Inspection(result.facts, evaluate(job.rules, result.facts), result)
@@ -159,7 +160,7 @@ def explain(config: Config, paths: Iterable[Path], *, jobs: int = 1) -> Iterator
         for path in paths:
             job, originals = plan(config, path, dry_run=True)
             watch = config.watch_for(job.path)
-            future = pool.submit(inspect, job, timeout=job.limits.job_timeout)
+            future = pool.submit(inspect, job, POOL_WORKER, timeout=job.limits.job_timeout)
             try:
                 found = future.result()
             except Exception:  # the worker died or overran: say so as the engine would

@@ -3,8 +3,9 @@ each rule's operations → encode → stage (temp file + fsync). Nothing is publ
 ``commit`` does that in the parent, after the journal knows what was staged.
 
     run(job) = read_source (bytes + identity) → sha256 → Source(facts) → matching_rules
-               → decode(need)
-               → for each rule, larger outputs first: transform (from the decode, or from
+               → plan (engine/plan.py: decode size, outputs in order, each one's steps)
+               → decode(plan.decode)
+               → for each planned output, larger first: its steps (from the decode, or from
                  a larger output's resized picture when ``derive`` finds that safe)
                → encode → render path → stage
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from amberpicd.config.schema import Limits, Rule
 from amberpicd.engine import derive
+from amberpicd.engine.plan import RulePlan, file_plan, rule_plan
 from amberpicd.errors import (
     FileError,
     OperationError,
@@ -37,14 +39,34 @@ from amberpicd.imaging.decode import Source, read_source
 from amberpicd.imaging.encode import default_spec
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
-from amberpicd.ops.auto_orient import AutoOrient, oriented_first
-from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.resize import Resize
+from amberpicd.ops.base import Operation
 from amberpicd.output.template import TemplateValues, fixed_root, render
 from amberpicd.output.writer import StagedOutput, discard, probe, stage
 from amberpicd.rules.facts import Facts
 from amberpicd.rules.match import matching_rules
-from amberpicd.workers.child import limit_job_memory, retire_after_job
+
+
+class Host(Protocol):
+    """What the process running a job offers it. The pipeline knows no worker process: a
+    pool worker passes ``workers.child.POOL_WORKER``; inline runs (tests, ``--jobs 0``) get
+    ``INLINE``, which does nothing."""
+
+    def limit_memory(self, limit: int) -> None:
+        """Cap this job's address space (the inbox's ``worker_memory``)."""
+
+    def retire(self) -> None:
+        """Ask to be replaced once this job's result is sent."""
+
+
+class _Inline:
+    def limit_memory(self, limit: int) -> None:
+        pass
+
+    def retire(self) -> None:
+        pass
+
+
+INLINE: Host = _Inline()
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,12 @@ class PlannedOutput:
     score: float | None = None  # SSIMULACRA2 reached (quality: auto)
     note: str | None = None  # e.g. "min_saving: source rewritten losslessly, 3% smaller"
 
+    def chosen(self) -> dict[str, object]:
+        """What the encoder chose, as ``--json`` and the journal record it (unset left
+        out): ``{"format": "webp", "quality": 77, "score": 75.9}``."""
+        fields = {"format": self.format, "quality": self.quality, "score": self.score}
+        return {k: v for k, v in {**fields, "note": self.note}.items() if v is not None}
+
 
 @dataclass
 class FileResult:
@@ -109,35 +137,9 @@ def claims_image(path: Path) -> bool:
     return path.suffix.lower().removeprefix(".") in IMAGE_SUFFIXES
 
 
-def steps(rule: Rule) -> tuple[Operation, ...]:
-    """The rule's operations; orientation is always normalised, so a rule that does not
-    place ``auto_orient`` itself gets it first."""
-    return oriented_first(rule.operations)
-
-
-def decode_need(rules: Sequence[Rule], upright: Size, orientation: int) -> Size | None:
-    """The smallest upright size every rule can start from (shrink on load), or None when
-    some rule needs full resolution."""
-    need = (0, 0)
-    for rule in rules:
-        oriented, rule_need = orientation == 1, None
-        for op in steps(rule):
-            if isinstance(op, AutoOrient):
-                oriented = True
-                continue
-            # Before orientation is applied, sizes are not upright: no shrink hint there.
-            rule_need = op.decode_size(upright) if oriented else None
-            if rule_need is not None or not oriented or op.output_size(upright) != upright:
-                break
-        if rule_need is None:
-            return None
-        need = (max(need[0], rule_need[0]), max(need[1], rule_need[1]))
-    return need if need != (0, 0) else None
-
-
-def transform(picture: Picture, rule: Rule, path: Path) -> Picture:
-    """Apply the rule's operations; pixels always end upright (orientation normalised)."""
-    for op in turn_late(steps(rule), picture.orientation):
+def transform(picture: Picture, ops: tuple[Operation, ...], path: Path) -> Picture:
+    """Apply ``ops`` (a plan's, so pixels end upright)."""
+    for op in ops:
         try:
             picture = op.apply(picture)
         except (ValueError, OSError, TypeError) as exc:
@@ -147,27 +149,12 @@ def transform(picture: Picture, rule: Rule, path: Path) -> Picture:
     return picture
 
 
-def turn_late(ops: tuple[Operation, ...], orientation: int) -> tuple[Operation, ...]:
-    """``ops`` with a leading "auto_orient, resize" run as "resize, auto_orient" when the
-    resize keeps the whole image: the same pixels, but the turn moves the small picture,
-    not the full decode. For orientations 5-8 the stored picture lies on its side, so the
-    resize box turns too; a fill resize crops by gravity and keeps its place."""
-    if orientation == 1 or len(ops) < 2 or not isinstance(ops[0], AutoOrient):
-        return ops
-    resize = ops[1]
-    if not isinstance(resize, Resize) or resize.mode == "fill":
-        return ops
-    if orientation >= 5:
-        resize = resize.model_copy(update={"width": resize.height, "height": resize.width})
-    return (resize, ops[0], *ops[2:])
-
-
-def run(job: FileJob) -> FileResult:
+def run(job: FileJob, host: Host = INLINE) -> FileResult:
     """Process one file up to staged outputs. Never raises for a bad file: the result
     carries the one-line error instead, and anything staged so far is removed."""
     started = time.monotonic()
     result = FileResult(path=job.path, status="failed")
-    limit_job_memory(int(job.limits.worker_memory))
+    host.limit_memory(int(job.limits.worker_memory))
     try:
         try:
             data, identity = read_source(job.path, job.limits, job.relpath, job.roots)
@@ -187,8 +174,9 @@ def run(job: FileJob) -> FileResult:
             return result
         mtime = identity.mtime_ns / 1e9
         source = Source(job.path, data, job.limits, mtime=mtime, content_hash=result.content_hash)
+        plans = [rule_plan(r) for r in job.rules]
         # Kept only for rules that may write the source itself (optimize, min_saving).
-        original = data if any(_wants_source(r) for r in job.rules) else None
+        original = data if any(p.wants_source for p in plans) else None
         del data
         facts = result.facts = source.facts
         rules = matching_rules(job.rules, facts)
@@ -197,14 +185,18 @@ def run(job: FileJob) -> FileResult:
             result.status = "unmatched"
             return result
         upright = (facts.width, facts.height)
-        decoded = source.decode(decode_need(rules, upright, facts.orientation))
-        made: list[Picture] = []  # resized upright pictures that smaller outputs may start from
-        for n in derive.order(rules, upright):
-            start = derive.start(rules[n], upright, made) or decoded
-            picture = transform(start, rules[n], job.path)
-            if derive.reusable(rules[n]):
-                made.append(picture)
-            result.outputs.append(_one_output(job, rules[n], picture, facts, n, original))
+        matched = {id(r) for r in rules}
+        plan = file_plan([p for p in plans if id(p.rule) in matched], upright, facts.orientation)
+        decoded = source.decode(plan.decode)
+        made: dict[int, Picture] = {}  # resized upright pictures smaller outputs may start from
+        for out in plan.outputs:
+            start = derive.start(out.rule.lead, upright, [made[i] for i in out.sources])
+            # A made picture is upright already: its steps run without a turn to move late.
+            ops = out.ops if start is None else out.rule.steps
+            picture = transform(start or decoded, ops, job.path)
+            if out.rule.reusable:
+                made[out.index] = picture
+            result.outputs.append(_one_output(job, out.rule, picture, facts, out.index, original))
         result.outputs.sort(key=lambda out: result.rules.index(out.rule))  # rule order
         result.status = "staged"
     except FileError as exc:
@@ -225,7 +217,7 @@ def run(job: FileJob) -> FileResult:
     ):
         # Memory exhaustion or an unforeseen failure can leave a codec half set up
         # (e.g. a plugin whose import failed): later jobs get a fresh worker.
-        retire_after_job()
+        host.retire()
     return result
 
 
@@ -240,18 +232,13 @@ def collect(future: Future[FileResult], job: FileJob) -> FileResult:
     return FileResult(job.path, "failed", error=error)
 
 
-def _wants_source(rule: Rule) -> bool:
-    spec = rule.encode
-    return spec is not None and (spec.name == "optimize" or spec.min_saving is not None)
-
-
 def _one_output(
-    job: FileJob, rule: Rule, picture: Picture, facts, n: int, original: bytes | None = None
+    job: FileJob, plan: RulePlan, picture: Picture, facts, n: int, original: bytes | None = None
 ) -> PlannedOutput:
+    rule = plan.rule
     spec = rule.encode or default_spec(facts.format)
     # The source may stand in for the output only where the rule leaves pixels as stored.
-    same_pixels = facts.orientation == 1 and all(isinstance(op, AutoOrient) for op in steps(rule))
-    source = original if same_pixels else None
+    source = original if facts.orientation == 1 and plan.as_stored else None
     encoded = encode_output(picture, spec, rule.keep_metadata, job.path, source)
     data = encoded.data
     width, height = picture.size

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from PIL import EpsImagePlugin, Image, ImageFile
 
-from amberpicd.config.schema import Limits
 from amberpicd.errors import DecodeError, InputRejected, SourceChanged
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir_of
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.imaging.gifmeta import gif_metadata
+from amberpicd.imaging.limits import DecodeLimits
 from amberpicd.imaging.memory import tune_for_images
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.sniff import SNIFF_BYTES, sniff
@@ -91,7 +91,7 @@ def load_plugins() -> None:
 
 
 def read_source(
-    path: Path, limits: Limits, relpath: str = "", roots: Iterable[Path] = ()
+    path: Path, limits: DecodeLimits, relpath: str = "", roots: Iterable[Path] = ()
 ) -> tuple[bytes, FileIdentity]:
     """The whole file, read once, and the identity of what was read; refuses non-regular
     files and files over the size limit.
@@ -184,7 +184,7 @@ class Source:
         self,
         path: Path,
         data: bytes,
-        limits: Limits,
+        limits: DecodeLimits,
         mtime: float | None = None,
         content_hash: str | None = None,  # sha256 hex of data, when the caller has it
     ):
@@ -245,7 +245,7 @@ class Source:
         # Pillow reads neither GIF's ICC profile nor its XMP (application extensions).
         self._gif_icc, self._gif_xmp = gif_metadata(data) if fmt == "gif" else (None, None)
 
-    def _too_big(self, limits: Limits, exc: BaseException | None = None) -> InputRejected:
+    def _too_big(self, limits: DecodeLimits, exc: BaseException | None = None) -> InputRejected:
         # Pillow's own check may have fired on a frame larger than the header's size.
         found = _BOMB_PIXELS.search(str(exc)) if exc is not None else None
         w, h = getattr(getattr(self, "image", None), "size", (0, 0))

@@ -1,6 +1,6 @@
 """Helpers shared by the operations: gravity, colours, alpha and mode handling, user paths.
 
-Nothing here is registered; ``registry.load_all`` imports this module like any other.
+Nothing here is an operation: ``registry.ALL_STEPS`` lists those.
 """
 
 from __future__ import annotations

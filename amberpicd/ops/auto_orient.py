@@ -6,7 +6,6 @@ from PIL import Image
 
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 # The transpose a viewer applies for each EXIF orientation (as ImageOps.exif_transpose).
 TRANSPOSE: dict[int, Image.Transpose] = {
@@ -20,7 +19,6 @@ TRANSPOSE: dict[int, Image.Transpose] = {
 }
 
 
-@register
 class AutoOrient(Operation):
     """Apply ``picture.orientation`` (EXIF 1-8, set by the decoder) to every frame.
 

@@ -7,7 +7,6 @@ from PIL import Image
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, has_alpha, rgba
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 
 def flatten(im: Image.Image, color: str) -> Image.Image:
@@ -26,7 +25,6 @@ def flatten(im: Image.Image, color: str) -> Image.Image:
     return flat.convert("L" if gray else "RGB")
 
 
-@register
 class Background(Operation):
     """``- background: "#202020"``: every transparent or translucent pixel is blended
     onto the colour (default white) and the alpha channel goes away."""

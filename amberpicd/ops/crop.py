@@ -7,7 +7,6 @@ from pydantic import field_validator, model_validator
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Gravity, gravity_offset
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 PixelBox = tuple[int, int, int, int]
 
@@ -35,7 +34,6 @@ def parse_aspect(value: object) -> float:
     return ratio
 
 
-@register
 class Crop(Operation):
     """Crop every frame.
 

@@ -8,10 +8,8 @@ from PIL import Image
 
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 
-@register
 class Flip(Operation):
     """``- flip`` mirrors left-right; ``- flip: vertical`` mirrors top-bottom."""
 

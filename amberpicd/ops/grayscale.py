@@ -7,10 +7,8 @@ from PIL import Image
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import has_alpha, open_profile
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 
-@register
 class Grayscale(Operation):
     """Every frame becomes ``L`` (``LA`` when it has transparency), by ITU-R 601 luma.
 

@@ -12,10 +12,8 @@ from typing import Literal
 from pydantic import model_validator
 
 from amberpicd.ops.encode import Encode
-from amberpicd.ops.registry import register
 
 
-@register
 class Optimize(Encode):
     name = "optimize"
     shorthand = None

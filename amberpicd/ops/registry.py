@@ -1,33 +1,57 @@
-"""Maps YAML operation names to their models, and builds the pipeline item type."""
+"""The pipeline steps a config may name: one explicit list (``ALL_STEPS``), the way organize
+lists its ``ALL_ACTIONS``. A new operation is written in its own module and added here;
+nothing is discovered. Also builds the pydantic type of one pipeline item from the list."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
+from amberpicd.ops.auto_orient import AutoOrient
+from amberpicd.ops.background import Background
 from amberpicd.ops.base import Step
+from amberpicd.ops.crop import Crop
+from amberpicd.ops.encode import Encode
+from amberpicd.ops.flip import Flip
+from amberpicd.ops.grayscale import Grayscale
+from amberpicd.ops.optimize import Optimize
+from amberpicd.ops.resize import Resize
+from amberpicd.ops.rotate import Rotate
+from amberpicd.ops.sharpen import Sharpen
+from amberpicd.ops.to_srgb import ToSrgb
+from amberpicd.ops.watermark import Watermark
 
-STEPS: dict[str, type[Step]] = {}
+ALL_STEPS: tuple[type[Step], ...] = (
+    AutoOrient,
+    Background,
+    Crop,
+    Encode,
+    Flip,
+    Grayscale,
+    Optimize,
+    Resize,
+    Rotate,
+    Sharpen,
+    ToSrgb,
+    Watermark,
+)
 
 
-def register(cls: type[Step]) -> type[Step]:
-    """Class decorator: make ``cls`` available in pipelines under ``cls.name``."""
-    if cls.name in STEPS:
-        raise RuntimeError(f"operation {cls.name!r} registered twice")
-    STEPS[cls.name] = cls
-    return cls
+def _by_name(steps: tuple[type[Step], ...]) -> dict[str, type[Step]]:
+    named: dict[str, type[Step]] = {}
+    for cls in steps:
+        if cls.name in named:
+            raise RuntimeError(f"operation {cls.name!r} listed twice")
+        named[cls.name] = cls
+    return named
+
+
+STEPS: dict[str, type[Step]] = _by_name(ALL_STEPS)  # YAML name → model
 
 
 def load_all() -> dict[str, type[Step]]:
-    """Import every module of ``amberpicd.ops`` so each registers itself."""
-    import amberpicd.ops as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name not in ("base", "registry"):
-            importlib.import_module(f"amberpicd.ops.{info.name}")
+    """Every step by its YAML name (``STEPS``)."""
     return STEPS
 
 
@@ -44,9 +68,8 @@ def step_name(item: Any) -> str | None:
 
 def pipeline_item_type() -> Any:
     """The pydantic type of one pipeline item: a union tagged by operation name."""
-    steps = load_all()
-    members = tuple(Annotated[cls, Tag(name)] for name, cls in sorted(steps.items()))
-    names = ", ".join(sorted(steps))
+    members = tuple(Annotated[cls, Tag(name)] for name, cls in sorted(STEPS.items()))
+    names = ", ".join(sorted(STEPS))
     return Annotated[
         Union[members],  # noqa: UP007 - built at run time
         Discriminator(

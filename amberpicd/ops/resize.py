@@ -18,12 +18,10 @@ from amberpicd.ops._common import (
     workable,
 )
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 Box = tuple[float, float, float, float]
 
 
-@register
 class Resize(Operation):
     """Resize every frame.
 

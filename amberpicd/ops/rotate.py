@@ -7,7 +7,6 @@ from PIL import Image
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, color_for, has_alpha, rgba, workable
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 # Clockwise quarter turns as transposes (Pillow's ROTATE_n turns counter-clockwise).
 QUARTER_TURNS: dict[int, Image.Transpose] = {
@@ -17,7 +16,6 @@ QUARTER_TURNS: dict[int, Image.Transpose] = {
 }
 
 
-@register
 class Rotate(Operation):
     """Rotate every frame ``degrees`` clockwise (as CSS, ImageMagick and sharp do).
 

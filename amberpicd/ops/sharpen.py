@@ -8,10 +8,8 @@ from pydantic import Field
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import workable
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 
-@register
 class Sharpen(Operation):
     """Unsharp mask: ``radius`` (px of blur), ``percent`` (strength), ``threshold``
     (minimum brightness change, 0-255, that gets sharpened). Alpha is left as it is."""

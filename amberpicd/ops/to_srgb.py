@@ -10,7 +10,6 @@ from PIL import Image, ImageCms
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import open_profile, workable
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 # Profile colour space → the pixel mode it describes (without alpha).
 SPACE_MODES = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L"}
@@ -56,7 +55,6 @@ def is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
     return all(abs(a - b) <= 1 for a, b in zip(before, after, strict=True))
 
 
-@register
 class ToSrgb(Operation):
     """Convert from the embedded ICC profile (RGB, CMYK or gray) to sRGB.
 

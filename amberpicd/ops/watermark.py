@@ -11,7 +11,6 @@ from amberpicd.errors import error_text
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, UserPath, rgba, workable
 from amberpicd.ops.base import Operation, Size
-from amberpicd.ops.registry import register
 
 Position = Literal[
     "bottom-right",
@@ -42,7 +41,6 @@ BLENDABLE = frozenset({"RGB", "RGBA", "L", "LA", "CMYK"})  # modes the mark is b
 OUTLINE_ALPHA = 150  # of the contrasting outline that keeps text readable on any background
 
 
-@register
 class Watermark(Operation):
     """Blend ``text`` (``- watermark: "© Me"``) or an ``image`` file onto every frame.
 

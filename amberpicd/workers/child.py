@@ -2,7 +2,8 @@
 that ends a worker with its parent, memory limits, and exceptions made portable.
 
 Jobs may call ``retire_after_job`` and ``limit_job_memory``; both do nothing outside a
-pool worker.
+pool worker. ``POOL_WORKER`` offers both to the engine (``engine.pipeline.Host``), which
+does not import this module.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from typing import Any
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 _in_worker = False  # set in worker processes only
 _retiring = False  # this worker exits after the current job
+
+
+def engine_setup() -> None:
+    """The initializer of amberpicd's engine workers: Pillow's limits and allowed formats."""
+    from amberpicd.imaging.decode import configure_pillow
+
+    configure_pillow()
 
 
 def worker_main(
@@ -88,6 +96,19 @@ def limit_job_memory(limit: int) -> None:
     elsewhere (inline mode, tests) do nothing: the caller's own process is not ours."""
     if _in_worker:
         _limit_address_space(limit)
+
+
+class _PoolWorker:
+    """``engine.pipeline.Host`` in a pool worker (pickled by reference with each job)."""
+
+    def limit_memory(self, limit: int) -> None:
+        limit_job_memory(limit)
+
+    def retire(self) -> None:
+        retire_after_job()
+
+
+POOL_WORKER = _PoolWorker()
 
 
 def _limit_address_space(limit: int) -> None:
