@@ -535,3 +535,52 @@ def test_pruning_the_journal_keeps_an_undo(tmp_path, capsys):
         held = j.decided(src, first.fingerprint, first.content_hash)
         assert held is not None and held.state == "undone", "the undone original is due again"
         assert j.get(second.id).state == "done"  # control: the prune ran, the newer job stays
+
+
+def test_undo_onto_a_full_disk_loses_nothing_and_finishes_once_there_is_room(tmp_path, capsys):
+    """The inbox on a full tmpfs, the archive on another filesystem: the copy back cannot
+    be written. The archive's original and the outputs stay, no temp is left in the inbox,
+    and the next undo (with room made) puts the original back byte for byte."""
+    with need.tmpfs(tmp_path / "vol", "1m") as vol:
+        cfg = tmp_path / "config.yaml"
+        text = CONFIG.replace("{root}/inbox", str(vol / "inbox"))
+        cfg.write_text(text.format(root=tmp_path, originals="move", archive=tmp_path / "archive"))
+        (vol / "inbox").mkdir()
+        src = images.jpeg(vol / "inbox" / "IMG_1.jpg", (600, 400))
+        original = src.read_bytes()
+        process(cfg, src, capsys)
+        filler = vol / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:  # fill the volume to the last block
+            while os.write(fd, b"x" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        code, out, err = undo(cfg, str(src), capsys=capsys)
+        assert code == 1 and out == ""
+        assert err == (
+            "amberpicd: IMG_1.jpg: undo not finished: No space left on device;"
+            " `amberpicd undo` again finishes it\n"
+        )
+        assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == original
+        assert os.listdir(vol / "inbox") == [] and files(tmp_path / "out") == ["IMG_1.webp"]
+        filler.unlink()
+        code, out, err = undo(cfg, str(src), capsys=capsys)
+        assert code == 0, err
+        assert src.read_bytes() == original and files(tmp_path / "archive") == []
+        assert files(tmp_path / "out") == []
+
+
+def test_an_emptied_trash_refuses_the_undo_and_keeps_the_outputs(tmp_path, capsys, trash_home):
+    cfg, src, _ = setup(tmp_path, "trash")
+    process(cfg, src, capsys)
+    for folder in ("files", "info"):
+        for p in (trash_home / folder).iterdir():
+            p.unlink()
+    code, _, err = undo(cfg, str(src), capsys=capsys)
+    assert code == 1 and "IMG_1.jpg: cannot undo: the original is no longer in the trash" in err
+    assert not src.exists() and files(tmp_path / "out") == ["IMG_1.webp"]
+    with journal() as j:
+        assert j.recent()[0].state == "done"  # withdrawn: nothing was changed

@@ -75,7 +75,7 @@ class Recent:
             "outputs": [str(p) for p in report.outputs],
             "error": report.error,
             "time": time.time(),
-            "job": report.job_id,  # the tray's Undo names the job, not the path
+            "job": report.job_id,  # the tray's Undo takes back this job, not the path's newest
         }
         with self._lock:
             self._entries.append(entry)
