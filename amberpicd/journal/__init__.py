@@ -7,10 +7,13 @@ running when recovery finds a temp gone (the job runs again). Each job carries i
 (``owners``: the writer that began it), so recovery takes only the jobs of owners gone.
 Every state change is its own committed transaction with synchronous=FULL, because a committed
 "published" gates deleting originals. ``store`` opens and guards the SQLite file; ``jobs`` holds
-the ``Journal`` API on top of it.
+the ``Journal`` API on top of it (state changes and queries), ``rows`` what a row reads as,
+``files`` what decides a file (path + content + rules, the stat cache), ``outputs`` which paths
+are ours, ``owners`` who runs each job.
 """
 
-from amberpicd.journal.jobs import DECISIONS, UNFINISHED, Job, Journal, StagedOutput
+from amberpicd.journal.jobs import Journal
+from amberpicd.journal.rows import DECISIONS, UNFINISHED, Job, StagedOutput
 from amberpicd.journal.store import SCHEMA_VERSION
 
 __all__ = ["DECISIONS", "SCHEMA_VERSION", "UNFINISHED", "Job", "Journal", "StagedOutput"]

@@ -13,105 +13,27 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from amberpicd.errors import JournalError
-from amberpicd.fs.identity import FileIdentity
-from amberpicd.journal.files import KEPT, FileQueries
+from amberpicd.journal.files import KEPT
+from amberpicd.journal.outputs import OutputQueries
+from amberpicd.journal.rows import (
+    _COLS,
+    _IN_DECISIONS,
+    _IN_UNFINISHED,
+    _MAX_LIMIT,
+    DECISIONS,
+    UNFINISHED,
+    Job,
+    StagedOutput,
+    _job,
+)
 from amberpicd.journal.store import _db, _path
 
-# States that decide whether a key is due again. An undone file (or one being undone: its
-# original is put back before the undo ends) is not taken again unless it changes or is retried.
-DECISIONS = ("done", "failed", "unmatched", "original_failed", "undoing", "undone")
-UNFINISHED = ("running", "staged", "published")
-_MAX_LIMIT = 2**63 - 1  # SQLite's largest integer
-_IN_DECISIONS = "state IN ({})".format(", ".join(f"'{s}'" for s in DECISIONS))
-_IN_UNFINISHED = "state IN ({})".format(", ".join(f"'{s}'" for s in UNFINISHED))
-_COLS = (
-    "id, source, inbox, content_hash, fingerprint, state, rules, outputs, error,"
-    " size, mtime_ns, created, started, finished, dev, ino, ctime_ns, originals, duplicate_of,"
-    " original, undo"
-)
 
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    source: Path
-    inbox: Path | None
-    content_hash: str
-    fingerprint: str
-    state: str
-    rules: tuple[str, ...]
-    outputs: tuple[Path, ...]
-    error: str | None
-    size: int
-    mtime_ns: int
-    created: float
-    started: float | None
-    finished: float | None
-    dev: int = 0
-    ino: int = 0
-    ctime_ns: int = 0
-    originals: str = "keep"  # the originals policy the job applied
-    duplicate_of: int | None = None  # duplicates: skip; the job whose outputs this content has
-    # Where the original went ({"fate": "kept" | "moved" | "trashed" | "deleted", ...}; None:
-    # not recorded, e.g. a job from before undo existed), and the undo's record, if any.
-    original: dict | None = None
-    undo: dict | None = None
-    # The sha256 of each output's bytes as written, in the order of outputs ("" not known).
-    output_hashes: tuple[str, ...] = ()
-    # Per output, what its encoder chose ({"format", "quality", "score", "note"}; {} when
-    # not recorded): kept in the outputs' JSON entries, ``{"path": ..., "score": ...}``.
-    chosen: tuple[dict, ...] = ()
-
-    @property
-    def identity(self) -> FileIdentity:
-        """The identity of the file whose content the job processed (what recovery checks
-        before handling the original)."""
-        return FileIdentity(
-            self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns, self.content_hash
-        )
-
-
-@dataclass(frozen=True)
-class StagedOutput:
-    temp: Path
-    final: Path
-    on_conflict: str
-    published: Path | None = None  # set by mark_published: where this output went (or is going)
-    sha256: str = ""  # of the bytes staged (undo removes an output only while it holds them)
-
-
-def _job(row: tuple) -> Job:
-    id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
-    *rest, original, undo = rest
-    inbox = _path(inbox) if inbox is not None else None
-    # An entry is {"path", "sha256"} and what the encoder chose ("format", "quality",
-    # "score", "note"), or a bare path in journals written before undo.
-    entries = [e if isinstance(e, dict) else {"path": e} for e in json.loads(outputs)]
-    paths = tuple(Path(e["path"]) for e in entries)
-    hashes = tuple(e.get("sha256") or "" for e in entries)
-    chosen = tuple({k: v for k, v in e.items() if k not in ("path", "sha256")} for e in entries)
-    return Job(
-        id_,
-        _path(source),
-        inbox,
-        content_hash,
-        fingerprint,
-        state,
-        tuple(json.loads(rules)),
-        paths,
-        *rest,
-        original=json.loads(original) if original else None,
-        undo=json.loads(undo) if undo else None,
-        output_hashes=hashes,
-        chosen=chosen,
-    )
-
-
-class Journal(FileQueries):
+class Journal(OutputQueries):
     """The job journal in one SQLite file; thread-safe (one connection behind a lock).
 
     Every method raises JournalError when the database cannot be used, including a job id that
@@ -469,39 +391,3 @@ class Journal(FileQueries):
         for inbox, state, n in rows:
             result.setdefault(os.fsdecode(inbox), {})[state] = n
         return result
-
-    def other_writer(self, path: Path, job_id: int) -> int | None:
-        """Another job, not undone, that wrote (or is writing) ``path``: a later run that
-        overwrote it with the same bytes. Undo of ``job_id`` then leaves it."""
-        rows = self._read(
-            "SELECT o.job_id FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
-            f" WHERE o.path = ? AND o.job_id != ? AND (j.state IN ('done', 'original_failed')"
-            f" OR j.{_IN_UNFINISHED}) LIMIT 1",
-            (_db(path), job_id),
-        )
-        return rows[0][0] if rows else None
-
-    def output_sources(self, path: Path) -> set[Path]:
-        """The source files of the jobs that wrote (or are writing) ``path``."""
-        rows = self._read(
-            "SELECT DISTINCT j.source FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
-            " WHERE o.path = ?",
-            (_db(path),),
-        )
-        return {_path(r[0]) for r in rows}
-
-    def published_by(self, path: Path, source: Path) -> bool:
-        """Whether a job of ``source`` published ``path`` (recorded as published: a name
-        only noted before a link proves nothing)."""
-        rows = self._read(
-            "SELECT 1 FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
-            " WHERE o.path = ? AND j.source = ?"
-            " AND j.state IN ('published', 'done', 'original_failed') LIMIT 1",
-            (_db(path), _db(source)),
-        )
-        return bool(rows)
-
-    def is_output(self, path: Path) -> bool:
-        """Whether path is an output (or temp) we wrote or are writing: never ingest it."""
-        rows = self._read("SELECT 1 FROM output_paths WHERE path = ? LIMIT 1", (_db(path),))
-        return bool(rows)
