@@ -425,19 +425,10 @@ _ENGINE_AT_IMPORT = (
     "imports engine.pipeline (and so imaging) at import time; house-daemon restructures the "
     "daemon stages"
 )
-_OPS_IN_SCHEMA = "config.schema imports the ops models, whose modules import Pillow at the top"
 # Modules that pull in Pillow today, and why.
 PILLOW_AT_IMPORT = {
-    "amberpicd.config.loader": _OPS_IN_SCHEMA,
-    "amberpicd.config.messages": _OPS_IN_SCHEMA,
-    "amberpicd.config.schema": _OPS_IN_SCHEMA,
-    "amberpicd.rules.conditions": _OPS_IN_SCHEMA,
-    "amberpicd.rules.fingerprint": _OPS_IN_SCHEMA,
-    "amberpicd.rules.match": _OPS_IN_SCHEMA,
     "amberpicd.daemon.dispatcher": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.recovery": _OPS_IN_SCHEMA,
     "amberpicd.daemon.service": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.undo_command": _OPS_IN_SCHEMA,
 }
 
 
