@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from amberpicd.engine.originals import place_original
 from amberpicd.errors import FileError, OutputError, error_text, printable
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused
 from amberpicd.fs.identity import FileIdentity
+from amberpicd.fs.names import name_choices
 from amberpicd.output.writer import StagedOutput, discard, publish
 
 if TYPE_CHECKING:  # a type only: committing needs no pixels, so no Pillow (the pipeline's)

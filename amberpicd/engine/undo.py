@@ -34,6 +34,7 @@ from amberpicd.engine.commit import crash_point
 from amberpicd.engine.restore import Refused, digest, hidden, restore
 from amberpicd.errors import printable
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir, within
+from amberpicd.fs.names import give_back
 from amberpicd.journal import Job, Journal
 
 _FATE_OF_POLICY = {"keep": "kept", "move": "moved", "trash": "trashed", "delete": "deleted"}
@@ -190,7 +191,7 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
                 if folder.lstat(name) is None:
                     return None
             else:
-                folder.give_back(aside, folder, name)
+                give_back(folder, aside, folder, name)
         if folder.lstat(name) is None:
             return "gone"
         if not want:
@@ -204,7 +205,7 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
         except FileNotFoundError:
             return "gone"
         if digest(folder, aside) != want:  # rewritten between the check and the rename
-            folder.give_back(aside, folder, name)
+            give_back(folder, aside, folder, name)
             return "it changed since it was written"
         folder.unlink(aside)
         folder.fsync()
