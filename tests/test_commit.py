@@ -29,6 +29,9 @@ class Recorder:
     def foreign(self, path):
         return path in self.foreign_paths
 
+    def mine(self, path):
+        return False
+
 
 def staged_result(src: Path, out: Path, data: bytes, on_conflict: str = "rename") -> FileResult:
     st = src.stat()
@@ -120,14 +123,6 @@ def test_a_recorder_that_fails_leaves_no_temp(tmp_path, src):
     assert not temps(out) and not (out / "a.png").exists() and src.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery trusts the name noted before a link (mark_published) when the temp is "
-    "gone; a journal write that fails on the second name of a rename chain, then a kill -9 "
-    "before the journal heals, leaves exactly that state (the temp discarded, the first, "
-    "taken name noted). Closing it needs the discard to wait for the journal (or a mark "
-    "after the link), left for a later change.",
-)
 def test_recovery_never_counts_a_noted_name_holding_another_file(tmp_path):
     """The state a JournalError at the second mark_published of a rename chain, then a kill
     -9, leaves: staged, the temp discarded, and the noted name is another photo's output."""
@@ -152,5 +147,55 @@ def test_recovery_never_counts_a_noted_name_holding_another_file(tmp_path):
         temp = out / ".amberpic-1-0.png.tmp"  # discarded: not on disk
         journal.stage(job, [JournalStaged(temp, out / "a.png", "rename")])
         journal.mark_published(job, 0, out / "a.png")  # noted, then the link found it taken
-        recover(journal, config, rerun=lambda j: None)
+        rerun: list[int] = []
+        recover(journal, config, rerun=lambda j: rerun.append(j.id))
+        assert journal.get(job).state == "running" and rerun == [job]  # it runs again
     assert src.read_bytes() == b"the only copy of this photo"
+    assert (out / "a.png").read_bytes() == b"another photo's output"
+
+
+def test_where_hard_links_fail_a_temp_renamed_into_place_makes_recovery_rerun(
+    tmp_path, monkeypatch
+):
+    """FAT and exFAT have no hard links: publish renames the temp into place, so a crash
+    before published is recorded leaves a staged job without its temp. Recovery runs it
+    again (it never trusts the noted name), and the rerun finds its output by its bytes."""
+    import errno
+    import os
+
+    from confineattack import make_config
+
+    from amberpicd.daemon.recovery import recover
+    from amberpicd.engine.recording import JournalRecorder
+    from amberpicd.journal import Journal
+    from amberpicd.journal import StagedOutput as JournalStaged
+    from amberpicd.output.writer import publish
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    src = inbox / "a.jpg"
+    src.write_bytes(b"the only copy of this photo")
+    config = make_config(tmp_path, inbox, originals="delete")
+    identity = FileIdentity.of(src.stat())
+    with Journal(tmp_path / "journal.db") as journal:
+        job = journal.begin_file(src, "fp", inbox=inbox, identity=identity, originals="delete")
+        journal.identify(job, "0" * 64, identity)
+        staged = stage(b"pixels", out / "a.png", "rename", f"{job}-0")
+        journal.stage(job, [JournalStaged(staged.temp, staged.final, "rename")])
+        assert publish(staged, lambda p: journal.mark_published(job, 0, p)) == out / "a.png"
+        assert not staged.temp.exists()  # renamed into place; then the crash
+        rerun: list[int] = []
+        recover(journal, config, rerun=lambda j: rerun.append(j.id))
+        assert rerun == [job] and journal.get(job).state == "running"
+        assert src.exists() and (out / "a.png").read_bytes() == b"pixels"
+        result = staged_result(src, out, b"pixels")  # the rerun: the same bytes again
+        report = commit(
+            result, OriginalsPolicy("delete"), recorder=JournalRecorder(journal, job, src)
+        )
+    assert report.status == "done" and report.outputs == [out / "a.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"] and not src.exists()

@@ -18,6 +18,7 @@ from amberpicd.config.loader import parse_config
 from amberpicd.engine import batch, pipeline
 from amberpicd.engine.commit import Report, commit
 from amberpicd.output.template import fixed_root
+from amberpicd.output.writer import discard
 
 LINK_OUT = "is a symbolic link; refusing to write through it"
 
@@ -376,6 +377,10 @@ def test_recovery_publishes_through_the_confined_folder(tmp_path, outside):
     year.unlink()
     (tmp_path / "moved-away").rename(year)
     assert _publish_remaining(journal, SimpleNamespace(id=1), roots) == [out.final]
+    # The temp stays, a second link to the output, until the caller has recorded the
+    # publish (then recover() sweeps it): a gone temp never passes for published.
+    assert out.final.is_file() and os.path.samefile(out.staged.temp, out.final)
+    discard(out.staged)
     assert out.final.is_file() and not out.staged.temp.exists()
 
 

@@ -197,7 +197,7 @@ def test_a_version_1_journal_migrates_and_keeps_its_decisions(tmp_path):
     conn.commit()
     conn.close()
     with Journal(db) as j:
-        assert j.pragma("user_version") == SCHEMA_VERSION == 3
+        assert j.pragma("user_version") == SCHEMA_VERSION == 4
         assert j.decided(Path("/in/a.jpg"), "fp", "h1").state == "done"
         assert j.cached_hash(FileIdentity(0, 0, 0, 0, 0)) is None
         assert j.get(1).originals == "keep" and j.get(1).duplicate_of is None

@@ -29,7 +29,7 @@ def test_lines():
     assert human_line(done, dry_run=True) == "done    a.jpg: would write /o/a.webp"
     assert json_line(done) == (
         '{"source": "/in/a.jpg", "status": "done", "outputs": ["/o/a.webp"], '
-        '"rules": ["web"], "error": null}'
+        '"rules": ["web"], "error": null, "encodes": []}'
     )
 
 

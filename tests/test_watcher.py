@@ -551,6 +551,25 @@ def test_hidden_partial_and_ignored_files_are_never_reported(tmp_path, watch) ->
     assert not set(h.rec.ready) & {*skipped, tmp_path / "pipe.jpg", tmp_path / "link.jpg"}
 
 
+def test_ignore_is_asked_on_the_settle_thread_never_on_watchdogs(tmp_path, watch) -> None:
+    # ignore() queries the journal (SQLite): watchdog's threads only enqueue events.
+    asked: list[str] = []
+    out = tmp_path / "out"
+
+    def ignore(path: Path) -> bool:
+        asked.append(threading.current_thread().name)
+        return path.is_relative_to(out)
+
+    h = watch([(tmp_path, True)], ignore=ignore)
+    a = write(tmp_path / "a.jpg")
+    write(out / "c.jpg")
+    assert h.rec.wait_for(lambda: a in h.rec.ready)
+    h.sync(tmp_path)
+    assert out / "c.jpg" not in h.rec.ready
+    assert asked, "control: ignore was asked about the events"
+    assert set(asked) == {"amberpicd-settle"}, asked
+
+
 def test_recursive_or_not(tmp_path, watch) -> None:
     flat, deep = tmp_path / "flat", tmp_path / "deep"
     h = watch([(flat, False), (deep, True)])

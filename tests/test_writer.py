@@ -10,6 +10,10 @@ def test_stage_is_invisible_until_published(tmp_path: Path):
     assert not final.exists()
     assert staged.temp.exists() and is_temp_name(staged.temp.name)
     assert publish(staged) == final
+    # The temp stays, a second link to the output, until the caller has recorded the
+    # publish and discards it: a gone temp never means "published" to crash recovery.
+    assert final.read_bytes() == b"data" and os.path.samefile(staged.temp, final)
+    discard(staged)
     assert final.read_bytes() == b"data" and not staged.temp.exists()
 
 
@@ -48,6 +52,18 @@ def test_publish_again_after_crash_between_link_and_unlink(tmp_path: Path):
     staged = stage(b"new", final, "rename", "t")
     os.link(staged.temp, final)  # the crash happened right after the link
     assert publish(staged) == final  # recognised as already published, no "a-1.webp"
+    discard(staged)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.webp"]
+
+
+def test_overwrite_keeps_the_temp_until_discarded_and_is_idempotent(tmp_path: Path):
+    final = tmp_path / "a.webp"
+    final.write_bytes(b"old")
+    staged = stage(b"new", final, "overwrite", "t")
+    assert publish(staged) == final
+    assert final.read_bytes() == b"new" and os.path.samefile(staged.temp, final)
+    assert publish(staged) == final  # again, after a crash before the record
+    discard(staged)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.webp"]
 
 

@@ -3,7 +3,3 @@
 control commands; ``desktop``: tray and the login service); ``common`` holds what they share
 (exit codes, ``add_command``); ``report`` formats results for people and scripts.
 """
-
-from amberpicd.cli.main import main
-
-__all__ = ["main"]

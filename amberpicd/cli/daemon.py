@@ -110,6 +110,10 @@ def _history(args: argparse.Namespace) -> int:
                         "source": str(job.source),
                         "state": job.state,
                         "outputs": [str(p) for p in job.outputs],
+                        "encodes": [
+                            {"output": str(p), **c}
+                            for p, c in zip(job.outputs, job.chosen, strict=False)
+                        ],
                         "rules": list(job.rules),
                         "error": job.error,
                         "created": job.created,
@@ -122,7 +126,8 @@ def _history(args: argparse.Namespace) -> int:
         name = printable(job.source.name)
         # An error already starts with the file's name ("notes.jpg: not an image").
         detail = (job.error or "").removeprefix(f"{name}: ") or ", ".join(
-            printable(str(p)) for p in job.outputs
+            printable(str(p)) + _chosen_text(c)
+            for p, c in zip(job.outputs, job.chosen or [{}] * len(job.outputs), strict=False)
         )
         if not detail and job.state == "unmatched":
             detail = "no rule took it (no rule matched, or not an image)"
@@ -133,6 +138,15 @@ def _history(args: argparse.Namespace) -> int:
             )
         print(f"{when} {job.state:9} {name}: {printable(detail)}")
     return EXIT_OK
+
+
+def _chosen_text(chosen: dict) -> str:
+    """`` (q77, SSIMULACRA2 75.9)`` for an output whose quality was chosen by its score
+    (``quality: auto``); nothing for a fixed quality."""
+    if chosen.get("score") is None:
+        return ""
+    quality = f"q{chosen['quality']}, " if chosen.get("quality") is not None else ""
+    return f" ({quality}SSIMULACRA2 {chosen['score']:.1f})"
 
 
 def register(sub: Subparsers) -> None:

@@ -1,7 +1,8 @@
 """The local control socket's server: one JSON request line in, one JSON response line out.
 
 One request per connection (the wire format is in ``control_wire``, with the client,
-``request()``, re-exported here).
+``request()``, re-exported here; running the handler is ``control_handlers``; the socket
+file is ``control_socket``). This module accepts, reads and writes connections.
 
 Only ``AF_UNIX`` is ever used, never a network family. Three things keep other users out:
 the socket's folder is created 0700, the socket file is 0600 from the moment it exists, and
@@ -10,26 +11,21 @@ each connection's kernel-reported peer uid (``SO_PEERCRED``) must be our own.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
-import queue
 import select
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from amberpicd.daemon.control_handlers import Conn, Handler, Handlers, peer_credentials
 from amberpicd.daemon.control_socket import bind_socket, unlink_own
 from amberpicd.daemon.control_wire import (
     MAX_REQUEST_BYTES,
     encode,
     error_reply,
-    parse_request,
     request,
     socket_address,
     socket_path,
@@ -45,34 +41,6 @@ IO_TIMEOUT = 3.0
 MAX_CONNECTIONS = 64
 MAX_HANDLERS = 4
 _BACKLOG = 64
-_UCRED = struct.Struct("iII")  # struct ucred: pid_t pid; uid_t uid; gid_t gid
-
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
-    """``(pid, uid, gid)`` of the process at the other end, as the kernel saw it at connect."""
-    return _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-
-
-def _hung_up(sock: socket.socket) -> bool:
-    # POLLHUP: the peer closed both ways (a half-close, SHUT_WR, still waits for its answer).
-    probe = select.poll()
-    probe.register(sock, select.POLLOUT)
-    return any(mask & (select.POLLHUP | select.POLLERR) for _, mask in probe.poll(0))
-
-
-class _Conn:
-    """One client: reading its line, waiting for the handler, or writing the reply."""
-
-    __slots__ = ("buf", "deadline", "out", "sock", "state")
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock = sock
-        self.deadline = deadline
-        self.buf = bytearray()
-        self.out = memoryview(b"")
-        self.state = "reading"  # -> "handling" -> "writing"
 
 
 class ControlServer:
@@ -119,10 +87,8 @@ class ControlServer:
         self._wake_lock = threading.Lock()  # handler threads wake the loop; stop() closes
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of our socket file
         self._stopping = threading.Event()
-        self._conns: dict[int, _Conn] = {}  # by fd; touched by the serving thread only
-        self._waiting: collections.deque[tuple[_Conn, bytes]] = collections.deque()
-        self._running = 0  # handler threads started and not yet collected
-        self._done: queue.SimpleQueue[tuple[_Conn, bytes]] = queue.SimpleQueue()
+        self._conns: dict[int, Conn] = {}  # by fd; touched by the serving thread only
+        self._handlers = Handlers(handler, max_handlers, self._poke)
         self._count = 0  # len(self._conns), readable from any thread
 
     def __enter__(self) -> ControlServer:
@@ -161,7 +127,7 @@ class ControlServer:
         self._sock = sock
         self._stopping.clear()
         # Handlers of an earlier run may still finish: their results go to the old queue.
-        self._done, self._waiting, self._running = queue.SimpleQueue(), collections.deque(), 0
+        self._handlers = Handlers(self.handler, self.max_handlers, self._poke)
         self._thread = threading.Thread(target=self._serve, name="amberpicd-control", daemon=True)
         self._thread.start()
         log.info("control socket listening on %s", printable(str(self.path)))
@@ -226,7 +192,10 @@ class ControlServer:
                 self._accept(listener)
             elif (conn := self._conns.get(fd)) is not None:
                 self._io(conn, mask)
-        self._collect()
+        for conn, data in self._handlers.collect():
+            if self._conns.get(conn.sock.fileno()) is conn:
+                self._reply(conn, data)
+        self._start_handlers()
         now = time.monotonic()
         for conn in [c for c in self._conns.values() if c.state != "handling"]:
             if conn.deadline <= now:
@@ -255,7 +224,7 @@ class ControlServer:
                 with sock, contextlib.suppress(OSError):
                     sock.send(encode(error_reply("busy: too many control connections")))
                 continue
-            conn = _Conn(sock, time.monotonic() + self.io_timeout)
+            conn = Conn(sock, time.monotonic() + self.io_timeout)
             self._conns[sock.fileno()] = conn
             self._count = len(self._conns)
             pid, uid, _gid = peer_credentials(sock)
@@ -278,7 +247,7 @@ class ControlServer:
         self._close(oldest)
         return True
 
-    def _io(self, conn: _Conn, mask: int) -> None:
+    def _io(self, conn: Conn, mask: int) -> None:
         try:
             if conn.state == "reading":
                 self._read(conn)
@@ -288,7 +257,7 @@ class ControlServer:
             log.debug("control socket: client went away: %s", exc.strerror or exc)
             self._close(conn)
 
-    def _read(self, conn: _Conn) -> None:
+    def _read(self, conn: Conn) -> None:
         try:
             chunk = conn.sock.recv(65536)
         except BlockingIOError:
@@ -312,54 +281,17 @@ class ControlServer:
         conn.buf = bytearray()
         self._poller.unregister(conn.sock)
         conn.state = "handling"
-        self._waiting.append((conn, line))
+        self._handlers.waiting.append((conn, line))
         self._start_handlers()
 
     def _start_handlers(self) -> None:
-        while self._waiting and self._running < self.max_handlers:
-            conn, line = self._waiting.popleft()
-            if conn.sock.fileno() < 0:
-                continue  # closed while it waited (the server is stopping)
-            if _hung_up(conn.sock):
+        for conn, problem in self._handlers.start_waiting():
+            if problem is None:
                 self._close(conn)  # gone while it waited: its answer would go nowhere
-                continue
-            thread = threading.Thread(
-                target=self._handle,
-                args=(conn, line, self._done),
-                name="amberpicd-control-handler",
-                daemon=True,
-            )
-            self._running += 1
-            try:
-                thread.start()
-            except BaseException:
-                self._running -= 1
-                self._reply(conn, encode(error_reply("busy: cannot start a handler thread")))
-                raise
+            else:
+                self._reply(conn, encode(error_reply(problem)))
 
-    def _handle(self, conn: _Conn, line: bytes, done: queue.SimpleQueue) -> None:
-        # On a handler thread, parsing too (a hostile megabyte may take a moment): only the
-        # result crosses back to the serving thread, through the queue.
-        try:
-            request, problem = parse_request(line)
-            data = encode(error_reply(problem)) if request is None else self._respond(request)
-        except BaseException as exc:  # even encoding failures get an answer
-            data = encode(error_reply(f"internal error: {type(exc).__name__}"))
-        done.put((conn, data))
-        self._poke()
-
-    def _collect(self) -> None:
-        while True:
-            try:
-                conn, data = self._done.get_nowait()
-            except queue.Empty:
-                break
-            self._running -= 1
-            if self._conns.get(conn.sock.fileno()) is conn:
-                self._reply(conn, data)
-        self._start_handlers()
-
-    def _reply(self, conn: _Conn, data: bytes) -> None:
+    def _reply(self, conn: Conn, data: bytes) -> None:
         if conn.state == "reading":
             with contextlib.suppress(KeyError):  # a refused peer was never registered
                 self._poller.unregister(conn.sock)
@@ -375,7 +307,7 @@ class ControlServer:
         if conn.sock.fileno() >= 0:
             self._poller.register(conn.sock, select.POLLOUT)
 
-    def _write(self, conn: _Conn) -> None:
+    def _write(self, conn: Conn) -> None:
         try:
             sent = conn.sock.send(conn.out, socket.MSG_NOSIGNAL)
         except BlockingIOError:
@@ -384,7 +316,7 @@ class ControlServer:
         if not conn.out:
             self._close(conn)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Conn) -> None:
         fd = conn.sock.fileno()
         if fd >= 0 and self._conns.get(fd) is conn:
             del self._conns[fd]
@@ -393,15 +325,3 @@ class ControlServer:
                 self._poller.unregister(fd)
         conn.state = "closed"
         conn.sock.close()
-
-    def _respond(self, request: dict[str, Any]) -> bytes:
-        try:
-            response = self.handler(request)
-            if not isinstance(response, dict):
-                raise TypeError(f"the handler returned {type(response).__name__}, not a dict")
-            if "ok" not in response:
-                response = {"ok": True, **response}
-            return encode(response)
-        except Exception as exc:
-            log.exception("control command %s failed", printable(repr(request["cmd"])))
-            return encode(error_reply(f"internal error: {exc or type(exc).__name__}"))

@@ -1,7 +1,8 @@
 """Finishing what a crash interrupted, before the daemon takes new work.
 
     running    the worker may have left temp files: remove them, run the job again
-    staged     publish the temps that still exist; the rest were published already
+    staged     publish the temps again (all still exist until published is recorded); a
+               temp gone: run the job again (its outputs are found by their bytes)
     published  handle the original, then done (or original_failed, which `retry` resumes)
     undoing    an undo cut short: its steps again (engine/undo.py), then undone
 Every step is idempotent, so a crash during recovery is recovered the same way.
@@ -55,29 +56,62 @@ def root_for(final: Path, roots: set[Path]) -> Path | None:
     return top if top != final.parent or final.parent in roots else None
 
 
-def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path]:
-    """Publish the temps still there; returns every output published. The temps of
-    outputs skipped stay until the journal knows they were skipped (the caller sweeps)."""
+def _publish_remaining(journal: Journal, job: Job, roots: set[Path]) -> list[Path] | None:
+    """Publish the staged temps again (idempotent: a name already linked to a temp is
+    found); returns every output published, or None when a temp is gone. Every temp
+    stays until the journal records published (output.writer.publish), so a gone one was
+    discarded by a commit that failed, or renamed into place where hard links do not work:
+    the name noted before its link may hold another file, and is never trusted."""
+    staged = [
+        StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
+        for out in journal.staged_outputs(job.id)
+    ]
+    if not all(present(out, out.temp) for out in staged):
+        return None
     outputs: list[Path] = []
-    for n, out in enumerate(journal.staged_outputs(job.id)):
-        staged = StagedOutput(out.temp, out.final, out.on_conflict, root_for(out.final, roots))
-        if present(staged, out.temp):
-            name = publish(staged, lambda p, n=n: journal.mark_published(job.id, n, p))
-        else:  # published before the crash, under the name noted just before linking
-            name = out.published or (out.final if present(staged, out.final) else None)
+    for n, out in enumerate(staged):
+        name = publish(out, lambda p, n=n: journal.mark_published(job.id, n, p))
         if name is not None:
             outputs.append(name)
     return outputs
 
 
-def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
+def _holds_its_content(job: Job) -> bool:
+    """Whether the file at ``job.source`` (or put aside by a delete cut short) is still the
+    one whose content the job processed (same identity, or the same bytes)."""
+    try:
+        st = os.lstat(job.source)
+    except FileNotFoundError:
+        return os.path.lexists(aside_path(job.source))
+    except OSError:
+        return True  # the original step says what is wrong, in its own words
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    return job.identity.matches(st) or job.identity.same_content(
+        st, lambda: os.open(job.source, flags)
+    )
+
+
+def original_step(
+    journal: Journal, config: Config, job: Job, *, retried: bool = False
+) -> Report | None:
     """Handle the original of ``job`` (state published), then record done or
-    original_failed. Returns the report to show, or None when there is nothing to say."""
+    original_failed. Returns the report to show, or None when there is nothing to say.
+    ``retried`` (``retry`` of an original_failed job): a file replaced or removed since is
+    not its original any more; the job is left as history (superseded), never failed again
+    at every retry, and the new content is a file of its own (the daemon takes it)."""
+    if retried and not _holds_its_content(job):
+        reason = (
+            f"{printable(job.source.name)}: not retried: the file is no longer the one whose"
+            " outputs were written (replaced or removed since)"
+        )
+        journal.supersede(job.id, reason)
+        return Report(job.source, "skipped", error=reason, rules=list(job.rules))
     report = Report(job.source, "done", outputs=list(job.outputs), rules=list(job.rules))
     report.original = job.source
     watch = config.watch_for(job.source)
     # An output skipped (on_conflict: skip, name taken) is staged but not among the outputs.
     skipped = len(journal.staged_outputs(job.id)) > len(job.outputs)
+    report.kept = skipped
     if watch is None and job.originals == "keep":
         pass  # e.g. `amberpicd process` on a file outside every inbox: the original stays
     elif watch is None:
@@ -101,14 +135,15 @@ def original_step(journal: Journal, config: Config, job: Job) -> Report | None:
     if report.step == "original":
         journal.original_failed(job.id, report.error or "original not handled")
     else:
-        journal.finish(job.id, original=report.fate)
+        journal.finish(job.id, original=report.fate, kept=report.kept)
     return report
 
 
 def recover(journal: Journal, config: Config, rerun) -> int:
-    """Bring every unfinished job to an end; ``rerun(job)`` resubmits a running one.
+    """Bring every unfinished job whose owner is gone to an end; ``rerun(job)`` resubmits
+    a running one.
     Returns how many jobs were recovered."""
-    jobs = journal.unfinished()
+    jobs = journal.orphaned()  # not the jobs of a live ``process`` run beside us
     roots = set(config.folders())
     for job in jobs:
         log.info("%s: finishing job %d interrupted while %s", job.source.name, job.id, job.state)
@@ -121,7 +156,16 @@ def recover(journal: Journal, config: Config, rerun) -> int:
                 rerun(job)
                 continue
             if job.state == "staged":
-                journal.published(job.id, _publish_remaining(journal, job, roots))
+                outputs = _publish_remaining(journal, job, roots)
+                if outputs is None:  # run again: its outputs are recognised by their bytes
+                    sweep_temps(roots, str(job.id))
+                    journal.unstage(job.id)
+                    if not job.source.exists():
+                        journal.fail(job.id, f"{job.source.name}: vanished after an interruption")
+                        continue
+                    rerun(journal.get(job.id))
+                    continue
+                journal.published(job.id, outputs)
                 job = journal.get(job.id)
             try:  # a skipped output's temp stays until published is recorded (commit.py)
                 sweep_temps(roots, str(job.id))

@@ -1,43 +1,40 @@
-"""``amberpicd run``: wires the watcher, queue, dispatcher, journal, control socket and
-signals together, and owns the daemon's state (paused, inboxes, config, last failures).
+"""``amberpicd run``: owns the daemon's state (paused, inboxes, config, recent files) and its
+commands, and runs it: journal, worker pool, the flow of stages, control socket, signals.
 
-    InboxWatcher ──ready(path)──▶ PendingQueue ──▶ Dispatcher ──▶ WorkerPool (pipeline.run)
-                                                      │
-                                                      ▼
-                                    commit (publish, original) + Journal
-The tray, the CLI and the control socket read ``status()`` and send commands here; they
-never reach into the engine.
+    the flow (flow.py): settle → identify → dispatch → worker pool → commit → results
+    results (results.py): the log line, the recent list (status, the tray), sd_notify status,
+                          the desktop session's notifications
+
+The tray, the CLI and the control socket read ``status()`` and send commands to ``handle``;
+they never reach into the engine. The desktop gets only ``handle`` and a few settings.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
-from collections import deque
 from pathlib import Path
 
 from amberpicd import __version__
 from amberpicd.config.loader import LoadedConfig, load_config
 from amberpicd.config.schema import Config, Watch
-from amberpicd.daemon import sdnotify
+from amberpicd.daemon import sdnotify, signals
 from amberpicd.daemon.confwatch import ConfigFileWatcher
 from amberpicd.daemon.control import ControlServer, socket_path
-from amberpicd.daemon.desktop import Desktop
-from amberpicd.daemon.dispatcher import Dispatcher, job_for
+from amberpicd.daemon.flow import Flow, InboxEvents, build_flow
+from amberpicd.daemon.identify import job_for
 from amberpicd.daemon.lock import InstanceLock
-from amberpicd.daemon.queue import PendingQueue
 from amberpicd.daemon.recovery import recover
+from amberpicd.daemon.results import Recent, Results, log_line
+from amberpicd.daemon.status import activity, status
 from amberpicd.daemon.toggles import Toggles
-from amberpicd.daemon.watcher import InboxWatcher
-from amberpicd.engine.batch import worker_setup
-from amberpicd.engine.commit import Report
-from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked, printable
+from amberpicd.desktop.session import DesktopSession
+from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked
 from amberpicd.journal import Journal
-from amberpicd.output.template import fixed_root
 from amberpicd.paths import state_dir
+from amberpicd.workers.child import engine_setup
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 log = logging.getLogger("amberpicd")
@@ -54,9 +51,8 @@ class Daemon:
         self.state = state_dir(env)
         self.toggles_file = self.state / "toggles.json"
         self.toggles = Toggles.load(self.toggles_file)
-        self.queue = PendingQueue()
-        self.recent: deque[dict] = deque(maxlen=50)
-        self.failures_unseen = 0
+        self.results = Results()  # every finished file's report, once
+        self.recent = Recent()  # the last files finished, read by status and the tray
         self.config_error: str | None = None
         self.generation = 0  # counts successful (re)loads
         self.lost_inboxes: set[str] = set()
@@ -66,7 +62,17 @@ class Daemon:
         self._reload_now = False
         self._wake = threading.Event()  # the main loop sleeps on it
         self._lock = threading.RLock()
-        self.desktop = Desktop(self, tray=tray, env=env)  # tray icon, notifications
+        self.desktop = DesktopSession(  # tray icon, notifications
+            self.handle,
+            notify_mode=lambda: self.config.daemon.notify,
+            tray_configured=lambda: self.config.daemon.tray,
+            tray=tray,
+            env=env,
+        )
+        self.results.subscribe(self.recent.add)
+        self.results.subscribe(log_line)
+        self.results.subscribe(lambda report: self._notify_status())
+        self.results.subscribe(self.desktop.report)
 
     # -- state read by status, the tray and the CLI ---------------------------------------
     @property
@@ -79,56 +85,10 @@ class Daemon:
         ]
 
     def activity(self) -> str:
-        if self.dispatcher.journal_error:
-            return "error"  # before busy: files wait in the queue because of it
-        if self.toggles.paused:
-            return "paused"
-        if self.dispatcher.busy or self.watcher.pending():
-            return "busy"
-        if self.failures_unseen or self.config_error or self.lost_inboxes or self.journal_lost:
-            return "error"
-        return "idle"
+        return activity(self)
 
     def status(self) -> dict:
-        try:
-            counts = self.journal.counts(since=self.started)
-        except JournalError:
-            counts = {}
-        inboxes = []
-        for w in self.config.watch:
-            key = str(w.inbox)
-            inboxes.append(
-                {
-                    "inbox": key,
-                    "enabled": w.enabled and key not in self.toggles.disabled,
-                    "watching": key not in self.lost_inboxes,
-                    "recursive": w.recursive,
-                    "counts": counts.get(key, {}),
-                }
-            )
-        return {
-            "state": self.activity(),
-            "paused": self.toggles.paused,
-            "queue": len(self.queue) + self.watcher.pending() + self.dispatcher.waiting,
-            "in_flight": len(self.dispatcher.running),
-            "empty": [str(p) for p in self.watcher.empty()],  # zero bytes, waiting for content
-            "inboxes": inboxes,
-            "outputs": sorted({str(fixed_root(r.output)) for r in self.config.rules}),
-            "recent": list(self.recent)[-10:],
-            "failures_unseen": self.failures_unseen,
-            "config": {
-                "source": str(self.loaded.source or "embedded"),
-                "error": self.config_error,
-                "generation": self.generation,
-            },
-            "journal": {
-                "recovered_from": _str_or_none(self.journal.recovered_from),
-                "error": self.dispatcher.journal_error,
-                "lost": self.journal_lost,
-            },
-            "pid": os.getpid(),
-            "version": __version__,
-        }
+        return status(self)
 
     # -- commands ------------------------------------------------------------------------
     def handle(self, request: dict) -> dict:
@@ -151,7 +111,7 @@ class Daemon:
             if cmd == "undo":
                 return self.undo(request)
             if cmd == "seen":
-                self.failures_unseen = 0
+                self.recent.seen()
                 self.journal_lost = None
                 return {"ok": True}
             if cmd in ("enable", "disable"):
@@ -163,9 +123,8 @@ class Daemon:
 
     def set_paused(self, paused: bool) -> None:
         self.toggles.paused = paused
-        self.dispatcher.paused = paused
+        self.flow.paused = paused
         self.toggles.save(self.toggles_file)
-        self.dispatcher.wake()
         log.info("paused" if paused else "resumed")
         self._notify_status()
 
@@ -186,13 +145,13 @@ class Daemon:
         failed run that step only (their outputs are never made twice)."""
         resumed = self.journal.retry_originals(source)
         for job in resumed:
-            self.dispatcher.resume_original(job)
+            self.flow.resume_original(job)
         jobs = self.journal.retry(source)
         sources = list(dict.fromkeys(j.source for j in jobs))
         for path in sources:
             if path.exists():
                 self.queue.put(path)
-        self.failures_unseen = 0
+        self.recent.seen()
         return len(sources) + len({j.source for j in resumed})
 
     def undo(self, request: dict) -> dict:
@@ -229,34 +188,6 @@ class Daemon:
     def _apply_watches(self) -> None:
         self.watcher.set_inboxes([(w.inbox, w.recursive) for w in self.watches()])
 
-    def _ignore(self, path: Path) -> bool:
-        return self.journal.is_output(path)
-
-    def _on_report(self, report: Report) -> None:
-        entry = {
-            "source": str(report.source),
-            "status": report.status,
-            "outputs": [str(p) for p in report.outputs],
-            "error": report.error,
-            "time": time.time(),
-        }
-        self.recent.append(entry)
-        if report.status == "failed":
-            self.failures_unseen += 1
-            log.error("%s", report.error)
-        elif report.status == "done":
-            log.info(
-                "%s → %s",
-                printable(report.source.name),
-                printable(", ".join(p.name for p in report.outputs)),
-            )
-        elif report.error:  # skipped: not an image, or an empty file (not failures)
-            log.info("%s", report.error)
-        if report.note:  # e.g. the original kept because an output was skipped
-            log.warning("%s", report.note)
-        self._notify_status()
-        self.desktop.report(report)
-
     def _lost(self, inbox: Path) -> None:
         self.lost_inboxes.add(str(inbox))
         log.error("inbox %s is gone; watching for it to come back", inbox)
@@ -271,7 +202,7 @@ class Daemon:
         self.watcher.rescan()
 
     def _notify_status(self) -> None:
-        queued = len(self.queue) + len(self.dispatcher.running)
+        queued = len(self.flow.queue) + len(self.flow.inflight)
         text = (
             "paused"
             if self.toggles.paused
@@ -322,34 +253,25 @@ class Daemon:
         self.pool = WorkerPool(
             workers,
             memory_limit=int(self.config.limits.worker_memory),
-            initializer=worker_setup,
+            initializer=engine_setup,
             preload=ENGINE,
         )
-        self.dispatcher = Dispatcher(
+        self.flow: Flow = build_flow(
             self.journal,
             self.pool,
-            self.queue,
             lambda: self.config,
             in_flight=workers * 2,
-            on_report=self._on_report,
+            publish=self.results.publish,
+            inbox_events=InboxEvents(lost=self._lost, back=self._back, overflow=self._overflow),
             on_journal_lost=self._journal_lost,
         )
-        self.dispatcher.paused = self.toggles.paused
-        self.watcher = InboxWatcher(
-            [],
-            self.queue.put,
-            quiet=daemon_cfg.settle_seconds,
-            ignore=self._ignore,
-            known=self.dispatcher.known,
-            on_overflow=self._overflow,
-            on_inbox_lost=self._lost,
-            on_inbox_back=self._back,
-        )
+        self.flow.paused = self.toggles.paused
+        self.queue, self.watcher = self.flow.queue, self.flow.settle
         self.control = ControlServer(socket_path(self.env), self.handle)
         confwatch = ConfigFileWatcher(self.loaded.source, self.request_reload)
         previous = self._install_signals()
         try:
-            self.dispatcher.start()
+            self.flow.start()
             recover(self.journal, self.config, self._rerun)
             self.watcher.start()
             self._apply_watches()
@@ -372,12 +294,12 @@ class Daemon:
             self.desktop.stop()
             log.info("stopping")
             confwatch.stop()
-            self.watcher.stop()
-            # Drain: jobs in flight are committed within the grace; then the pool kills what
-            # is left and the temps of those cut short are removed (they rerun at next start).
-            self.dispatcher.stop(timeout=daemon_cfg.shutdown_grace)
+            # Drain: the stop flows through the stages, jobs in flight are committed within
+            # the grace; then the pool kills what is left and the temps of those cut short
+            # are removed (they rerun at next start).
+            self.flow.stop(grace=daemon_cfg.shutdown_grace)
             self.pool.close(wait=True, cancel_pending=True, grace=0)
-            self.dispatcher.abandon()
+            self.flow.abandon()
             self.control.stop()
             self._restore_signals(previous)
         return 0
@@ -393,7 +315,7 @@ class Daemon:
             return
         file_job, originals = job_for(self.config, watch, job.source, str(job.id))
         key = (job.content_hash, job.fingerprint)
-        self.dispatcher.resubmit(job.id, file_job, originals, watch, key)
+        self.flow.resubmit(job.id, file_job, originals, watch, key)
 
     def _main_loop(self) -> None:
         watchdog = sdnotify.Watchdog(self.env)
@@ -401,7 +323,7 @@ class Daemon:
             # Bounded: a signal handler only sets a flag (below), which this sees within TICK.
             self._wake.wait(min(watchdog.interval or TICK, TICK))
             self._wake.clear()
-            watchdog.feed(self.dispatcher.heartbeat)  # only while the dispatcher goes round
+            watchdog.feed(self.flow.heartbeat)  # only while the stages go round
             if self._reload_now and not self._stopping:
                 # Editors save in several steps: reload once the file has been quiet a moment.
                 while self._wake.wait(RELOAD_SETTLE) and not self._stopping:
@@ -410,30 +332,16 @@ class Daemon:
                 self.reload()
 
     def _install_signals(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        # Flags only: a handler runs on the main thread between any two bytecodes, maybe while
-        # it holds _wake's lock, and Event.set() there would deadlock (SIGTERM twice did).
-        def stop(signum, frame) -> None:
+        def stop() -> None:
             self._stopping = True
 
-        def hup(signum, frame) -> None:
+        def reload() -> None:
             self._reload_now = True
 
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, hup)
-        return previous
+        return signals.install(stop, reload)
 
     def _restore_signals(self, previous: dict) -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
+        signals.restore(previous)
 
 
 def run_daemon(config_path: Path | None, tray: bool = True) -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableSequence
 from pathlib import Path
 
 from amberpicd.config.schema import Config
+from amberpicd.daemon.results import Recent
 from amberpicd.engine import undo
 from amberpicd.errors import JournalError, printable
 from amberpicd.journal import Journal
@@ -21,9 +21,7 @@ from amberpicd.journal import Journal
 log = logging.getLogger("amberpicd")
 
 
-def handle_undo(
-    journal: Journal, config: Config, request: dict, recent: MutableSequence[dict]
-) -> dict:
+def handle_undo(journal: Journal, config: Config, request: dict, recent: Recent) -> dict:
     """Undo what the request names; each undone file is added to ``recent`` (the status's
     Recent activity) as ``undone``."""
     paths = [str(p) for p in request.get("paths") or ()]

@@ -2,11 +2,12 @@
 
 :class:`InboxWatcher` runs a watchdog inotify observer with a schedule per inbox and feeds each
 file event to a :class:`~amberpicd.daemon.settle.Settler` (settle.py says when a file is
-complete). Watchdog's threads only record events; one settle thread sleeps until the next
-deadline (indefinitely while nothing is pending) and makes every callback. Callbacks must be
-cheap (enqueue and return). Reported paths start with the inbox path as configured, also when it
-is a symlink. ``ready`` may see a path again after a new write, and rescans find files that were
-also reported: the consumer dedupes.
+complete): the settle stage. Watchdog's threads only enqueue raw events; one settle thread
+translates them (inbox_events.py, which may ask ``ignore``, the journal, about a path), sleeps
+until the next deadline (indefinitely while nothing is pending) and makes every callback.
+Callbacks must be cheap (enqueue and return). Reported paths start with the inbox path as
+configured, also when it is a symlink. ``ready`` may see a path again after a new write, and
+rescans find files that were also reported: the consumer dedupes.
 
 An inbox that disappears, and its return, is noticed by a guard watch on its nearest existing
 parent (guard.py). An inotify queue overflow, which watchdog only logs (watchdog_glue.py), gives
@@ -23,43 +24,19 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import watchdog.events as ev
-from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 
 from amberpicd.daemon.guard import Guards, dir_ident, nearest_parent
-from amberpicd.daemon.scan import ignored, is_ignored_name, never, scan
-from amberpicd.daemon.settle import Kind, Settler
+from amberpicd.daemon.inbox_events import INBOX_EVENTS, Inbox, translate
+from amberpicd.daemon.scan import ignored, never, scan
+from amberpicd.daemon.settle import Settler
 from amberpicd.daemon.watchdog_glue import SafeHandler, WatchdogLogs, alive, unschedule
 
 log = logging.getLogger(__name__)
-
-_KINDS: dict[type[ev.FileSystemEvent], Kind] = {
-    ev.FileCreatedEvent: "created",
-    ev.FileModifiedEvent: "modified",
-    ev.FileOpenedEvent: "opened",
-    ev.FileClosedEvent: "closed",
-    ev.FileClosedNoWriteEvent: "closed_nowrite",
-    ev.FileDeletedEvent: "deleted",
-}
-# One filter, hence one inotify mask, for all inbox schedules (see guard.py).
-_INBOX_EVENTS = [*_KINDS, ev.FileMovedEvent, ev.DirDeletedEvent, ev.DirMovedEvent]
-
-
-@dataclass(eq=False)
-class _Inbox:
-    path: Path  # absolute, as configured: reported paths start with it
-    recursive: bool
-    watch: ObservedWatch | None = None
-    ident: tuple[str, int, int] | None = None  # of the folder watched; [0] is its real path
-    lost: bool = False  # on_inbox_lost was reported and on_inbox_back not yet
-
-    @property
-    def real(self) -> str | None:
-        return self.ident[0] if self.ident else None
 
 
 class InboxWatcher:
@@ -68,7 +45,7 @@ class InboxWatcher:
     Never reported: folders, symlinks, FIFOs, sockets, devices, names :func:`is_ignored_name`
     refuses, files in sub-folders of a non-recursive inbox, files of a nested inbox (the deepest
     inbox owns a file), and paths ``ignore(path)`` accepts (the daemon's outputs; it runs on
-    watchdog's thread, keep it cheap). Every callback runs on the settle thread. An inbox that
+    the settle thread). Every callback runs on the settle thread. An inbox that
     cannot be created or watched, or disappears, gives ``on_inbox_lost``; its return gives
     ``on_inbox_back``. After that, and after ``on_overflow``, call :meth:`rescan`.
     """
@@ -96,10 +73,11 @@ class InboxWatcher:
         self._settler = Settler(quiet, self._clock)
         self._cond = threading.Condition()  # guards the settler and the work lists below
         self._manage = threading.RLock()  # serialises schedule changes
-        self._inboxes: dict[Path, _Inbox] = {}  # replaced whole, never mutated: read lock-free
-        self._guards: Guards[_Inbox] = Guards(self._request)
-        self._to_reconcile: set[_Inbox] = set()
+        self._inboxes: dict[Path, Inbox] = {}  # replaced whole, never mutated: read lock-free
+        self._guards: Guards[Inbox] = Guards(self._request)
+        self._to_reconcile: set[Inbox] = set()
         self._notes: list[tuple[Callable[[Path], None] | None, Path]] = []
+        self._events: list[tuple[Inbox, ev.FileSystemEvent]] = []  # from watchdog's threads
         self._overflow = False
         self._stopping = False
         self._sleep_until = -math.inf  # the settle thread's wake-up time; -inf while awake
@@ -215,11 +193,11 @@ class InboxWatcher:
 
     def _apply(self, wanted: dict[Path, bool]) -> None:
         current = self._inboxes
-        states: dict[Path, _Inbox] = {}
+        states: dict[Path, Inbox] = {}
         for path, recursive in wanted.items():
             old = current.get(path)
             keep = old is not None and old.recursive == recursive
-            states[path] = old if keep and old is not None else _Inbox(path, recursive)
+            states[path] = old if keep and old is not None else Inbox(path, recursive)
         added = [st for st in states.values() if st not in current.values()]
         dropped = [st for st in current.values() if st not in states.values()]
         self._inboxes = states
@@ -239,7 +217,7 @@ class InboxWatcher:
                 with self._cond:
                     self._settler.forget(st.path)
 
-    def _reconcile(self, st: _Inbox) -> None:
+    def _reconcile(self, st: Inbox) -> None:
         """Bring one inbox's watch and guard in line with what is on disk now."""
         if self._inboxes.get(st.path) is not st:
             return  # dropped meanwhile
@@ -258,7 +236,7 @@ class InboxWatcher:
                         SafeHandler(lambda e, st=st: self._on_inbox_event(st, e)),
                         ident[0],
                         recursive=st.recursive,
-                        event_filter=_INBOX_EVENTS,
+                        event_filter=INBOX_EVENTS,
                     )
                     st.ident = ident
                 except OSError as exc:
@@ -277,7 +255,7 @@ class InboxWatcher:
                 return
         log.warning("%s: still changing; will look again on its next event", st.path)
 
-    def _mark_lost(self, st: _Inbox) -> None:
+    def _mark_lost(self, st: Inbox) -> None:
         if not st.lost:
             st.lost = True
             log.warning("%s: inbox is gone or cannot be watched", st.path)
@@ -285,70 +263,35 @@ class InboxWatcher:
 
     # -- event intake (watchdog's threads: record and return) --------------------------------
 
-    def _on_inbox_event(self, st: _Inbox, event: ev.FileSystemEvent) -> None:
-        real = st.real
-        if real is None:
-            return
-        src = os.fsdecode(event.src_path)
-        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
-        if event.is_directory:
-            if src == real:
-                self._request(st)  # the inbox itself was deleted
-            elif isinstance(event, ev.DirDeletedEvent | ev.DirMovedEvent) and (
-                self._user_path(st, real, dest) is None
-            ):
-                # A sub-folder left the inbox: forget what was pending in it. (A folder renamed
-                # within the inbox brings per-file moved events of its own.)
-                gone = self._user_path(st, real, src)
-                if gone is not None:
-                    with self._cond:
-                        self._settler.forget(gone)
-            return
-        if isinstance(event, ev.FileMovedEvent):
-            old = self._accept(st, real, src) if src else None
-            new = self._accept(st, real, dest) if dest else None
-            with self._cond:
-                if old is not None and new is not None:
-                    self._settler.renamed(old, new)
-                elif old is not None:
-                    self._settler.observe(old, "deleted")
-                elif new is not None:
-                    self._settler.observe(new, "moved_in")
-                self._poke()
-            return
-        kind = _KINDS.get(type(event))
-        path = self._accept(st, real, src) if kind is not None else None
-        if kind is not None and path is not None:
-            with self._cond:
-                self._settler.observe(path, kind)
-                self._poke()
+    def _on_inbox_event(self, st: Inbox, event: ev.FileSystemEvent) -> None:
+        # Watchdog's thread: enqueue only. The settle thread translates (which may ask the
+        # journal whether a path is one of our outputs).
+        with self._cond:
+            self._events.append((st, event))
+            if len(self._events) == 1:
+                self._cond.notify()
 
-    def _user_path(self, st: _Inbox, real: str, raw: str) -> Path | None:
-        prefix = real.rstrip(os.sep) + os.sep
-        return st.path / raw[len(prefix) :] if raw.startswith(prefix) else None
+    def _take_events(self, events: list[tuple[Inbox, ev.FileSystemEvent]]) -> None:
+        """On the settle thread: feed the events watchdog queued to the settler."""
+        for st, event in events:
+            try:
+                actions = translate(st, event, self._inboxes.values(), self._ignore)
+            except Exception:
+                log.exception("failed to handle %r", event)
+                continue
+            for action in actions:
+                if action[0] == "reconcile":
+                    self._request(st)
+                    continue
+                with self._cond:
+                    if action[0] == "observe":
+                        self._settler.observe(action[1], action[2])
+                    elif action[0] == "renamed":
+                        self._settler.renamed(action[1], action[2])
+                    else:
+                        self._settler.forget(action[1])
 
-    def _accept(self, st: _Inbox, real: str, raw: str) -> Path | None:
-        """The reported path for a file event, or None if this inbox must not report it."""
-        path = self._user_path(st, real, raw)
-        if path is None or self._owner(raw) is not st:
-            return None
-        rel = path.relative_to(st.path)
-        if not st.recursive and len(rel.parts) != 1:
-            return None
-        if is_ignored_name(rel) or ignored(self._ignore, path):
-            return None
-        return path
-
-    def _owner(self, raw: str) -> _Inbox | None:
-        # Nested inboxes: the deepest watched folder containing the file owns it.
-        best, depth = None, -1
-        for st in self._inboxes.values():
-            real = st.real
-            if real and len(real) > depth and raw.startswith(real.rstrip(os.sep) + os.sep):
-                best, depth = st, len(real)
-        return best
-
-    def _request(self, st: _Inbox) -> None:
+    def _request(self, st: Inbox) -> None:
         with self._cond:
             self._to_reconcile.add(st)
             self._cond.notify()
@@ -375,7 +318,13 @@ class InboxWatcher:
         clock = self._clock
         while True:
             with self._cond:
-                while not (self._stopping or self._to_reconcile or self._notes or self._overflow):
+                while not (
+                    self._stopping
+                    or self._to_reconcile
+                    or self._notes
+                    or self._overflow
+                    or self._events
+                ):
                     now, deadline = clock(), self._settler.next_deadline()
                     if deadline is not None and deadline <= now:
                         break
@@ -386,7 +335,10 @@ class InboxWatcher:
                     return
                 todo, self._to_reconcile = self._to_reconcile, set()
                 overflow, self._overflow = self._overflow, False
-                if overflow:
+                events, self._events = self._events, []
+            self._take_events(events)  # those before an overflow count as seen
+            if overflow:
+                with self._cond:
                     self._settler.events_lost()
             if todo:
                 with self._manage:

@@ -337,6 +337,8 @@ class DryNames:
 
     def resolve(self, result: FileResult, report: Report) -> None:
         """Set ``report.outputs`` to the names the real run would use."""
-        report.outputs = [name for _, name in self.placed(result)]
+        placed = self.placed(result)
+        report.outputs = [name for _, name in placed]
+        report.encodes = [{"output": str(name), **out.chosen()} for out, name in placed]
         if not report.outputs:
             report.status = "skipped"  # every output's name is taken, and on_conflict: skip

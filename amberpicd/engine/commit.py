@@ -5,9 +5,10 @@ into place, directory fsynced); an output skipped because its name is taken mean
 original stays where it is. A ``Recorder`` (the daemon's journal) is told each step
 before the next, so a crash at any moment can be finished, never repeated.
 
-Publishing is idempotent: an output name that already holds exactly the bytes staged, and
-that the journal does not know as another file's output, is this job's output from an
-earlier, interrupted or unrecorded run, so it counts as published and no ``-1`` copy is made.
+Publishing is idempotent: an output name that already holds exactly the bytes staged, that
+the journal does not know as another file's output, and that is not older than the source
+file, is this job's output from an earlier, interrupted or unrecorded run, so it counts as
+published and no ``-1`` copy is made.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class Recorder(Protocol):
         """Whether ``path`` is known as the output of another source file."""
         ...
 
+    def mine(self, path: Path) -> bool:
+        """Whether ``path`` is known as a published output of this very source path."""
+        ...
+
 
 @dataclass(frozen=True)
 class OriginalsPolicy:
@@ -79,7 +84,11 @@ class Report:
     seconds: float = 0.0
     step: str = ""  # "original": outputs are written, only the original step failed
     note: str | None = None  # said alongside success, e.g. why the original was kept
+    kept: bool = False  # an output was skipped (name taken): the original stays, any policy
     fate: dict | None = None  # where the original went (originals.Fate), for the journal
+    # Per output written, what its encoder chose (PlannedOutput.chosen: format, quality,
+    # SSIMULACRA2 score reached, note), with "output" its path.
+    encodes: list[dict[str, object]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -88,6 +97,7 @@ class Report:
             "outputs": [str(p) for p in self.outputs],
             "rules": self.rules,
             "error": self.error,
+            "encodes": self.encodes,
         }
 
 
@@ -155,6 +165,7 @@ def commit(
         return report
     if dry_run:
         report.outputs = [out.final for out in result.outputs]
+        report.encodes = [{"output": str(o.final), **o.chosen()} for o in result.outputs]
         report.status = "done"
         return report
     staged = [out.staged for out in result.outputs if out.staged is not None]
@@ -164,22 +175,26 @@ def commit(
             recorder.staged(result)
         crash_point("recorded")
         try:
-            skipped = _publish_all(staged, recorder, report)
+            born = result.identity.ctime_ns if result.identity is not None else None
+            skipped = _publish_all(staged, recorder, report, born)
         except OSError as exc:
             error = OutputError(result.path, error_text(exc))
             report.status, report.error = "failed", str(error)
-        # Recorded while every temp not published still exists: a staged job's missing
-        # temp then always means published, and a crash before this record is recovered
-        # by publishing the temps again (a skip is found again, the original kept).
+        # Recorded while every temp still exists (a second link of a published output,
+        # or a skipped one's): a crash before this record is recovered by publishing the
+        # temps again (a name linked already is found, a skip is found again), and a temp
+        # gone from a staged job never passes for published (recovery runs it again).
         if recorder is not None:
             recorder.published(report.outputs)
+        _discard_all(staged)  # recorded: the temps are needed no more
         crash_point("all_published")
     finally:
-        for out in staged:  # whatever happened, no temp file stays behind
-            discard(out)
+        _discard_all(staged)  # whatever happened, no temp file stays behind
     if report.status == "failed":
         return report
+    report.encodes = _encodes(result, skipped, report.outputs)
     report.status = "done" if report.outputs else "skipped"
+    report.kept = bool(skipped)
     if skipped and originals.policy != "keep":
         names = ", ".join(printable(p.name) for p in skipped)
         report.note = (
@@ -198,8 +213,28 @@ def commit(
     return report
 
 
+def _encodes(result: FileResult, skipped: list[Path], written: list[Path]) -> list[dict]:
+    """``Report.encodes``: the staged outputs in order, less those skipped as taken,
+    are the ones written (``_publish_all`` keeps that order)."""
+    skips = list(skipped)
+    kept = []
+    for out in result.outputs:
+        if out.staged is None:
+            continue
+        if out.staged.final in skips:
+            skips.remove(out.staged.final)
+            continue
+        kept.append(out)
+    return [{"output": str(p), **o.chosen()} for o, p in zip(kept, written, strict=False)]
+
+
+def _discard_all(staged: list[StagedOutput]) -> None:
+    while staged:
+        discard(staged.pop())
+
+
 def _publish_all(
-    staged: list[StagedOutput], recorder: Recorder | None, report: Report
+    staged: list[StagedOutput], recorder: Recorder | None, report: Report, born: int | None
 ) -> list[Path]:
     """Publish each staged output in order; returns the finals skipped as taken."""
     skipped: list[Path] = []
@@ -209,7 +244,7 @@ def _publish_all(
             if recorder is not None:
                 recorder.publishing(n, name)
 
-        final = already_published(out, recorder)
+        final = already_published(out, recorder, born)
         if final is not None:
             hook(final)
             discard(out)
@@ -223,10 +258,19 @@ def _publish_all(
     return skipped
 
 
-def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | None:
+def already_published(
+    out: StagedOutput, recorder: Recorder | None, born: int | None = None
+) -> Path | None:
     """The name under which ``out``'s exact bytes are already published by this source's
     job (an earlier run that crashed, or whose journal was lost), or None. Looked at through
-    the confined output folder, as publish does: a link or a swapped folder is never ours."""
+    the confined output folder, as publish does: a link or a swapped folder is never ours.
+
+    The same bytes are not enough: an identical file (same content, same rules) makes
+    the same bytes. A name counts only if the journal knows no other source made it, and
+    either knows this source path published it or it was made after this file came to be
+    (its inode's ctime, never set by hand, is not older than ``born``, the source's
+    ctime): an unknown output older than the file is another file's, e.g. an identical
+    photo's whose original was deleted and whose record a fresh journal lacks."""
     try:
         with out.folder() as folder:
             st = folder.lstat(out.temp.name)
@@ -242,12 +286,20 @@ def already_published(out: StagedOutput, recorder: Recorder | None) -> Path | No
                     stat.S_ISREG(other.st_mode)
                     and other.st_size == st.st_size
                     and _same_bytes(folder, out.temp.name, name)
-                    and (recorder is None or not recorder.foreign(final.with_name(name)))
+                    and _ours(final.with_name(name), other, recorder, born)
                 ):
                     return final.with_name(name)
     except OSError:  # publish says what is wrong with the folder, in its own words
         return None
     return None
+
+
+def _ours(path: Path, st: os.stat_result, recorder: Recorder | None, born: int | None) -> bool:
+    if recorder is not None and recorder.foreign(path):
+        return False
+    if recorder is not None and recorder.mine(path):
+        return True  # this path's published output, whatever the file's ctime now
+    return born is None or st.st_ctime_ns >= born
 
 
 def _same_bytes(folder: DirHandle, a: str, b: str) -> bool:

@@ -100,6 +100,12 @@ class PlannedOutput:
     score: float | None = None  # SSIMULACRA2 reached (quality: auto)
     note: str | None = None  # e.g. "min_saving: source rewritten losslessly, 3% smaller"
 
+    def chosen(self) -> dict[str, object]:
+        """What the encoder chose, as ``--json`` and the journal record it (unset left
+        out): ``{"format": "webp", "quality": 77, "score": 75.9}``."""
+        fields = {"format": self.format, "quality": self.quality, "score": self.score}
+        return {k: v for k, v in {**fields, "note": self.note}.items() if v is not None}
+
 
 @dataclass
 class FileResult:

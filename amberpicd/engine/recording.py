@@ -31,26 +31,37 @@ class JournalRecorder:
 
     def __init__(self, journal: Journal, job_id: int, source: Path | None = None):
         self.journal, self.job_id, self.source = journal, job_id, source
+        self._chosen: list[dict[str, object]] = []  # per staged output n
+        self._named: dict[Path, dict[str, object]] = {}  # published name -> its choices
 
     def staged(self, result: FileResult) -> None:
+        planned = [o for o in result.outputs if o.staged is not None]
         outputs = [
             JournalStaged(
                 o.staged.temp, o.staged.final, o.staged.on_conflict, sha256=o.staged.sha256
             )
-            for o in result.outputs
+            for o in planned
             if o.staged is not None
         ]
+        self._chosen = [o.chosen() for o in planned]
         self.journal.stage(self.job_id, outputs)
 
     def publishing(self, n: int, name: Path) -> None:
+        if n < len(self._chosen):
+            self._named[name] = self._chosen[n]
         self.journal.mark_published(self.job_id, n, name)
 
     def published(self, outputs: list[Path]) -> None:
-        self.journal.published(self.job_id, outputs)
+        # The encoder's choices (quality, score) ride along in the outputs' JSON.
+        chosen = [self._named.get(p, {}) for p in outputs]
+        self.journal.published(self.job_id, outputs, chosen)
 
     def foreign(self, path: Path) -> bool:
         sources = self.journal.output_sources(path)
         return bool(sources - {self.source}) if self.source is not None else bool(sources)
+
+    def mine(self, path: Path) -> bool:
+        return self.source is not None and self.journal.published_by(path, self.source)
 
 
 def known_decision(
@@ -103,7 +114,7 @@ def end(journal: Journal, job_id: int, report: Report) -> None:
     elif report.status == "failed":
         journal.fail(job_id, report.error or "failed")
     else:
-        journal.finish(job_id, original=report.fate)
+        journal.finish(job_id, original=report.fate, kept=report.kept)
 
 
 def record(

@@ -3,6 +3,8 @@
 Pillow's writers copy comments, ICC profiles, XMP and TIFF tags from a frame's ``info``
 and tag directories on their own. So every frame is re-wrapped bare before saving, and
 everything written besides pixels is passed explicitly, decided by ``metadata`` alone.
+``imaging.frames`` prepares the frames (modes, profile); ``imaging.jpeg`` runs a JPEG
+encoder other than Pillow's (mozjpeg, jpegli) when ``encoder`` asks for one.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from PIL import Image, PngImagePlugin
 from PIL.ExifTags import IFD, Base
 
 from amberpicd.errors import EncodeError
+from amberpicd.imaging import jpeg
+from amberpicd.imaging.frames import prepare
 from amberpicd.imaging.gifmeta import with_xmp
 from amberpicd.imaging.icc import icc_to_keep
 from amberpicd.imaging.metadata import exif_to_keep, keep_icc, xmp_to_keep
+from amberpicd.imaging.optimize import with_metadata
 from amberpicd.imaging.picture import Picture
-from amberpicd.ops.auto_orient import AutoOrient
-from amberpicd.ops.background import flatten
-from amberpicd.ops.encode import ANIMATED_FORMATS, EXTENSIONS, Encode
-from amberpicd.ops.to_srgb import ToSrgb
+from amberpicd.ops.encode import EXTENSIONS, Encode
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +48,6 @@ FULL_CHROMA_QUALITY = 90  # from here on JPEG/AVIF keep colour at full resolutio
 DEFAULT_DURATION = 100  # ms, for a frame whose duration the decoder did not give
 
 _SOURCE_ALIASES = {"jpg": "jpeg", "mpo": "jpeg", "tif": "tiff", "apng": "png"}
-_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
-# Modes each writer is given as they are; others are converted by _fit_mode.
-_KEEP_MODES = {
-    "jpeg": frozenset({"L", "RGB"}),
-    "png": frozenset({"1", "L", "LA", "I;16", "I", "RGB", "RGBA", "P"}),
-    "webp": frozenset({"RGB", "RGBA"}),
-    "avif": frozenset({"L", "RGB", "RGBA"}),
-    "tiff": frozenset({"1", "L", "LA", "I;16", "I", "F", "RGB", "RGBA", "CMYK", "P"}),
-    "gif": frozenset({"1", "L", "P", "RGB", "RGBA"}),  # Pillow quantizes RGB(A) itself
-}
-# Writers that honour a transparency key in info (palette index, tRNS colour).
-_KEYED_ALPHA = frozenset({"png", "gif"})
-_ALPHA_BANDS = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
-_NO_ICC = frozenset({"gif"})  # Pillow's GIF writer has no colour profile (nor EXIF, XMP)
 
 
 def default_spec(source_format: str) -> Encode:
@@ -117,7 +105,7 @@ def encode_as(
         return result
     from amberpicd.imaging.optimize import rewrite
 
-    icc = _prepare(picture, spec.model_copy(update={"format": fmt}), keep_icc(groups))[1]
+    icc = prepare(picture, spec.model_copy(update={"format": fmt}), keep_icc(groups))[1]
     meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
     smaller = rewrite(result.data, fmt, meta)
     return replace(result, data=smaller) if len(smaller) < len(result.data) else result
@@ -131,13 +119,13 @@ def _encode_one(
 ) -> Encoded | None:
     auto, choosing = spec.auto_quality, spec.format == "auto"
     spec = spec.model_copy(update={"format": fmt})
-    frames, icc = _prepare(picture, spec, keep_icc(groups))
+    frames, icc = prepare(picture, spec, keep_icc(groups))
     meta = _metadata(fmt, exif_to_keep(picture.exif, groups), icc, xmp_to_keep(picture.xmp, groups))
     if len(frames) > 1:
         meta.update(_animation(fmt, frames, picture))
 
     def at(quality: int) -> bytes:
-        return _save(frames, fmt, {**_options(spec, quality), **meta})
+        return _save(frames, fmt, {**_options(spec, quality, auto), **meta})
 
     if fmt == "png" and choosing:
         # Lossless: worth the full encode only where a quick one is near the others.
@@ -147,7 +135,7 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        # Imported on first use: libvips (the metric) loads only for quality: auto.
+        # Imported on first use: the metric loads only for quality: auto.
         from amberpicd.imaging.quality import decoded, search
         from amberpicd.imaging.ssimulacra2 import Reference
 
@@ -193,87 +181,8 @@ def _lossy_guess(im: Image.Image) -> int:
     return len(buf.getvalue())
 
 
-def _prepare(
-    picture: Picture, spec: Encode, with_icc: bool
-) -> tuple[list[Image.Image], bytes | None]:
-    """The frames to write, in modes the format takes, and the ICC profile to embed.
-
-    When the output will carry no profile (``icc`` not kept, a format with no place for
-    one, or a profile that does not fit the written mode), the pixels are converted from
-    the source's profile to sRGB first: an untagged file is read as sRGB, so the colours
-    a viewer shows stay the same.
-    """
-    fmt = spec.format
-    if picture.orientation != 1:
-        # The orientation tag is never written, so pixels must be upright by now.
-        picture = AutoOrient().apply(picture)
-    if picture.mode == "CMYK" and fmt != "tiff":
-        picture = ToSrgb().apply(picture)  # through the CMYK profile when there is one
-    frames = _frames(picture, spec)
-    icc = picture.icc if with_icc and fmt not in _NO_ICC else None
-    if icc is not None and icc[16:20] != _icc_space(frames[0].mode):
-        icc = None  # e.g. a gray profile on frames WebP made RGB: it would not apply
-    if icc is None and picture.icc is not None:
-        shown = picture if len(frames) > 1 else picture.with_(frames=picture.frames[:1])
-        try:
-            converted = ToSrgb().apply(shown)
-        except ValueError:  # LittleCMS cannot use the profile: viewers ignore it too
-            converted = shown.with_(icc=None)
-        if converted.icc is not None:  # tagged sRGB: the pixels really were converted
-            frames = _frames(converted, spec)
-    return frames, icc
-
-
-def _frames(picture: Picture, spec: Encode) -> list[Image.Image]:
-    animate = picture.is_animated and spec.format in ANIMATED_FORMATS
-    sources = picture.frames if animate else picture.frames[:1]
-    return [_fit_mode(im, spec.format, spec.background) for im in sources]
-
-
-def _icc_space(mode: str) -> bytes:
-    """The colour space (ICC header bytes 16-20) a profile for ``mode`` pixels has."""
-    if mode == "CMYK":
-        return b"CMYK"
-    return b"GRAY" if Image.getmodebase(mode) == "L" else b"RGB "
-
-
-def _fit_mode(im: Image.Image, fmt: str, background: str) -> Image.Image:
-    """``im`` in a mode the format's writer takes, 8 bits unless the format has 16."""
-    alpha = im.has_transparency_data
-    if fmt == "jpeg":
-        if alpha:
-            im = flatten(im, background)
-        return _convert(im, "L" if Image.getmodebase(im.mode) == "L" else "RGB")
-    keyed = alpha and im.mode not in _ALPHA_BANDS
-    if im.mode in _KEEP_MODES[fmt] and not (keyed and fmt not in _KEYED_ALPHA):
-        return im
-    gray = Image.getmodebase(im.mode) == "L"
-    target = ("LA" if gray else "RGBA") if alpha else ("L" if gray else "RGB")
-    if target not in _KEEP_MODES[fmt]:
-        target = "RGBA" if alpha else "RGB"
-    return _convert(im, target)
-
-
-def _convert(im: Image.Image, mode: str) -> Image.Image:
-    if im.mode == mode:
-        return im
-    if im.mode in _SIXTEEN_BIT:
-        im = _eight_bit(im)
-    return im.convert(mode)
-
-
-def _eight_bit(im: Image.Image) -> Image.Image:
-    """Deep gray to L by scaling, not clipping (Pillow's convert clips at 255)."""
-    if im.mode == "F":
-        return im.convert("L")
-    wide = im.convert("I") if im.mode != "I" else im
-    _, high = wide.getextrema()
-    if isinstance(high, (int, float)) and high > 255:
-        wide = wide.point(lambda v: v / 256)
-    return wide.convert("L")
-
-
 _GIF_XMP = "_gif_xmp"  # not a Pillow option: _save writes it into the GIF itself
+_ENCODER = "_jpeg_encoder"  # not a Pillow option: _save runs that JPEG encoder
 
 
 @contextmanager
@@ -338,8 +247,8 @@ def _animation(fmt: str, frames: list[Image.Image], picture: Picture) -> dict:
     return kw
 
 
-def _options(spec: Encode, quality: int) -> dict:
-    """The format's encoder settings at ``quality``."""
+def _options(spec: Encode, quality: int, searching: bool = False) -> dict:
+    """The format's encoder settings at ``quality`` (``searching``: for quality: auto)."""
     effort = DEFAULT_EFFORT if spec.effort is None else spec.effort
     if spec.format == "jpeg":
         return {
@@ -347,6 +256,7 @@ def _options(spec: Encode, quality: int) -> dict:
             "optimize": True,
             "progressive": spec.progressive,
             "subsampling": "4:4:4" if quality >= FULL_CHROMA_QUALITY else "4:2:0",
+            _ENCODER: jpeg.resolve(spec.encoder, searching),
         }
     if spec.format == "webp":
         return {"quality": quality, "lossless": spec.lossless, "method": min(effort, 6)}
@@ -376,6 +286,12 @@ def _save(frames: list[Image.Image], fmt: str, options: dict) -> bytes:
     first, *rest = (_bare(f) for f in frames)
     options = dict(options)
     gif_xmp = options.pop(_GIF_XMP, None)
+    encoder = options.pop(_ENCODER, "libjpeg")
+    if encoder != "libjpeg" and not rest:
+        data = jpeg.save(first, encoder, options)
+        if data is not None:
+            meta = {k: options[k] for k in ("icc_profile", "exif", "xmp") if k in options}
+            return with_metadata(data, meta)
     if rest:
         options = {**options, "save_all": True, "append_images": rest}
     buf = io.BytesIO()

@@ -61,6 +61,15 @@ def rewrite(data: bytes, fmt: str, meta: dict) -> bytes:
     raise ValueError(f"{fmt} has no lossless rewrite")
 
 
+def with_metadata(data: bytes, meta: dict) -> bytes:
+    """A JPEG another encoder wrote (mozjpeg, jpegli), its own metadata segments dropped
+    and those Pillow would write for ``meta`` put in: the same segments as a Pillow
+    encode with the same arguments."""
+    bare = _jpeg_without_metadata(data)
+    at = _after_jfif(bare)
+    return bare[:at] + _jpeg_segments(_tiny("jpeg", meta)) + bare[at:]
+
+
 def _tiny(fmt: str, meta: dict) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (1, 1)).save(buf, "JPEG" if fmt == "jpeg" else "PNG", **meta)

@@ -1,4 +1,4 @@
-"""SSIMULACRA2, the perceptual score ``quality: auto`` aims at (numpy and libvips).
+"""SSIMULACRA2, the perceptual score ``quality: auto`` aims at (numpy and its BLAS).
 
 The published metric (Jon Sneyers, libjxl ``tools/ssimulacra2.cc``): both pictures go
 to linear sRGB, then to the XYB colour space (made positive); at six scales, halving in
@@ -10,25 +10,25 @@ or negative for heavy distortion.
 
 The blur's kernel and borders follow the ``ssimulacra2`` package on PyPI (a truncated
 Gaussian, zero beyond the left and right columns, rows mirrored at the top and bottom), the
-judge tests and benchmarks compare against. The blurs are libvips' threaded
-convolution; the colour transform and the maps are whole-array numpy float32
-operations: no Python loop touches pixels.
+judge tests and benchmarks compare against. Each blur pass is a run of small matrix
+products with blocks of the banded blur matrix (BLAS: 4-6x libvips' convolution, the
+same sums); the colour transform is two 3x3 products over planar float32 arrays and
+the maps whole-array numpy operations: no Python loop touches pixels. A ``Reference``
+keeps everything of the reference picture the comparisons need, computed once, so a
+search's probes pay only for the distorted side (2.1 MP: ~0.2 s per comparison on one
+core, where the first version took 0.8 s).
 
 Touches no files; pure function of two pictures.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-
-try:  # libvips convolves big planes faster; numpy alone serves where it is missing
-    import pyvips
-except ImportError:  # pragma: no cover - platforms without a pyvips wheel
-    pyvips = None
 
 SCALES = 6
 SIGMA = 1.5
@@ -72,105 +72,136 @@ def _taps() -> list[float]:
 
 _RADIUS = len(_taps()) // 2
 _TAPS = np.array(_taps(), dtype=np.float32)
-_KERNEL = None if pyvips is None else pyvips.Image.new_from_list([_taps()], scale=1, offset=0)
-_SMALL = 400_000
+_TAPS64 = np.array(_taps(), dtype=np.float64)
+_BLOCK = 16  # outputs per block: measured fastest (16-48 within 30 %), few wasted zeros
 _V = np.arange(256, dtype=np.float64) / 255
 _LUT = np.where(_V <= 0.04045, _V / 12.92, ((_V + 0.055) / 1.055) ** 2.4).astype(np.float32)
 # XYB, made positive, as one linear map of the cube roots of the opsin mix:
 # X = 14 * (m0 - m1) / 2 + 0.42, Y = (m0 + m1) / 2 + 0.01, B = m2 - Y_raw + 0.55,
 # with m = cbrt(mix) - cbrt(bias) (the constant folded into the offsets).
 _CB = _BIAS ** (1 / 3)
-_OPSIN_T = np.array(_OPSIN, dtype=np.float32).T
-_TO_XYB_T = np.array([[7.0, -7.0, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 1.0]], np.float32).T
+_OPSIN_M = np.array(_OPSIN, dtype=np.float32)
+_TO_XYB_M = np.array([[7.0, -7.0, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 1.0]], np.float32)
 _XYB_OFFSET = np.array([0.42, 0.01 - _CB, 0.55], dtype=np.float32)
 
 
 def _xyb(linear: np.ndarray) -> list[np.ndarray]:
-    """Positive XYB planes of an (h, w, 3) linear RGB array."""
+    """Positive XYB planes of a (3, h, w) planar linear RGB array."""
     # The opsin weights and bias are positive and linear RGB is in [0, 1], so the mix is
-    # in (0, 1 + bias]: the published clamp to zero never acts here.
-    mix = linear @ _OPSIN_T
+    # in (0, 1 + bias]: the published clamp to zero never acts here. Planar (3, N) by 3x3
+    # products are two BLAS calls, far cheaper than (h, w, 3) @ (3, 3).
+    _, h, w = linear.shape
+    mix = _OPSIN_M @ linear.reshape(3, -1)
     mix += _BIAS
     np.cbrt(mix, out=mix)
-    xyb = mix @ _TO_XYB_T
-    xyb += _XYB_OFFSET
-    return [np.ascontiguousarray(xyb[..., c]) for c in range(3)]
+    xyb = _TO_XYB_M @ mix
+    xyb += _XYB_OFFSET[:, None]
+    return list(xyb.reshape(3, h, w))
 
 
-def _vips(plane: np.ndarray) -> pyvips.Image:
-    h, w = plane.shape
-    return pyvips.Image.new_from_memory(plane.data, w, h, 1, "float")
-
-
-def _array(im: pyvips.Image) -> np.ndarray:
-    shape = (im.height, im.width) if im.bands == 1 else (im.height, im.width, im.bands)
-    return np.frombuffer(im.write_to_memory(), dtype=np.float32).reshape(shape)
+@functools.lru_cache(maxsize=64)
+def _bands(n: int, mirror: bool) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The 1-D blur over ``n`` samples as blocks of a banded matrix: for each run of
+    ``_BLOCK`` outputs [s, e), the inputs [i, j) it reads and the (e - s, j - i) weights,
+    the borders folded in (mirrored, or zero beyond the ends)."""
+    r = _RADIUS
+    out = []
+    for s in range(0, n, _BLOCK):
+        e = min(s + _BLOCK, n)
+        i, j = max(s - r, 0), min(e + r, n)
+        rows = np.repeat(np.arange(s, e), 2 * r + 1)
+        taps = np.tile(np.arange(-r, r + 1), e - s)
+        src = rows + taps
+        if mirror:
+            src = src % (2 * n)  # mirrored as often as it takes (planes under 5 px)
+            src = np.where(src >= n, 2 * n - 1 - src, src)
+        keep = (src >= 0) & (src < n)
+        m = np.zeros((e - s, j - i), dtype=np.float64)
+        np.add.at(m, (rows[keep] - s, src[keep] - i), _TAPS64[taps[keep] + r])
+        out.append((s, e, i, j, m.astype(np.float32)))
+    return tuple(out)
 
 
 def _blur(plane: np.ndarray) -> np.ndarray:
-    """The Gaussian blur with the judge's borders: zero beyond the left and right
-    columns, rows mirrored above and below. libvips' threaded convolution for big
-    planes; numpy below ``_SMALL`` pixels, where libvips' per-call cost dominates."""
-    r = _RADIUS
+    """The Gaussian blur with the judge's borders: rows mirrored above and below, zero
+    beyond the left and right columns. Each pass is a run of small matrix products with
+    a block of the banded (Toeplitz) blur matrix: BLAS does the 11 taps at several times
+    the speed of a direct convolution (libvips' included), exactly the same sums."""
     h, w = plane.shape
-    if h * w < _SMALL or _KERNEL is None:
-        rows = np.pad(plane, ((r, r), (0, 0)), mode="symmetric")
-        out = _TAPS[r] * rows[r : r + h]
-        for k in range(1, r + 1):
-            out += _TAPS[r + k] * (rows[r + k : r + k + h] + rows[r - k : r - k + h])
-        cols = np.pad(out, ((0, 0), (r, r)))
-        out = _TAPS[r] * cols[:, r : r + w]
-        for k in range(1, r + 1):
-            out += _TAPS[r + k] * (cols[:, r + k : r + k + w] + cols[:, r - k : r - k + w])
-        return out
-    padded = _vips(plane).embed(r, 0, w + 2 * r, h, extend="black")
-    padded = padded.embed(0, r, w + 2 * r, h + 2 * r, extend="mirror")
-    return _array(padded.convsep(_KERNEL, precision="float").crop(r, r, w, h))
+    down = np.empty((h, w), dtype=np.float32)
+    for s, e, i, j, m in _bands(h, True):
+        np.matmul(m, plane[i:j], out=down[s:e])
+    out = np.empty((h, w), dtype=np.float32)
+    for s, e, i, j, m in _bands(w, False):
+        np.matmul(down[:, i:j], m.T, out=out[:, s:e])
+    return out
 
 
 def _halve(linear: np.ndarray) -> np.ndarray:
-    """2x2 box average; an odd last row or column averages what it has (libjxl clamps
-    coordinates, which for a factor of two is the same)."""
-    h, w, _ = linear.shape
+    """2x2 box average of planar (3, h, w); an odd last row or column averages what it
+    has (libjxl clamps coordinates, which for a factor of two is the same)."""
+    _, h, w = linear.shape
     if h % 2 or w % 2:
-        linear = np.pad(linear, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    h2, w2 = linear.shape[0] // 2, linear.shape[1] // 2
-    return linear.reshape(h2, 2, w2, 2, 3).mean(axis=(1, 3), dtype=np.float32)
+        linear = np.pad(linear, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+    out = linear[:, 0::2, 0::2] + linear[:, 1::2, 0::2]
+    out += linear[:, 0::2, 1::2]
+    out += linear[:, 1::2, 1::2]
+    out *= 0.25
+    return out
 
 
 def _linear(im: Image.Image) -> np.ndarray:
+    """Planar (3, h, w) linear RGB of ``im``."""
     if im.mode != "RGB":
         im = im.convert("RGB")
-    rgb = np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(im.height, im.width, 3)
-    return _LUT[rgb]
+    out = np.empty((3, im.height, im.width), dtype=np.float32)
+    for c, band in enumerate(im.split()):
+        np.take(_LUT, np.asarray(band), out=out[c])
+    return out
 
 
 @dataclass(frozen=True)
-class _Scale:
-    """What one scale of the reference contributes to every comparison."""
+class _Plane:
+    """What one channel of the reference at one scale contributes to every comparison:
+    only the terms the weights ask for (``_needed``), computed once."""
 
-    xyb: list[np.ndarray]
-    mu: list[np.ndarray]
-    var: list[np.ndarray]  # blurred square minus squared mean
+    xyb: np.ndarray
+    mu: np.ndarray
+    var: np.ndarray | None  # blurred square minus squared mean (SSIM)
+    edge: np.ndarray | None  # 1 + |x - mu| (ringing, blurring)
 
 
 class Reference:
-    """A reference picture, prepared once (XYB, means and variances at every scale) to
-    score several candidate encodes of it."""
+    """A reference picture, prepared once (XYB, means, variances and edge terms at every
+    scale) to score several candidate encodes of it: the search's probes pay only for
+    the distorted side."""
 
     def __init__(self, picture: Image.Image) -> None:
         self.size = picture.size
-        self._scales: list[_Scale] = []
+        self._scales: list[list[_Plane | None]] = []
         linear = _linear(picture)
         for scale in range(SCALES):
             if scale:
                 linear = _halve(linear)
-            if linear.shape[0] < 8 or linear.shape[1] < 8:
+            if linear.shape[1] < 8 or linear.shape[2] < 8:
                 break
-            xyb = _xyb(linear)
-            mu = [_blur(p) for p in xyb]
-            var = [_blur(p * p) - m * m for p, m in zip(xyb, mu, strict=True)]
-            self._scales.append(_Scale(xyb, mu, var))
+            planes: list[_Plane | None] = []
+            for c, p in enumerate(_xyb(linear)):
+                want_ssim, want_ring, want_blur = _NEEDED[scale][c]
+                if not (want_ssim or want_ring or want_blur):
+                    planes.append(None)
+                    continue
+                mu = _blur(p)
+                var = None
+                if want_ssim:
+                    var = _blur(p * p)
+                    var -= mu * mu
+                edge = None
+                if want_ring or want_blur:
+                    edge = np.abs(p - mu)
+                    edge += 1.0
+                planes.append(_Plane(p, mu, var, edge))
+            self._scales.append(planes)
 
     def score(self, distorted: Image.Image) -> float:
         """The SSIMULACRA2 score of ``distorted`` (same size) against this reference."""
@@ -203,39 +234,61 @@ def _needed(scale: int) -> list[tuple[bool, bool, bool]]:
     return out
 
 
+_NEEDED = [_needed(scale) for scale in range(SCALES)]
+
+
 def _norms(m: np.ndarray) -> tuple[float, float]:
-    """The 1-norm and 4-norm averages of a non-negative map."""
-    sq = m * m
-    return float(m.mean(dtype=np.float64)), float((sq * sq).mean(dtype=np.float64)) ** 0.25
+    """The 1-norm and 4-norm averages of a non-negative map (float32 pairwise sums:
+    relative error ~1e-7, far below what the score shows)."""
+    mean = float(m.mean())
+    m *= m
+    m *= m
+    return mean, max(float(m.mean()), 0.0) ** 0.25
 
 
-def _scale_norms(ref: _Scale, linear: np.ndarray, scale: int) -> list[list[float]]:
+def _scale_norms(ref: list[_Plane | None], linear: np.ndarray, scale: int) -> list[list[float]]:
     """For X, Y, B: the SSIM, ringing and blurring maps' 1- and 4-norms at one scale
     (0 for a map whose weights are all zero)."""
-    needed = _needed(scale)
     x2 = _xyb(linear)
     norms = [[0.0] * 6 for _ in range(3)]  # ssim1, ssim4, ring1, ring4, blur1, blur4
-    for c in range(3):
-        want_ssim, want_ring, want_blur = needed[c]
-        if not (want_ssim or want_ring or want_blur):
+    for c, plane in enumerate(ref):
+        if plane is None:
             continue
-        x1, mu1, p2 = ref.xyb[c], ref.mu[c], x2[c]
+        want_ssim, want_ring, want_blur = _NEEDED[scale][c]
+        x1, mu1, p2 = plane.xyb, plane.mu, x2[c]
         mu2 = _blur(p2)
         if want_ssim:
-            s22 = _blur(p2 * p2) - mu2 * mu2
-            s12 = _blur(x1 * p2) - mu1 * mu2
+            assert plane.var is not None
+            # Summed in the judge's order, so identical pictures give exactly 100.
+            s22 = _blur(p2 * p2)
+            s22 -= mu2 * mu2
+            s22 += plane.var
+            s22 += _C2  # the denominator: s11 + s22 + C2
+            num_s = _blur(x1 * p2)
+            num_s -= mu1 * mu2
+            num_s *= 2.0
+            num_s += _C2
             diff = mu1 - mu2
-            num_m = 1.0 - diff * diff
-            num_s = 2.0 * s12 + _C2
-            denom_s = ref.var[c] + s22 + _C2
-            d = 1.0 - num_m * num_s / denom_s
-            norms[c][0:2] = _norms(np.maximum(d, 0.0))
+            diff *= diff
+            np.subtract(1.0, diff, out=diff)  # num_m
+            diff *= num_s
+            diff /= s22
+            np.subtract(1.0, diff, out=diff)
+            np.maximum(diff, 0.0, out=diff)
+            norms[c][0:2] = _norms(diff)
         if want_ring or want_blur:
-            ratio = (1.0 + np.abs(p2 - mu2)) / (1.0 + np.abs(x1 - mu1)) - 1.0
+            assert plane.edge is not None
+            ratio = p2 - mu2
+            np.abs(ratio, out=ratio)
+            ratio += 1.0
+            ratio /= plane.edge
+            ratio -= 1.0
             if want_ring:
                 norms[c][2:4] = _norms(np.maximum(ratio, 0.0))
             if want_blur:
-                norms[c][4:6] = _norms(np.maximum(-ratio, 0.0))
+                np.negative(ratio, out=ratio)
+                np.maximum(ratio, 0.0, out=ratio)
+                norms[c][4:6] = _norms(ratio)
     return norms
 
 

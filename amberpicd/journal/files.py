@@ -20,14 +20,18 @@ from amberpicd.errors import JournalError
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal.store import Store, _db, _path
 
+#: The originals "policy" of a done job whose original stayed because an output was skipped.
+KEPT = "kept"
+
 
 def _still_there(decisions: tuple[str, ...]) -> str:
     """SQL for "a decision that holds for a file still at its path": any of ``decisions``
     (jobs.DECISIONS: states after which a file is not taken again unless retried), except a
     done job whose original was moved, trashed or deleted. That left nothing at its path:
-    a file found there later is a new drop, not that one."""
+    a file found there later is a new drop, not that one. A done job that kept its
+    original (``keep``, or ``kept``: an output skipped) left it there: it holds."""
     states = ", ".join(f"'{s}'" for s in decisions)
-    return f"state IN ({states}) AND NOT (state = 'done' AND originals != 'keep')"
+    return f"state IN ({states}) AND NOT (state = 'done' AND originals NOT IN ('keep', '{KEPT}'))"
 
 
 class Decided(tuple):
@@ -80,8 +84,8 @@ class FileQueries(Store):
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
-                " mtime_ns, dev, ino, ctime_ns, originals, created, started)"
-                " VALUES (?,?,?,'',?,'running',?,?,?,?,?,?,?,?)",
+                " mtime_ns, dev, ino, ctime_ns, originals, created, started, owner)"
+                " VALUES (?,?,?,'',?,'running',?,?,?,?,?,?,?,?,?)",
                 (
                     _db(source),
                     _db(inbox) if inbox else None,
@@ -91,6 +95,7 @@ class FileQueries(Store):
                     originals,
                     t,
                     t,
+                    self.owner_id,
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -224,11 +229,13 @@ class FileQueries(Store):
         self, content_hash: str, fingerprint: str, source: Path
     ) -> tuple[int, Path] | None:
         """(id, source) of a done job that made outputs of this content under these rules
-        from another path (``duplicates: skip``), or None."""
+        from another path (``duplicates: skip``), or None. A job that skipped an output
+        (``kept``) made not all of them: a copy of its content is processed, never handled
+        as if its outputs existed."""
         rows = self._read(
             "SELECT id, source FROM jobs WHERE content_hash = ? AND fingerprint = ?"
             " AND state = 'done' AND duplicate_of IS NULL AND outputs != '[]' AND source != ?"
-            " ORDER BY id LIMIT 1",
+            f" AND originals != '{KEPT}' ORDER BY id LIMIT 1",
             (content_hash, fingerprint, _db(source)),
         )
         return (rows[0][0], _path(rows[0][1])) if rows else None

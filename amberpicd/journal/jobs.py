@@ -12,13 +12,13 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amberpicd.errors import JournalError
 from amberpicd.fs.identity import FileIdentity
-from amberpicd.journal.files import FileQueries
+from amberpicd.journal.files import KEPT, FileQueries
 from amberpicd.journal.store import _db, _path
 
 # States that decide whether a key is due again. An undone file (or one being undone: its
@@ -61,6 +61,9 @@ class Job:
     undo: dict | None = None
     # The sha256 of each output's bytes as written, in the order of outputs ("" not known).
     output_hashes: tuple[str, ...] = ()
+    # Per output, what its encoder chose ({"format", "quality", "score", "note"}; {} when
+    # not recorded): kept in the outputs' JSON entries, ``{"path": ..., "score": ...}``.
+    chosen: tuple[dict, ...] = ()
 
     @property
     def identity(self) -> FileIdentity:
@@ -84,10 +87,12 @@ def _job(row: tuple) -> Job:
     id_, source, inbox, content_hash, fingerprint, state, rules, outputs, *rest = row
     *rest, original, undo = rest
     inbox = _path(inbox) if inbox is not None else None
-    # An entry is {"path", "sha256"}, or a bare path in journals written before undo.
+    # An entry is {"path", "sha256"} and what the encoder chose ("format", "quality",
+    # "score", "note"), or a bare path in journals written before undo.
     entries = [e if isinstance(e, dict) else {"path": e} for e in json.loads(outputs)]
     paths = tuple(Path(e["path"]) for e in entries)
     hashes = tuple(e.get("sha256") or "" for e in entries)
+    chosen = tuple({k: v for k, v in e.items() if k not in ("path", "sha256")} for e in entries)
     return Job(
         id_,
         _path(source),
@@ -101,6 +106,7 @@ def _job(row: tuple) -> Job:
         original=json.loads(original) if original else None,
         undo=json.loads(undo) if undo else None,
         output_hashes=hashes,
+        chosen=chosen,
     )
 
 
@@ -132,8 +138,8 @@ class Journal(FileQueries):
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
-                " mtime_ns, created, started, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (*row, *rest),
+                " mtime_ns, created, started, finished, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*row, *rest, self.owner_id),
             )
             return int(cur.lastrowid or 0)
 
@@ -207,9 +213,13 @@ class Journal(FileQueries):
                 (_db(path), job_id),
             )
 
-    def published(self, job_id: int, outputs: Sequence[Path]) -> None:
-        """staged → published, with the final paths actually written (skipped ones left out)."""
+    def published(
+        self, job_id: int, outputs: Sequence[Path], chosen: Sequence[Mapping] = ()
+    ) -> None:
+        """staged → published, with the final paths actually written (skipped ones left out)
+        and, per path, what its encoder chose (``chosen``, e.g. quality and score)."""
         paths = [os.fspath(p) for p in outputs]  # JSON text: escapes undecodable bytes
+        extra = list(chosen) + [{}] * (len(paths) - len(chosen))
         with self._write() as conn:
             # Each output's hash is its staged row's: the row whose name was noted last.
             rows = conn.execute(
@@ -217,7 +227,10 @@ class Journal(FileQueries):
                 (job_id,),
             ).fetchall()
             hashes = {os.fsdecode(p or f): h for p, f, h in rows if h}
-            entries = [{"path": p, "sha256": hashes.get(p, "")} for p in paths]
+            entries = [
+                {"path": p, "sha256": hashes.get(p, ""), **c}
+                for p, c in zip(paths, extra, strict=False)
+            ]
             self._move(conn, job_id, ("staged",), "published", outputs=json.dumps(entries))
             # Forget intended names not used (skipped, renamed on conflict): someone else's file.
             conn.execute(
@@ -230,12 +243,24 @@ class Journal(FileQueries):
                 [(_db(p), job_id) for p in paths],
             )
 
-    def finish(self, job_id: int, original: dict | None = None) -> None:
+    def unstage(self, job_id: int) -> None:
+        """staged → running: a job whose temps are gone runs again (crash recovery); the
+        names it noted stay known as its outputs until published() settles them."""
+        with self._write() as conn:
+            self._move(conn, job_id, ("staged",), "running")
+            conn.execute("DELETE FROM staged WHERE job_id = ?", (job_id,))
+
+    def finish(self, job_id: int, original: dict | None = None, *, kept: bool = False) -> None:
         """published → done: the original was handled too; ``original`` says where it went
-        (``engine.originals.Fate``), what undo needs to put it back."""
+        (``engine.originals.Fate``), what undo needs to put it back. ``kept``: it stayed
+        where it was because an output was skipped (on_conflict: skip): the policy the job
+        applied is then ``kept`` (files.KEPT), so the file is decided where it lies, and
+        its content is no ``duplicates: skip`` target (not all of its outputs exist)."""
         cols: dict[str, object] = {"finished": self._clock()}
         if original is not None:
             cols["original"] = json.dumps(original)
+        if kept:
+            cols["originals"] = KEPT
         with self._write() as conn:
             self._move(conn, job_id, ("published",), "done", **cols)
 
@@ -245,7 +270,12 @@ class Journal(FileQueries):
         """done (or original_failed) → undoing: the undo's intent, recorded before any step."""
         with self._write() as conn:
             self._move(
-                conn, job_id, ("done", "original_failed"), "undoing", undo=json.dumps(record)
+                conn,
+                job_id,
+                ("done", "original_failed"),
+                "undoing",
+                undo=json.dumps(record),
+                owner=self.owner_id,  # the undoer's now: recovery leaves a live undo alone
             )
 
     def end_undo(self, job_id: int, record: dict) -> None:
@@ -259,9 +289,10 @@ class Journal(FileQueries):
             self._move(conn, job_id, ("undoing",), "done", undo=json.dumps(record))
 
     def undoing(self) -> list[Job]:
-        """Undos an interruption left unfinished, oldest first."""
-        rows = self._read(f"SELECT {_COLS} FROM jobs WHERE state = 'undoing' ORDER BY id")
-        return [_job(r) for r in rows]
+        """Undos an interruption left in state undoing whose owner is gone (an ``amberpicd
+        undo`` still running is left to it), oldest first, taken over like ``orphaned``."""
+        rows = self._read(f"SELECT {_COLS}, owner FROM jobs WHERE state = 'undoing' ORDER BY id")
+        return self._take_gone(rows)
 
     def latest_of(self, path: Path) -> Job | None:
         """The newest job that processed ``path`` (as its source) or wrote it (an output),
@@ -383,6 +414,27 @@ class Journal(FileQueries):
         rows = self._read(f"SELECT {_COLS} FROM jobs WHERE {_IN_UNFINISHED} ORDER BY id")
         return [_job(r) for r in rows]
 
+    def orphaned(self) -> list[Job]:
+        """The unfinished jobs whose owner is gone (journal.owners: a crashed daemon or
+        ``process`` run), oldest first, taken over: stamped as this writer's. Jobs of a
+        live owner (``process`` running beside the daemon) are left to it."""
+        rows = self._read(f"SELECT {_COLS}, owner FROM jobs WHERE {_IN_UNFINISHED} ORDER BY id")
+        return self._take_gone(rows)
+
+    def _take_gone(self, rows: list[tuple]) -> list[Job]:
+        """The jobs of ``rows`` (with the owner as the last column) whose owner is gone,
+        stamped as this writer's; dead owners' files are removed."""
+        owner = self.owner
+        jobs = [_job(r[:-1]) for r in rows if owner is None or owner.gone(r[-1])]
+        if jobs and owner is not None and owner.id is not None:
+            with self._write() as conn:
+                conn.executemany(
+                    "UPDATE jobs SET owner = ? WHERE id = ?", [(owner.id, j.id) for j in jobs]
+                )
+        if owner is not None:
+            owner.reap()
+        return jobs
+
     def recent(self, limit: int = 20, *, failed_only: bool = False) -> list[Job]:
         """The newest jobs first."""
         where = "WHERE state IN ('failed', 'original_failed')" if failed_only else ""
@@ -421,6 +473,17 @@ class Journal(FileQueries):
             (_db(path),),
         )
         return {_path(r[0]) for r in rows}
+
+    def published_by(self, path: Path, source: Path) -> bool:
+        """Whether a job of ``source`` published ``path`` (recorded as published: a name
+        only noted before a link proves nothing)."""
+        rows = self._read(
+            "SELECT 1 FROM output_paths AS o JOIN jobs AS j ON j.id = o.job_id"
+            " WHERE o.path = ? AND j.source = ?"
+            " AND j.state IN ('published', 'done', 'original_failed') LIMIT 1",
+            (_db(path), _db(source)),
+        )
+        return bool(rows)
 
     def is_output(self, path: Path) -> bool:
         """Whether path is an output (or temp) we wrote or are writing: never ingest it."""

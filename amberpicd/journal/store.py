@@ -7,7 +7,7 @@ never creates, migrates or repairs it; ``repair=False`` (``amberpicd process``) 
 reports a corrupt file instead of moving it aside. A writer remembers which file it opened
 (device and inode) and refuses to write once the path names another file or none (the
 journal was deleted or replaced under it); ``reopen()`` then starts on whatever the path
-holds now.
+holds now. A writer also holds its owner lock (``owners.OwnerLock``) while open.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from amberpicd.errors import JournalError, JournalGone, JournalLocked, error_text
+from amberpicd.journal.owners import OwnerLock
 
 # _MIGRATIONS[i] brings user_version i to i + 1; append new tuples, never edit old ones.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -72,6 +73,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN original TEXT",
         "ALTER TABLE jobs ADD COLUMN undo TEXT",
         "ALTER TABLE staged ADD COLUMN sha256 TEXT",
+    ),
+    (
+        # Which process began the job (journal.owners): recovery takes only jobs whose
+        # owner is gone, never an ``amberpicd process`` run's jobs in flight beside it.
+        "ALTER TABLE jobs ADD COLUMN owner TEXT",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -128,6 +134,7 @@ class Store:
         self._lock = threading.RLock()
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         self.writes = 0  # transactions committed through this object
+        self.owner: OwnerLock | None = None  # a writer's claim on the jobs it begins
         if read_only:
             self._conn = self._open_read_only()
             return
@@ -150,6 +157,12 @@ class Store:
                 raise JournalError(
                     f"{self.path.name}: still corrupt after moving it aside"
                 ) from exc
+        self.owner = OwnerLock(self.path)
+
+    @property
+    def owner_id(self) -> str | None:
+        """What this writer stamps on the jobs it begins (journal.owners)."""
+        return self.owner.id if self.owner is not None else None
 
     def _open_read_only(self) -> sqlite3.Connection:
         if not self.path.is_file():
@@ -271,6 +284,8 @@ class Store:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self.owner is not None:
+                self.owner.release()
 
     def __enter__(self: _S) -> _S:
         return self

@@ -10,6 +10,7 @@ source JPEG or PNG losslessly.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import ByteSize, Field, field_validator, model_validator
@@ -34,6 +35,7 @@ ALPHA_FORMATS = frozenset({"png", "webp", "avif", "tiff", "gif"})
 DEFAULT_TARGET = 80.0
 AUTO_FORMATS: tuple[Candidate, ...] = ("avif", "webp", "jpeg", "png")
 _ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+_ENCODER_PACKAGES = {"mozjpeg": "pyvips", "jpegli": "pyjpegli"}  # imaging.jpeg runs them
 
 
 def _lower_alias(value: object) -> object:
@@ -70,6 +72,8 @@ class Encode(Step):
     max_bytes: ByteSize | None = Field(default=None, gt=0)
     min_saving: float | None = Field(default=None, ge=0, lt=1)  # fraction of the source
     background: str = "white"  # what transparent pixels become in formats without alpha
+    # JPEG's encoder (imaging.jpeg, which also says what auto runs and why).
+    encoder: Literal["auto", "libjpeg", "mozjpeg", "jpegli"] = "auto"
 
     @field_validator("format", mode="before")
     @classmethod
@@ -115,6 +119,13 @@ class Encode(Step):
             raise ValueError("formats is for format: auto")
         if self.target is not None and not self.auto_quality:
             raise ValueError("target is for quality: auto or format: auto")
+        if self.encoder != "auto" and "jpeg" not in self.candidates:
+            raise ValueError(f"encoder is for jpeg (encoder: {self.encoder})")
+        package = _ENCODER_PACKAGES.get(self.encoder)
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ValueError(
+                f"encoder: {self.encoder} needs the {package} package (pip install {package})"
+            )
         return self
 
     @property

@@ -107,18 +107,21 @@ def present(staged: StagedOutput, path: Path) -> bool:
 
 
 def discard(staged: StagedOutput) -> None:
-    """Remove the temp file, if it is still where it was staged."""
+    """Remove the temp file, if it is still where it was staged (fsynced, so a power cut
+    brings no temp back)."""
     try:
         with staged.folder() as folder:
-            folder.unlink(staged.temp.name, missing_ok=True)
+            if folder.lstat(staged.temp.name) is not None:
+                folder.unlink(staged.temp.name, missing_ok=True)
+                folder.fsync()
     except (FileNotFoundError, NotADirectoryError, SymlinkRefused):
         pass  # the folder is gone or was swapped: nothing of ours is reachable there
 
 
 def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = None) -> Path | None:
     """Give the staged file its final name; returns the name used, or None when
-    ``skip`` found the name taken (the temp is then left for the caller to discard once
-    it has recorded that). Safe to call again after a crash mid-publish.
+    ``skip`` found the name taken. The temp is left for the caller to discard once it has
+    recorded the outcome. Safe to call again after a crash mid-publish.
     ``before_link`` hears each name just before it is tried (the journal notes it, so
     recovery knows where an output went)."""
     temp, final = staged.temp, staged.final
@@ -130,18 +133,29 @@ def publish(staged: StagedOutput, before_link: Callable[[Path], None] | None = N
             if before_link is not None:
                 before_link(final)
             if st is not None:
-                folder.replace(temp.name, folder, final.name)  # a link there is replaced
+                _overwrite(folder, temp.name, final.name)
                 folder.fsync()
             return final
         name = place(folder, temp.name, folder, final, staged.on_conflict, before_link)
-        if name is None:
-            # Skipped: the temp stays until the caller has recorded the outcome (then
-            # discards it). Gone now, a crash before that record would leave recovery
-            # only the name noted before the link, which holds another file.
-            return None
-        folder.unlink(temp.name, missing_ok=True)
-        folder.fsync()
-        return final.with_name(name)
+        if name is not None:
+            folder.fsync()
+        # Published or skipped, the temp stays (a second link to the output) until the
+        # caller has recorded the outcome, then discards it: a temp gone from a job the
+        # journal still calls staged then never means "published under the name noted
+        # before the link" (that name may hold another file), so recovery trusts no such
+        # name. Where hard links do not work (FAT) the temp was renamed into place and is
+        # gone: recovery then runs the job again, which finds its outputs by their bytes.
+        return None if name is None else final.with_name(name)
+
+
+def _overwrite(folder: DirHandle, temp: str, final: str) -> None:
+    """Replace ``final`` with the temp's file, keeping the temp (see publish): link it to a
+    second temp name and rename that over ``final`` (a link there is replaced itself)."""
+    aux = f"{temp.removesuffix(TEMP_SUFFIX)}.link{TEMP_SUFFIX}"
+    folder.unlink(aux, missing_ok=True)  # left by an interrupted run
+    folder.link_noreplace(temp, folder, aux)  # FAT: the temp itself is renamed
+    folder.replace(aux, folder, final)
+    folder.unlink(aux, missing_ok=True)  # final was this file already: rename did nothing
 
 
 def place(

@@ -22,6 +22,13 @@ _in_worker = False  # set in worker processes only
 _retiring = False  # this worker exits after the current job
 
 
+def engine_setup() -> None:
+    """The initializer of amberpicd's engine workers: Pillow's limits and allowed formats."""
+    from amberpicd.imaging.decode import configure_pillow
+
+    configure_pillow()
+
+
 def worker_main(
     conn: Any, lifeline: Any, memory_limit: int | None, initializer: Callable[[], None] | None
 ) -> None:

@@ -1,6 +1,6 @@
 """The tray icon: pystray draws what ``tray.menu`` describes and runs its actions.
 
-Two homes, one class: in the daemon (``Desktop`` runs ``TrayApp(InProcess(daemon.handle))``
+Two homes, one class: in the daemon (``DesktopSession`` runs ``TrayApp(InProcess(handle))``
 on a thread of its own) or as ``amberpicd tray`` (``TrayApp(OverSocket(path))`` on the main
 thread). A poll thread (pystray's setup thread) asks for the status every ``POLL`` seconds,
 or at once after a click, and redraws only what changed; clicks only queue their actions for
@@ -55,7 +55,7 @@ class Source(Protocol):
 
 
 class InProcess:
-    """The daemon's own tray: commands go straight to ``Daemon.handle``."""
+    """The daemon's own tray: commands go straight to the daemon's handler."""
 
     def __init__(self, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.handle = handle

@@ -1,10 +1,14 @@
 """The daemon's desktop side: its tray icon (when there is a display) and notifications.
 
-``Daemon`` owns one ``Desktop``: ``start()`` once the inboxes are watched, ``report()`` for
-each finished file, ``stop()`` on the way out. The tray runs on a thread of its own (the
-toolkit's loop; GTK is happy off the main thread as long as it stays on one), so the main
-thread keeps the signals and the systemd watchdog. pystray and Pillow are imported on that
-thread only, and only when a tray will really be shown.
+The daemon makes one ``DesktopSession`` from a narrow interface: ``handle`` (the daemon's
+command handler, which the tray calls for status, pause, resume...), ``notify_mode`` and
+``tray_configured`` (read from the running config), and whether ``--no-tray`` was given.
+``start()`` once the inboxes are watched, ``report()`` for each finished file (subscribe it to
+the daemon's results), ``stop()`` on the way out. Nothing here knows the daemon's classes.
+
+The tray runs on a thread of its own (the toolkit's loop; GTK is happy off the main thread as
+long as it stays on one), so the main thread keeps the signals and the systemd watchdog.
+pystray and Pillow are imported on that thread only, and only when a tray will really be shown.
 """
 
 from __future__ import annotations
@@ -12,17 +16,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from amberpicd.desktop.notify import Notifier
 
-if TYPE_CHECKING:
-    from amberpicd.daemon.service import Daemon
-    from amberpicd.engine.commit import Report
-
 log = logging.getLogger("amberpicd")
 STOP_TIMEOUT = 3.0  # seconds the tray may take to go when the daemon stops
+
+Handle = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Finished(Protocol):
+    """What a notification reads of a finished file's report."""
+
+    status: str
+    error: str | None
 
 
 def why_no_tray(env: Mapping[str, str], *, flag: bool, configured: bool) -> str | None:
@@ -36,29 +45,36 @@ def why_no_tray(env: Mapping[str, str], *, flag: bool, configured: bool) -> str 
     return None
 
 
-class Desktop:
-    def __init__(self, daemon: Daemon, *, tray: bool = True, env: Mapping[str, str] = os.environ):
-        self.daemon = daemon
+class DesktopSession:
+    def __init__(
+        self,
+        handle: Handle,
+        *,
+        notify_mode: Callable[[], str],
+        tray_configured: Callable[[], bool],
+        tray: bool = True,
+        env: Mapping[str, str] = os.environ,
+    ):
+        self.handle = handle
         self.env = env
         self.want_tray = tray
-        self.notifier = Notifier(lambda: daemon.config.daemon.notify, env=env)
+        self.tray_configured = tray_configured
+        self.notifier = Notifier(notify_mode, env=env)
         self.tray = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        reason = why_no_tray(
-            self.env, flag=self.want_tray, configured=self.daemon.config.daemon.tray
-        )
+        reason = why_no_tray(self.env, flag=self.want_tray, configured=self.tray_configured())
         if reason:
             log.info("no tray icon: %s", reason)
             return
         from amberpicd.desktop.tray.app import InProcess, TrayApp
 
-        self.tray = TrayApp(InProcess(self.daemon.handle), standalone=False, env=self.env)
+        self.tray = TrayApp(InProcess(self.handle), standalone=False, env=self.env)
         self._thread = threading.Thread(target=self.tray.run, name="amberpicd-tray", daemon=True)
         self._thread.start()
 
-    def report(self, report: Report) -> None:
+    def report(self, report: Finished) -> None:
         self.notifier.report(report)
 
     def stop(self) -> None:
