@@ -14,7 +14,7 @@ from amberpicd.config.schema import Limits, Rule
 from amberpicd.engine import plan
 from amberpicd.engine.job import FileJob
 from amberpicd.engine.pipeline import run
-from amberpicd.ops import resize as resize_module
+from amberpicd.imaging import resample as resample_module
 
 
 def rule(name: str, out: Path, *ops, fmt: str = "png") -> Rule:
@@ -32,13 +32,13 @@ def fit(box: int, **kw) -> dict:
 def resampled(monkeypatch) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """(input size, output size) of every resample the pipeline does."""
     calls = []
-    real = resize_module.resample
+    real = resample_module.resample  # resize imports it when it runs (no Pillow at import)
 
     def spy(im, size, method, box=None):
         calls.append((im.size, size))
         return real(im, size, method, box)
 
-    monkeypatch.setattr(resize_module, "resample", spy)
+    monkeypatch.setattr(resample_module, "resample", spy)
     return calls
 
 

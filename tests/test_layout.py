@@ -5,10 +5,6 @@ the package's top, and config/rules/journal/daemon importable without Pillow.
 The import graph is read with ``ast``, so it sees every import: at module level, inside
 functions and under ``if TYPE_CHECKING:``. Each checker gets a control run on a small
 synthetic input where the bad case is present, so none of them can pass vacuously.
-
-Parts that fail today because another branch is restructuring them are separate
-parametrised cases marked ``xfail(strict=True)``: fixed there, they turn into failures here,
-and the mark goes at merge.
 """
 
 from __future__ import annotations
@@ -180,29 +176,10 @@ def line_count(path: Path) -> int:
 
 MODULES = module_files()
 GRAPH = import_graph(MODULES)
-# Cycles another branch is taking apart: a cycle lying wholly within one of these module sets
-# belongs to that case; every other cycle fails the first case.
-KNOWN_CYCLES = {
-    "daemon-desktop": {"amberpicd.daemon.service", "amberpicd.daemon.desktop"},
-}
 
 
-def _cycles_of(case: str) -> list[list[str]]:
+def test_no_import_cycle() -> None:
     found = cycles(GRAPH)
-    if case == "elsewhere":
-        return [c for c in found if not any(set(c) <= known for known in KNOWN_CYCLES.values())]
-    return [c for c in found if set(c) <= KNOWN_CYCLES[case]]
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "elsewhere",
-        "daemon-desktop",  # gone: desktop/session.py takes a handle and a few settings
-    ],
-)
-def test_no_import_cycle(case: str) -> None:
-    found = _cycles_of(case)
     assert not found, "import cycles:\n" + "\n".join(" → ".join(c) for c in found)
 
 
@@ -235,13 +212,6 @@ def test_cycle_finder_on_synthetic_graphs() -> None:
     assert sorted(cycles(graph)) == [["a", "b", "c", "a"], ["e", "f", "e"]]
     assert cycles({"a": {"a"}}) == [["a", "a"]]
     assert cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
-
-
-def test_known_cycle_cases_cover_only_their_modules() -> None:
-    """Control for the split into cases: a cycle leaving a known set counts as elsewhere."""
-    known = KNOWN_CYCLES["daemon-desktop"]
-    assert {"amberpicd.daemon.service", "amberpicd.daemon.desktop"} <= known
-    assert not {"amberpicd.daemon.service", "amberpicd.engine.batch"} <= known
 
 
 # Nothing downstream imports upstream: a module matching the first prefix must not reach,
@@ -298,37 +268,14 @@ def test_reaches_control() -> None:
 
 # --- sizes --------------------------------------------------------------------------------
 
-# Modules over the limit today that another branch is splitting.
-OVERSIZE = {
-    # 403 lines since give_back()/name_choices() landed on main; no branch owns fs/ today.
-    "fs/confined.py": "fs/confined.py grew past the limit on main; unassigned (the lead's call)",
-}
-
 
 def _rel(path: Path) -> str:
     return path.relative_to(PACKAGE).as_posix()
 
 
 def test_no_module_over_the_limit() -> None:
-    over = {
-        _rel(p): line_count(p)
-        for p in MODULES.values()
-        if _rel(p) not in OVERSIZE and line_count(p) > MAX_LINES
-    }
+    over = {_rel(p): line_count(p) for p in MODULES.values() if line_count(p) > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"
-
-
-@pytest.mark.parametrize(
-    "rel",
-    [
-        pytest.param(rel, marks=pytest.mark.xfail(strict=True, reason=why))
-        for rel, why in OVERSIZE.items()
-    ],
-)
-def test_module_being_split_fits(rel: str) -> None:
-    path = PACKAGE / rel
-    assert path.exists(), f"{rel} is gone: drop its case"
-    assert line_count(path) <= MAX_LINES, f"{rel}: {line_count(path)} lines"
 
 
 def test_line_count_control(tmp_path: Path) -> None:
@@ -413,28 +360,6 @@ def probe_imports(modules: list[str]) -> dict[str, dict[str, list[str] | str]]:
 NO_PILLOW_MODULES = sorted(
     m for m in MODULES if m.split(".")[1:2] and m.split(".")[1] in NO_PILLOW_PACKAGES
 )
-_ENGINE_AT_IMPORT = (
-    "imports engine.pipeline (and so imaging) at import time; house-daemon restructures the "
-    "daemon stages"
-)
-_OPS_IN_SCHEMA = "config.schema imports the ops models, whose modules import Pillow at the top"
-# Modules that pull in Pillow today, and why.
-PILLOW_AT_IMPORT = {
-    "amberpicd.config.loader": _OPS_IN_SCHEMA,
-    "amberpicd.config.messages": _OPS_IN_SCHEMA,
-    "amberpicd.config.schema": _OPS_IN_SCHEMA,
-    "amberpicd.rules.conditions": _OPS_IN_SCHEMA,
-    "amberpicd.rules.fingerprint": _OPS_IN_SCHEMA,
-    "amberpicd.rules.match": _OPS_IN_SCHEMA,
-    "amberpicd.daemon.committer": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.dispatcher": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.flow": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.identify": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.inflight": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.recovery": _OPS_IN_SCHEMA,
-    "amberpicd.daemon.service": _ENGINE_AT_IMPORT,
-    "amberpicd.daemon.undo_command": _OPS_IN_SCHEMA,
-}
 
 
 @pytest.fixture(scope="module")
@@ -442,15 +367,7 @@ def loaded() -> dict[str, dict[str, list[str] | str]]:
     return probe_imports([*NO_PILLOW_MODULES, "amberpicd.imaging.picture"])
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=PILLOW_AT_IMPORT[m]))
-        if m in PILLOW_AT_IMPORT
-        else m
-        for m in NO_PILLOW_MODULES
-    ],
-)
+@pytest.mark.parametrize("module", NO_PILLOW_MODULES)
 def test_imports_without_pillow(module: str, loaded) -> None:
     report = loaded[module]
     assert "error" not in report, f"{module} failed to import: {report.get('error')}"

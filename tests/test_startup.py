@@ -1,6 +1,7 @@
 """Start-up: what each process loads, and when (fresh interpreters, since the fork server
 and Pillow's plugin registry are per process)."""
 
+import ast
 import importlib.util
 import os
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+import amberpicd.ops
 from amberpicd.imaging import decode
 
 TESTS = Path(__file__).resolve().parent
@@ -59,6 +61,32 @@ def test_the_worker_preload_loads_what_a_first_job_needs_and_starts_no_thread():
         expected.add("pyvips")
     assert expected <= loaded
     assert "PIL.PsdImagePlugin" not in loaded  # only the allowed formats' plugins
+
+
+def _imported_by_the_operations() -> set[str]:
+    """Every Pillow or imaging module an operation module imports, wherever the import
+    stands (the operations import them inside the functions that touch pixels)."""
+    found: set[str] = set()
+    for path in Path(amberpicd.ops.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                if node.module == "PIL":
+                    found |= {f"PIL.{alias.name}" for alias in node.names}
+                else:
+                    found.add(node.module)
+    return {m for m in found if m.startswith(("PIL.", "amberpicd.imaging"))}
+
+
+def test_the_worker_preload_loads_what_the_operations_import_when_they_run():
+    """The config loads the operation models without Pillow, so the operations import it
+    when they first touch pixels: the fork server must have all of that loaded already."""
+    needed = _imported_by_the_operations()
+    # Control: the scan sees the imports inside functions (sharpen's, to_srgb's, resize's).
+    assert {"PIL.ImageFilter", "PIL.ImageCms", "amberpicd.imaging.resample"} <= needed
+    loaded = set(python("import sys, amberpicd.workers.preload\nprint(*sys.modules)").split())
+    assert needed <= loaded, f"not preloaded: {sorted(needed - loaded)}"
 
 
 def test_workers_started_by_the_cli_come_with_the_engine_loaded():

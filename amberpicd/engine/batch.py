@@ -30,8 +30,8 @@ from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
 from amberpicd.engine.pipeline import run
 from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import JournalError, printable
-from amberpicd.fs.confined import name_choices
 from amberpicd.fs.identity import FileIdentity
+from amberpicd.fs.names import name_choices
 from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
 from amberpicd.paths import state_dir

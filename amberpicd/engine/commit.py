@@ -20,14 +20,18 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from amberpicd.engine.job import FileResult
 from amberpicd.engine.originals import place_original
 from amberpicd.errors import FileError, OutputError, error_text, printable
-from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, name_choices
+from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused
 from amberpicd.fs.identity import FileIdentity
+from amberpicd.fs.names import name_choices
 from amberpicd.output.writer import StagedOutput, discard, publish
+
+if TYPE_CHECKING:  # a type only: committing needs no pixels, so no Pillow (the pipeline's)
+    from amberpicd.engine.pipeline import FileResult
 
 # Test-only fault injection (tests/test_exactly_once.py, tests/test_commitflow.py): the daemon
 # SIGKILLs itself at the named step of a job's life, e.g. AMBERPIC_TEST_CRASH_AT=published:1,

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from amberpicd.errors import OriginalError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir, within
 from amberpicd.fs.identity import FileIdentity, change_time_kept
+from amberpicd.fs.names import give_back
 from amberpicd.fs.trash import trash
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, place
 
@@ -193,7 +194,7 @@ def _unlink_if_same(folder: DirHandle, name: str, st: os.stat_result) -> bool:
         folder.unlink(aside, missing_ok=True)
         folder.fsync()
         return True
-    folder.give_back(aside, folder, name)  # it stays in the inbox, visible, and is processed
+    give_back(folder, aside, folder, name)  # it stays in the inbox, visible, and is processed
     return False
 
 
@@ -208,7 +209,7 @@ def _put_back_aside(folder: DirHandle, name: str, identity: FileIdentity | None)
         folder.unlink(aside, missing_ok=True)
         folder.fsync()
         return
-    folder.give_back(aside, folder, name)  # it stays in the inbox, visible, and is processed
+    give_back(folder, aside, folder, name)  # it stays in the inbox, visible, and is processed
 
 
 def _copy_into(

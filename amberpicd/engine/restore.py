@@ -26,7 +26,8 @@ from amberpicd.config.schema import Config
 from amberpicd.engine.commit import crash_point
 from amberpicd.engine.originals import _copy_xattrs, _unlink_if_same
 from amberpicd.errors import printable
-from amberpicd.fs.confined import DirHandle, name_choices, open_dir, within
+from amberpicd.fs.confined import DirHandle, open_dir, within
+from amberpicd.fs.names import give_back, name_choices
 from amberpicd.fs.trash import HOME, trash_folders
 from amberpicd.journal import Job
 from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX
@@ -236,7 +237,7 @@ def _bring_back(
         return
     now = inbox.lstat(name)
     if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-        inbox.give_back(name, src, src_name)  # another file was renamed over it: not ours
+        give_back(inbox, name, src, src_name)  # another file was renamed over it: not ours
         raise Refused(f"{shown}: cannot undo: the original changed while being put back")
     inbox.fsync()
     src.fsync()

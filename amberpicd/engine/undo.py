@@ -38,6 +38,7 @@ from amberpicd.engine.commit import crash_point
 from amberpicd.engine.restore import Refused, digest, hidden, restore
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.confined import Escape, SymlinkRefused, open_dir, within
+from amberpicd.fs.names import give_back
 from amberpicd.journal import Job, Journal
 
 LOCK_NAME = "undo.lock"  # beside the journal; never deleted (see daemon/lock.py)
@@ -239,7 +240,7 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
                 if folder.lstat(name) is None:
                     return None
             elif not dry_run:
-                folder.give_back(aside, folder, name)
+                give_back(folder, aside, folder, name)
         if folder.lstat(name) is None:
             return "gone"
         if not want:
@@ -254,7 +255,7 @@ def _remove_output(path: Path, want: str, roots: set[Path], *, dry_run: bool) ->
             return "gone"
         crash_point("undo:aside")
         if digest(folder, aside) != want:  # rewritten between the check and the rename
-            folder.give_back(aside, folder, name)
+            give_back(folder, aside, folder, name)
             return "it changed since it was written"
         folder.unlink(aside)
         folder.fsync()

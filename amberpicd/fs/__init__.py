@@ -4,5 +4,7 @@ and telling a file from its replacement.
 ``confined`` opens folders below a configured root one component at a time, relative to
 directory file descriptors and never following a symbolic link, and does every side
 effect (create, write, link, rename, unlink, fsync) relative to those descriptors.
-``identity`` is what makes a file the same file: device, inode, size, mtime and ctime.
+``names`` gives the names a file takes when its own is taken (``stem-1.ext``...) and puts
+a file back without clobbering one. ``identity`` is what makes a file the same file:
+device, inode, size, mtime and ctime. ``trash`` is the freedesktop.org trash.
 """

@@ -8,6 +8,10 @@ resolves it when it is opened. Below it, each folder is opened with
 :class:`DirHandle`, so a folder renamed or swapped for a symlink after it was opened
 cannot redirect it: nothing below a root can lead outside it. A symlinked folder is an
 error that names it (:class:`SymlinkRefused`).
+
+Also where a path is walked from (``within``, ``inbox_of``: the outermost configured
+folder holding it) and the top of a folder's mount (``mount_root``, for the trash). The
+names a file takes when its own is taken, and putting a file back, are ``fs.names``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -141,21 +145,6 @@ class DirHandle:
                 raise
         self.rename_noreplace(src_name, dst, dst_name)
 
-    def give_back(self, name: str, dst: DirHandle, wanted: str) -> None:
-        """Move ``name`` to ``wanted`` in ``dst``, or to the first free ``stem-N.ext`` beside
-        it when a newer file took that name: a file put back never clobbers one. Nothing
-        happens when ``name`` is gone already (an earlier run put it back)."""
-        for choice in name_choices(wanted):
-            try:
-                self.rename_noreplace(name, dst, choice)
-            except FileExistsError:
-                continue
-            except FileNotFoundError:
-                return
-            dst.fsync()
-            return
-        raise FileExistsError(errno.EEXIST, "no free name to put the file back under", wanted)
-
     def rename_noreplace(self, name: str, dst: DirHandle, dst_name: str) -> None:
         """Move ``name`` to ``dst_name`` in ``dst``; FileExistsError if that exists."""
         src_name, dst_name = _one(name), _one(dst_name)
@@ -245,18 +234,6 @@ def _mount_id(fd: int) -> str | None:
     except OSError:
         pass
     return None
-
-
-NAME_TRIES = 10_000  # name, name-1 ... name-9999: then the folder is full for that name
-
-
-def name_choices(name: str) -> Iterator[str]:
-    """``name``, then ``stem-1.ext``, ``stem-2.ext``...: the names a file takes, in order,
-    when the one it wants is taken (publishing, a dry run's naming, putting a file back)."""
-    stem, ext = os.path.splitext(name)
-    yield name
-    for n in range(1, NAME_TRIES):
-        yield f"{stem}-{n}{ext}"
 
 
 def within(folder: Path, roots: Iterable[Path]) -> tuple[Path, PurePosixPath]:

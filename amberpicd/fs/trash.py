@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from amberpicd.fs.confined import DirHandle, mount_root, open_below, open_dir
+from amberpicd.fs.names import give_back
 from amberpicd.paths import trash_dir
 
 _INFO_SUFFIX = ".trashinfo"
@@ -143,7 +144,7 @@ def _move_in(
         if expect is not None and (
             now is None or (now.st_dev, now.st_ino) != (expect.st_dev, expect.st_ino)
         ):
-            files.give_back(dest, folder, name)
+            give_back(files, dest, folder, name)
             info.unlink(dest + _INFO_SUFFIX, missing_ok=True)
             return None
         info.fsync()

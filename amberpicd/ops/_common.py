@@ -1,6 +1,8 @@
 """Helpers shared by the operations: gravity, colours, alpha and mode handling, user paths.
 
-Nothing here is an operation: ``registry.ALL_STEPS`` lists those.
+Nothing here is an operation: ``registry.ALL_STEPS`` lists those. Importable without
+Pillow, as every operation module is (the config loads them): the two helpers that call
+Pillow import it when called.
 """
 
 from __future__ import annotations
@@ -8,10 +10,12 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from PIL import Image, ImageCms, ImageColor
 from pydantic import AfterValidator
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageCms
 
 Size = tuple[int, int]
 
@@ -57,6 +61,10 @@ def gravity_offset(outer: Size, inner: Size, gravity: str) -> tuple[int, int]:
 
 def rgba(color: str) -> tuple[int, int, int, int]:
     """A CSS colour name, ``#hex``, ``rgb()``/``hsl()`` or ``transparent`` as RGBA."""
+    # Pillow's own parser, so a colour the config accepts is one the pixels get; a colour
+    # written in the config loads Pillow when validated (a default one never does).
+    from PIL import ImageColor
+
     if color.strip().lower() == "transparent":
         return (0, 0, 0, 0)
     value = ImageColor.getrgb(color)
@@ -121,6 +129,8 @@ def open_profile(icc: bytes | None) -> ImageCms.ImageCmsProfile | None:
     """The ICC profile in ``icc``; None when there is none or it cannot be parsed."""
     if not icc:
         return None
+    from PIL import ImageCms
+
     try:
         return ImageCms.ImageCmsProfile(io.BytesIO(icc))
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from PIL import Image
+from typing import TYPE_CHECKING
 
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops.base import Operation, Size
 
-# The transpose a viewer applies for each EXIF orientation (as ImageOps.exif_transpose).
-TRANSPOSE: dict[int, Image.Transpose] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from amberpicd.imaging.picture import Picture
+
+
+def transpose_for(orientation: int) -> Image.Transpose | None:
+    """The transpose a viewer applies for an EXIF orientation (as ImageOps.exif_transpose);
+    None for 1 (upright) and for values outside 1-8."""
+    from PIL import Image
+
+    return {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation)
 
 
 class AutoOrient(Operation):
@@ -28,7 +37,7 @@ class AutoOrient(Operation):
     name = "auto_orient"
 
     def apply(self, picture: Picture) -> Picture:
-        op = TRANSPOSE.get(picture.orientation)
+        op = transpose_for(picture.orientation)
         if op is None:
             return picture.with_(orientation=1)
         return picture.map(lambda im: im.transpose(op)).with_(orientation=1)

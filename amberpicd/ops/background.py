@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from PIL import Image
+from typing import TYPE_CHECKING
 
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, has_alpha, rgba
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from amberpicd.imaging.picture import Picture
 
 
 def flatten(im: Image.Image, color: str) -> Image.Image:
@@ -17,6 +21,8 @@ def flatten(im: Image.Image, color: str) -> Image.Image:
     """
     if not has_alpha(im):
         return im
+    from PIL import Image
+
     r, g, b, _ = rgba(color)
     gray = im.mode in ("LA", "La", "L") and r == g == b
     over = im.convert("RGBA")

@@ -3,15 +3,21 @@
 In YAML an operation is written as its name alone (``- auto_orient``), as a one-key
 mapping (``- resize: {width: 2048}``) or, where the model names a ``shorthand`` field,
 with a scalar (``- rotate: 90``). Unknown names and keys are load-time errors.
+
+The config loads these models, and the config never loads Pillow: an operation module
+imports Pillow (and the imaging code that needs it) inside the functions that touch
+pixels, never at its top. The fork server loads that side before forking
+(``registry.load_pixel_side``), so no worker pays for it in its first job.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from amberpicd.imaging.picture import Picture
+if TYPE_CHECKING:
+    from amberpicd.imaging.picture import Picture
 
 Size = tuple[int, int]
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import field_validator, model_validator
 
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Gravity, gravity_offset
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from amberpicd.imaging.picture import Picture
 
 PixelBox = tuple[int, int, int, int]
 

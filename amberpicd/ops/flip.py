@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from PIL import Image
-
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from amberpicd.imaging.picture import Picture
 
 
 class Flip(Operation):
@@ -19,6 +19,8 @@ class Flip(Operation):
     direction: Literal["horizontal", "vertical"] = "horizontal"
 
     def apply(self, picture: Picture) -> Picture:
+        from PIL import Image
+
         op = (
             Image.Transpose.FLIP_LEFT_RIGHT
             if self.direction == "horizontal"

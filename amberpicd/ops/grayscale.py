@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from PIL import Image
+from typing import TYPE_CHECKING
 
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import has_alpha, open_profile
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from amberpicd.imaging.picture import Picture
 
 
 class Grayscale(Operation):

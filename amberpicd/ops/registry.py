@@ -1,9 +1,11 @@
 """The pipeline steps a config may name: one explicit list (``ALL_STEPS``), the way organize
 lists its ``ALL_ACTIONS``. A new operation is written in its own module and added here;
-nothing is discovered. Also builds the pydantic type of one pipeline item from the list."""
+nothing is discovered. Also builds the pydantic type of one pipeline item from the list,
+and names what the steps load when they first touch pixels (``load_pixel_side``)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
@@ -48,6 +50,25 @@ def _by_name(steps: tuple[type[Step], ...]) -> dict[str, type[Step]]:
 
 
 STEPS: dict[str, type[Step]] = _by_name(ALL_STEPS)  # YAML name → model
+
+# What the steps import inside the functions that touch pixels (never at their top: the
+# config imports this registry and must not load Pillow).
+PIXEL_MODULES = (
+    "PIL.Image",
+    "PIL.ImageCms",
+    "PIL.ImageColor",
+    "PIL.ImageDraw",
+    "PIL.ImageFilter",
+    "PIL.ImageFont",
+    "amberpicd.imaging.resample",
+)
+
+
+def load_pixel_side() -> None:
+    """Import ``PIXEL_MODULES``: the fork server calls this before it forks, so that no
+    worker imports them in the middle of its first job."""
+    for name in PIXEL_MODULES:
+        importlib.import_module(name)
 
 
 def load_all() -> dict[str, type[Step]]:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from PIL import Image
 from pydantic import Field, model_validator
 
-from amberpicd.imaging.picture import Picture
-from amberpicd.imaging.resample import resample
 from amberpicd.ops._common import (
     Gravity,
     Resample,
@@ -18,6 +15,11 @@ from amberpicd.ops._common import (
     workable,
 )
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from amberpicd.imaging.picture import Picture
 
 Box = tuple[float, float, float, float]
 
@@ -100,6 +102,7 @@ class Resize(Operation):
         size, box = self.plan(picture.size)
         if size == picture.size and box == (0, 0, *picture.size):
             return picture
+        from amberpicd.imaging.resample import resample
 
         def one(im: Image.Image) -> Image.Image:
             im = workable(im)  # palette/bilevel frames would resample nearest-neighbour only

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from PIL import Image
+from typing import TYPE_CHECKING
 
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, color_for, has_alpha, rgba, workable
 from amberpicd.ops.base import Operation, Size
 
-# Clockwise quarter turns as transposes (Pillow's ROTATE_n turns counter-clockwise).
-QUARTER_TURNS: dict[int, Image.Transpose] = {
-    90: Image.Transpose.ROTATE_270,
-    180: Image.Transpose.ROTATE_180,
-    270: Image.Transpose.ROTATE_90,
-}
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from amberpicd.imaging.picture import Picture
+
+QUARTER_TURNS = (90, 180, 270)  # lossless turns: transposes, no resampling
 
 
 class Rotate(Operation):
@@ -41,11 +40,20 @@ class Rotate(Operation):
         if turn == 0:
             return picture
         if turn in QUARTER_TURNS:
-            op = QUARTER_TURNS[int(turn)]
+            from PIL import Image
+
+            # Clockwise turns; Pillow's ROTATE_n turns counter-clockwise.
+            op = {
+                90: Image.Transpose.ROTATE_270,
+                180: Image.Transpose.ROTATE_180,
+                270: Image.Transpose.ROTATE_90,
+            }[int(turn)]
             return picture.map(lambda im: im.transpose(op))
         return picture.map(self._rotate_free)
 
     def _rotate_free(self, im: Image.Image) -> Image.Image:
+        from PIL import Image
+
         im = workable(im)
         if self.fill is not None:
             fill = rgba(self.fill)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from PIL import Image, ImageFilter
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import workable
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from amberpicd.imaging.picture import Picture
 
 
 class Sharpen(Operation):
@@ -21,6 +26,8 @@ class Sharpen(Operation):
     threshold: int = Field(default=2, ge=0, le=255)
 
     def apply(self, picture: Picture) -> Picture:
+        from PIL import ImageFilter
+
         mask = ImageFilter.UnsharpMask(self.radius, self.percent, self.threshold)
 
         def one(im: Image.Image) -> Image.Image:

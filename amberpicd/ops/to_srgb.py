@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from PIL import Image, ImageCms
-
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import open_profile, workable
 from amberpicd.ops.base import Operation, Size
 
+if TYPE_CHECKING:
+    from PIL import Image, ImageCms
+
+    from amberpicd.imaging.picture import Picture
+
 # Profile colour space → the pixel mode it describes (without alpha).
 SPACE_MODES = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L"}
-INTENTS = {
-    "perceptual": (ImageCms.Intent.PERCEPTUAL, ImageCms.Flags.NONE),
-    "relative": (ImageCms.Intent.RELATIVE_COLORIMETRIC, ImageCms.Flags.BLACKPOINTCOMPENSATION),
-}
+
+
+def _intent(name: str) -> tuple[ImageCms.Intent, ImageCms.Flags]:
+    from PIL import ImageCms
+
+    if name == "relative":
+        return ImageCms.Intent.RELATIVE_COLORIMETRIC, ImageCms.Flags.BLACKPOINTCOMPENSATION
+    return ImageCms.Intent.PERCEPTUAL, ImageCms.Flags.NONE
 
 
 @cache
 def srgb_profile() -> ImageCms.ImageCmsProfile:
+    from PIL import ImageCms
+
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -32,6 +40,8 @@ def srgb_icc() -> bytes:
 
 @cache
 def _probe() -> Image.Image:
+    from PIL import Image
+
     # A gray ramp, the primaries and secondaries, and some mixed colours.
     values = [0, 1, 16, 50, 100, 128, 160, 200, 240, 254, 255]
     colors = [(v, v, v) for v in values]
@@ -44,6 +54,8 @@ def is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
     """True when ``profile`` maps colours to sRGB unchanged (±1), whatever its name."""
     if profile.profile.xcolor_space.strip() != "RGB":
         return False
+    from PIL import ImageCms
+
     try:
         transform = ImageCms.buildTransform(
             profile, srgb_profile(), "RGB", "RGB", ImageCms.Intent.RELATIVE_COLORIMETRIC
@@ -69,6 +81,8 @@ class ToSrgb(Operation):
     intent: Literal["perceptual", "relative"] = "perceptual"
 
     def apply(self, picture: Picture) -> Picture:
+        from PIL import ImageCms
+
         profile = open_profile(picture.icc)
         space = profile.profile.xcolor_space.strip() if profile is not None else ""
         frames = [workable(f) for f in picture.frames]
@@ -80,7 +94,7 @@ class ToSrgb(Operation):
             return untagged
         if space == "RGB" and is_srgb(profile):
             return picture
-        intent, flags = INTENTS[self.intent]
+        intent, flags = _intent(self.intent)
         try:
             transform = ImageCms.buildTransform(
                 profile, srgb_profile(), SPACE_MODES[space], "RGB", intent, flags

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from PIL import Image, ImageDraw, ImageFont
 from pydantic import Field, model_validator
 
 from amberpicd.errors import error_text
-from amberpicd.imaging.picture import Picture
 from amberpicd.ops._common import Color, UserPath, rgba, workable
 from amberpicd.ops.base import Operation, Size
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
+
+    from amberpicd.imaging.picture import Picture
 
 Position = Literal[
     "bottom-right",
@@ -114,6 +117,8 @@ class Watermark(Operation):
         return mark
 
     def _font(self, px: int) -> ImageFont.FreeTypeFont:
+        from PIL import ImageFont
+
         if self.font is None:
             font = ImageFont.load_default(size=px)
             if not isinstance(font, ImageFont.FreeTypeFont):
@@ -125,6 +130,8 @@ class Watermark(Operation):
             raise ValueError(f"cannot load font {self.font}: {error_text(exc)}") from None
 
     def _text_mark(self, size: Size) -> Image.Image:
+        from PIL import Image, ImageDraw
+
         assert self.text is not None
         shorter = min(size)
         room = size[0] - 2 * round(self.margin * shorter)
@@ -154,6 +161,8 @@ class Watermark(Operation):
         return self._faded(mark)
 
     def _load_image(self) -> Image.Image:
+        from PIL import Image
+
         try:
             with Image.open(self.image) as mark:  # type: ignore[arg-type]
                 return mark.convert("RGBA")
@@ -162,6 +171,8 @@ class Watermark(Operation):
             raise ValueError(f"cannot read watermark image {self.image}: {reason}") from None
 
     def _image_mark(self, source: Image.Image, size: Size) -> Image.Image:
+        from PIL import Image
+
         margin = 2 * round(self.margin * min(size))
         width = (self.size or IMAGE_SIZE) * size[0]
         factor = min(

@@ -24,10 +24,10 @@ from amberpicd.fs.confined import (
     DirHandle,
     Escape,
     SymlinkRefused,
-    name_choices,
     open_dir,
     probe_dir,
 )
+from amberpicd.fs.names import name_choices
 
 TEMP_PREFIX = ".amberpic-"
 TEMP_SUFFIX = ".tmp"

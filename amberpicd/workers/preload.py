@@ -1,6 +1,8 @@
 """What every worker would otherwise load during its first job, loaded once in the fork
 server before it forks any worker (``workers.start_fork_server`` preloads this module):
-the engine, the allowed formats' Pillow plugins, libvips and the EXIF date parser.
+the engine, what the operations import when they first touch pixels (they keep Pillow out
+of their module tops, for the config's sake), the allowed formats' Pillow plugins, libvips
+and the EXIF date parser.
 
 Only loading here, no work: libvips starts its threads at its first operation, not when
 it is loaded, and a process with threads must not fork.
@@ -12,6 +14,8 @@ import _strptime  # noqa: F401  (datetime.strptime imports it on first use: EXIF
 
 import amberpicd.engine.pipeline  # noqa: F401  (the engine)
 from amberpicd.imaging import decode, resample
+from amberpicd.ops import registry
 
+registry.load_pixel_side()
 decode.load_plugins()
 resample.accelerator()
