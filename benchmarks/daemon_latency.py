@@ -149,10 +149,11 @@ def _bare(files: list[Path], folder: Path) -> list[float]:
     """The engine alone on the same files, in this process: read, decode, resize, encode,
     stage (no watcher, queue, worker hand-off or publish)."""
     from amberpicd.config.loader import parse_config
-    from amberpicd.engine.batch import plan, worker_setup
+    from amberpicd.engine.batch import plan
     from amberpicd.engine.pipeline import run
+    from amberpicd.workers.child import engine_setup
 
-    worker_setup()
+    engine_setup()
     folder.mkdir()
     config = parse_config(_config(folder / "in", folder), None, None)
     times = []

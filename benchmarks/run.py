@@ -251,7 +251,7 @@ def _idle_worker_rss(tool: peers.Amberpicd) -> int:
     """Peak RSS of a worker that only started and imported what a job imports."""
     # VmHWM, not ru_maxrss: that one keeps the peak of the forked parent across exec.
     code = (
-        "from amberpicd.engine.batch import worker_setup; worker_setup();"
+        "from amberpicd.workers.child import engine_setup; engine_setup();"
         "import amberpicd.engine.pipeline, amberpicd.imaging.resample as r; r.accelerator();"
         "s = open('/proc/self/status').read().split('VmHWM:')[1].split()[0];"
         "print(int(s) * 1024)"

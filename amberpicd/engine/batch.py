@@ -36,7 +36,7 @@ from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
 from amberpicd.paths import state_dir
 from amberpicd.rules.fingerprint import fingerprint
-from amberpicd.workers.child import POOL_WORKER
+from amberpicd.workers.child import POOL_WORKER, engine_setup
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
@@ -124,12 +124,6 @@ def plan(config: Config, path: Path, *, rule: str | None = None, dry_run: bool =
     return job, originals
 
 
-def worker_setup() -> None:
-    from amberpicd.imaging.decode import configure_pillow
-
-    configure_pillow()
-
-
 def process(
     config: Config,
     paths: Iterable[Path],
@@ -155,7 +149,7 @@ def process(
     with WorkerPool(
         workers,
         memory_limit=int(config.limits.worker_memory),
-        initializer=worker_setup,
+        initializer=engine_setup,
         preload=ENGINE,
     ) as pool:
 

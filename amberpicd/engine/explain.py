@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from amberpicd.config.schema import Config
-from amberpicd.engine.batch import DryNames, free_name, plan, worker_setup
+from amberpicd.engine.batch import DryNames, free_name, plan
 from amberpicd.engine.commit import OriginalsPolicy, commit
 from amberpicd.engine.job import INLINE, FileJob, FileResult, Host, collect
 from amberpicd.engine.pipeline import run
@@ -23,7 +23,7 @@ from amberpicd.errors import printable
 from amberpicd.rules.conditions import human_bytes
 from amberpicd.rules.facts import Facts
 from amberpicd.rules.match import RuleDecision, evaluate
-from amberpicd.workers.child import POOL_WORKER
+from amberpicd.workers.child import POOL_WORKER, engine_setup
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 #: EXIF orientation: what turns the stored pixels upright (the facts are upright sizes).
@@ -154,7 +154,7 @@ def explain(config: Config, paths: Iterable[Path], *, jobs: int = 1) -> Iterator
     with WorkerPool(
         max(1, jobs),
         memory_limit=int(config.limits.worker_memory),
-        initializer=worker_setup,
+        initializer=engine_setup,
         preload=ENGINE,
     ) as pool:
         names = DryNames(config)
