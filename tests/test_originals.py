@@ -188,16 +188,16 @@ def test_move_across_filesystems_of_a_file_rewritten_during_the_copy_keeps_it(
     """The copy to another disk takes a while; an editor saving in place meanwhile (same
     inode) makes the copy a mix of both versions. The original must then stay, unremoved,
     and no torn copy be published into the archive."""
-    import amberpicd.engine.originals as originals
+    import amberpicd.fs.copy as copy
 
-    real = originals._copy_xattrs
+    real = copy.copy_xattrs
 
     def write_during_copy(fd_in, fd_out):
         with open(p, "r+b") as f:  # the same inode, rewritten
             f.write(b"PHOTO, edited")
         real(fd_in, fd_out)
 
-    monkeypatch.setattr(originals, "_copy_xattrs", write_during_copy)
+    monkeypatch.setattr(copy, "copy_xattrs", write_during_copy)
     with need.tmpfs(tmp_path / "other", "1m") as other:
         archive = other / "archive"
         p, seen = original(tmp_path)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir, within
+from amberpicd.fs.copy import copy_new
 from amberpicd.fs.identity import FileIdentity, change_time_kept
 from amberpicd.fs.names import give_back
 from amberpicd.fs.trash import trash
@@ -231,23 +232,10 @@ def _copy_into(
     try:
         if (os.fstat(fd_in).st_dev, os.fstat(fd_in).st_ino) != (st.st_dev, st.st_ino):
             raise OSError(errno.ESTALE, "the original was replaced while being moved", name)
-        # Permission bits only: a set-user-ID bit on an inbox file is not copied.
-        fd_out = dst.open_new(temp, stat.S_IMODE(st.st_mode) & 0o777)
-        try:
-            while os.sendfile(fd_out, fd_in, None, 1 << 24):
-                pass
-            _copy_xattrs(fd_in, fd_out)
-            os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
-            os.fsync(fd_out)
-            written = os.fstat(fd_out)
-            if not FileIdentity.of(st).matches(os.fstat(fd_in)):  # rewritten in place
-                raise _Changed(name)  # meanwhile: the copy may mix versions, and the
-                # version now in the inbox is one no output was made from
-        except BaseException:
-            os.close(fd_out)
-            dst.unlink(temp, missing_ok=True)
-            raise
-        os.close(fd_out)
+        written = copy_new(fd_in, st, dst, temp)
+        if not FileIdentity.of(st).matches(os.fstat(fd_in)):  # rewritten in place
+            dst.unlink(temp, missing_ok=True)  # meanwhile: the copy may mix versions, and
+            raise _Changed(name)  # the version now in the inbox is one no output was made from
     finally:
         os.close(fd_in)
     try:
@@ -271,16 +259,3 @@ def _still_in_archive(dst: DirHandle, where: tuple[Path, PurePosixPath]) -> None
         a = None
     if a is None or (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
         raise OSError(errno.ESTALE, "moved out of the archive during the copy", dst.label)
-
-
-def _copy_xattrs(fd_in: int, fd_out: int) -> None:
-    """Extended attributes, as ``shutil.copy2`` copies them: where the target allows."""
-    try:
-        names = os.listxattr(fd_in)
-    except OSError:
-        return
-    for key in names:
-        try:
-            os.setxattr(fd_out, key, os.getxattr(fd_in, key))
-        except OSError:
-            continue

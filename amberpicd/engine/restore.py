@@ -24,9 +24,10 @@ from urllib.parse import unquote_to_bytes
 
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import crash_point
-from amberpicd.engine.originals import _copy_xattrs, _unlink_if_same
+from amberpicd.engine.originals import _unlink_if_same
 from amberpicd.errors import printable
 from amberpicd.fs.confined import DirHandle, open_dir, within
+from amberpicd.fs.copy import copy_new
 from amberpicd.fs.names import give_back, name_choices
 from amberpicd.fs.trash import HOME, trash_folders
 from amberpicd.journal import Job
@@ -253,22 +254,8 @@ def _copy_back(
     try:
         if (os.fstat(fd_in).st_dev, os.fstat(fd_in).st_ino) != (st.st_dev, st.st_ino):
             raise Refused(f"{shown}: cannot undo: the original changed while being put back")
-        fd_out = inbox.open_new(temp, stat.S_IMODE(st.st_mode) & 0o777)
-        try:
-            digest = hashlib.sha256()
-            while chunk := os.read(fd_in, 1 << 20):
-                digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd_out, view) :]
-            _copy_xattrs(fd_in, fd_out)
-            os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
-            os.fsync(fd_out)
-        except BaseException:
-            os.close(fd_out)
-            inbox.unlink(temp, missing_ok=True)
-            raise
-        os.close(fd_out)
+        digest = hashlib.sha256()  # the bytes put back must be those the journal knows
+        copy_new(fd_in, st, inbox, temp, digest=digest)
     finally:
         os.close(fd_in)
     if digest.hexdigest() != want:
