@@ -9,9 +9,12 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from amberpicd.imaging import encode as encoder
+from amberpicd.imaging import quality as search_mod
 from amberpicd.imaging.encode import FULL_CHROMA_QUALITY, encode_as
 from amberpicd.imaging.frames import prepare
 from amberpicd.imaging.picture import Picture
@@ -67,3 +70,44 @@ def test_quality_auto_writes_the_real_coding(pillow_images: Path):
         assert b"MAKER-MARKER" in written.info.get("exif", b"")
     fixed = encode_as(pic, Encode(format="jpeg", quality=out.quality), "jpeg", {"camera"}, SRC)
     assert fixed is not None and fixed.data == out.data  # byte for byte the fixed encode
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fmt=st.sampled_from(["jpeg", "webp", "avif"]),
+    target=st.floats(55, 90),
+    slope=st.floats(0.25, 2.0),
+    offset=st.floats(-40, 40),
+    bump=st.floats(0, 12),
+)
+def test_search_returns_a_passing_near_minimal_quality(fmt, target, slope, offset, bump):
+    """On any monotone score curve (linear around the prior, a jump at the 4:4:4 switch
+    like JPEG's), the search returns a passing quality whenever one exists, within NEAR
+    points of the target or TOLERANCE steps of the smallest passing quality (unless it
+    spent MAX_PROBES encodes), and never goes past HARD_LIMIT encodes."""
+    prior = search_mod.prior(fmt, target)
+
+    def curve(q: int) -> float:
+        return target + offset + slope * (q - prior) + (bump if q >= FULL_CHROMA_QUALITY else 0)
+
+    calls: list[int] = []
+
+    def at(q: int) -> bytes:
+        calls.append(q)
+        return str(q).encode()
+
+    class Scores:
+        def score(self, data: bytes) -> float:
+            return curve(int(data))
+
+    found = search_mod.search(at, Scores(), fmt, target, decode=lambda data: data)  # type: ignore[arg-type]
+    assert len(calls) <= search_mod.HARD_LIMIT and len(set(calls)) == len(calls)
+    passing = [q for q in range(1, 101) if curve(q) >= target]
+    if not passing:
+        assert found.quality == max(calls, key=curve)  # the best it saw, reported as such
+        return
+    assert found.score >= target and found.quality in passing
+    if len(calls) < search_mod.MAX_PROBES:
+        assert found.score - target <= search_mod.NEAR or (
+            found.quality - min(passing) <= search_mod.TOLERANCE
+        ), (found, min(passing), calls)
