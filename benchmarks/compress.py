@@ -10,7 +10,9 @@ Compared, per target: amberpicd ``quality: auto`` (JPEG, WebP, AVIF) and ``forma
 against the one *safe* fixed quality per format (the lowest on a grid that keeps every
 photo at or above the target), plus peers at their defaults: cjpeg (libjpeg-turbo q75),
 mozjpeg (libvips jpegsave with trellis, Squoosh's q75), cwebp (q75), avifenc. Every output
-is judged by the PyPI ``ssimulacra2`` package (not our metric). Lossless: ``optimize``
+is judged by the PyPI ``ssimulacra2`` package (not our metric). ``quality: auto``'s time over
+the fixed quality: the encode step alone (CPU of this process, with the probes counted) and
+whole ``amberpicd process`` runs (benchmarks/process_ratio.py). Lossless: ``optimize``
 against ``jpegtran -optimize -progressive``, ``optipng -o2`` and oxipng, files as shipped.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import os
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import corpus  # noqa: E402  (tests/corpus.py: Pillow's test images)
 import ssimulacra2 as judge  # noqa: E402
+from process_ratio import process_run_ratios  # noqa: E402  (benchmarks/)
 
 from amberpicd.imaging.compress import encode_output  # noqa: E402
 from amberpicd.imaging.encode import encode_as  # noqa: E402
@@ -333,61 +335,6 @@ def auto_time_ratios(photos: dict[str, Image.Image], targets, safe) -> list[str]
     return rows
 
 
-def process_run_ratios(photos: dict[str, Image.Image], targets, safe, rounds: int = 2):
-    """The user-facing ratio: a whole ``amberpicd process`` run (start-up, decode, encode,
-    publish, journal; default workers) over the photos with ``quality: auto`` against the
-    same rule at the safe fixed quality, wall and CPU seconds of every process of the run,
-    the rounds interleaved and the best kept. The photos go in as PNGs of the fitted
-    pictures (the same pixels the encode-step table sees)."""
-    import json
-
-    import harness
-
-    inbox = TMP / "process-in"
-    inbox.mkdir(exist_ok=True)
-    for name, im in photos.items():
-        im.save(inbox / f"{Path(name).stem}.png")
-    rows = [
-        "\n### `amberpicd process` over the photos: `quality: auto` against the safe fixed "
-        "quality (wall and CPU s of all processes, best of "
-        f"{rounds} interleaved rounds, load {os.getloadavg()[0]:.1f})\n",
-        "| target | format | fixed wall | auto wall | ratio | fixed CPU | auto CPU | ratio |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for t in targets:
-        for fmt in LOSSY:
-            best: dict[str, tuple[float, float]] = {}
-            for _ in range(rounds):
-                for kind, quality in (("fixed", safe[(fmt, t)]), ("auto", "auto")):
-                    run = TMP / f"process-{kind}"
-                    shutil.rmtree(run, ignore_errors=True)
-                    run.mkdir()
-                    enc = {"format": fmt, "quality": quality}
-                    if quality == "auto":
-                        enc["target"] = t
-                    rule = {
-                        "name": "bench",
-                        "pipeline": [{"resize": {"width": 4096, "height": 4096}}, {"encode": enc}],
-                        "keep_metadata": [],
-                        "output": str(run / "out" / "{stem}.{ext}"),
-                    }
-                    config = run / "config.yaml"
-                    config.write_text(json.dumps({"version": 1, "rules": [rule]}))  # JSON is YAML
-                    argv = (sys.executable, "-m", "amberpicd", "-c", str(config), "process")
-                    env = {"XDG_STATE_HOME": str(run / "state")}
-                    m = harness.run([harness.Command((*argv, str(inbox)), env)])
-                    if m.errors:
-                        raise RuntimeError("; ".join(m.errors))
-                    old = best.get(kind, (1e9, 1e9))
-                    best[kind] = (min(old[0], m.seconds), min(old[1], m.cpu))
-            (fw, fc), (aw, ac) = best["fixed"], best["auto"]
-            rows.append(
-                f"| {t:g} | {fmt} | {fw:.2f} | {aw:.2f} | {aw / fw:.1f}x | {fc:.2f} | {ac:.2f} "
-                f"| {ac / fc:.1f}x |"
-            )
-    return rows
-
-
 class _Collect(logging.Handler):
     """The search's debug lines (``... quality auto: q64, ..., 3 probes``)."""
 
@@ -421,7 +368,7 @@ def main() -> None:
         + ", ".join(f"{f}@{t:g}=q{q}" for (f, t), q in safe.items())
     )
     lines += auto_time_ratios(photos, targets, safe)
-    lines += process_run_ratios(photos, targets, safe)
+    lines += process_run_ratios(photos, targets, safe, LOSSY, TMP)
     lines += lossy_table("Photos", photos, targets, safe)
     lines += lossy_table("Screenshots", screens, targets, safe)
     lines += lossless_table(images)
