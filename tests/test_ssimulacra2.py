@@ -111,3 +111,15 @@ def test_strips_give_the_whole_plane_score(pillow_images: Path, monkeypatch, str
     assert ssimulacra2.score(im, dist) == pytest.approx(whole, abs=1e-3)
     assert ssimulacra2.score(im, im.copy()) == pytest.approx(100.0)
     assert whole < 90  # control: a real distortion, not a comparison of equals
+
+
+@pytest.mark.parametrize("size", [(37, 23), (38, 24), (1, 1)])
+def test_linearisation_two_samples_at_a_time_is_the_plain_table(size):
+    """_linear looks samples up in pairs (a 65536-entry table of float32 pairs): the same
+    values as the 256-entry sRGB table sample by sample, odd sample counts included."""
+    rng = np.random.default_rng(7)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    arr[0, 0] = (0, 255, 128)  # the ends of the table, whatever the draw
+    got = ssimulacra2._linear(Image.fromarray(arr))
+    want = ssimulacra2._LUT[np.moveaxis(arr, 2, 0)]
+    assert got.dtype == np.float32 and np.array_equal(got, want)

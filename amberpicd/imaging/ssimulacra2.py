@@ -182,14 +182,34 @@ def _halve(linear: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pair_lut() -> np.ndarray:
+    """``_LUT`` for two samples at once: entry ``a + 256 * b`` holds the float32 pair
+    (LUT[a], LUT[b]) as one uint64, so a look-up by the uint16 view of two adjacent uint8
+    samples writes both (little-endian, as the views are read back). 512 KB."""
+    i = np.arange(65536)
+    pairs = np.stack([_LUT[i & 255], _LUT[i >> 8]], axis=1).astype(np.float32)
+    if not np.little_endian:  # pragma: no cover
+        pairs = pairs[:, ::-1].copy()
+    return pairs.view(np.uint64).reshape(-1)
+
+
+_PAIR_LUT = _pair_lut()
+
+
 def _linear(im: Image.Image) -> np.ndarray:
     """Planar (3, h, w) linear RGB of ``im``: the 8-bit samples made planar first (cheap
-    in uint8), then one table look-up (``mode="clip"`` skips the bounds checks: uint8
-    indices cannot leave the 256-entry table)."""
+    in uint8), then table look-ups two samples at a time (``_pair_lut``; ``mode="clip"``
+    skips the bounds checks, which uint16 indices into 65536 entries cannot fail)."""
     if im.mode != "RGB":
         im = im.convert("RGB")
     planar = np.ascontiguousarray(np.moveaxis(np.asarray(im), 2, 0))
-    return np.take(_LUT, planar, mode="clip")
+    out = np.empty(planar.shape, dtype=np.float32)
+    flat, dest = planar.reshape(-1), out.reshape(-1)
+    even = flat.size - flat.size % 2
+    np.take(_PAIR_LUT, flat[:even].view(np.uint16), mode="clip", out=dest[:even].view(np.uint64))
+    if even < flat.size:
+        dest[-1] = _LUT[flat[-1]]
+    return out
 
 
 @dataclass(frozen=True)
