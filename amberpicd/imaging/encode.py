@@ -136,10 +136,9 @@ def _encode_one(
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
         # Imported on first use: the metric loads only for quality: auto.
-        from amberpicd.imaging.quality import decoded, search
-        from amberpicd.imaging.ssimulacra2 import Reference
+        from amberpicd.imaging.quality import Seen, decoded, search
 
-        ref = Reference(frames[0])
+        ref = Seen(frames[0])
         probe = _probe(frames, spec, auto) or at
         found = search(probe, ref, fmt, spec.target_score)
         if probe is not at:
