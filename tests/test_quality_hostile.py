@@ -76,3 +76,19 @@ def test_alpha_is_measured_as_a_viewer_sees_it(tmp_path: Path, fmt: str):
     out = _auto(im, fmt)
     for bg in (26, 230):  # dark and light backgrounds, as libjxl's ssimulacra2 tool
         assert _judged(tmp_path, im, out.data, bg) >= 74, bg
+
+
+@pytest.mark.parametrize("quality", [90, 100, "auto"])
+def test_grainy_pictures_encode_as_jpeg_at_high_quality(quality: int | str):
+    # Pillow sizes an optimised or progressive JPEG's output buffer at one byte per pixel
+    # (two from q95); noise at q90+ (4:4:4) needs more, and the save failed with "broken
+    # data stream when writing image file": a picture any camera's grain can approach.
+    im = Image.fromarray(np.random.default_rng(5).integers(0, 256, (300, 400, 3), np.uint8))
+    kw = {"target": 90} if quality == "auto" else {}
+    spec = Encode(format="jpeg", quality=quality, **kw)
+    out = encode_as(Picture([im], source_format="png"), spec, "jpeg", (), SRC)
+    assert out is not None and out.quality is not None and out.quality >= 90
+    baseline = io.BytesIO()
+    im.save(baseline, "JPEG", quality=out.quality, subsampling="4:4:4")
+    with Image.open(io.BytesIO(out.data)) as got, Image.open(baseline) as want:
+        assert got.info.get("progressive") and got.tobytes() == want.tobytes()

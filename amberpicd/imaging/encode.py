@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin
 from PIL.ExifTags import IFD, Base
 
 from amberpicd.errors import EncodeError
@@ -319,8 +319,25 @@ def _save(frames: list[Image.Image], fmt: str, options: dict) -> bytes:
     if rest:
         options = {**options, "save_all": True, "append_images": rest}
     buf = io.BytesIO()
-    first.save(buf, PILLOW_NAMES[fmt], **options)
+    try:
+        first.save(buf, PILLOW_NAMES[fmt], **options)
+    except OSError:
+        if fmt != "jpeg" or rest or not (options.get("optimize") or options.get("progressive")):
+            raise
+        # Pillow gives an optimised or progressive JPEG one output buffer of one byte per
+        # pixel (two from q95), which grain at q90+ outgrows ("broken data stream"); its
+        # minimum, MAXBLOCK, raised for this save only, makes room for any JPEG.
+        buf = io.BytesIO()
+        saved = ImageFile.MAXBLOCK
+        ImageFile.MAXBLOCK = max(saved, _JPEG_ROOM * first.width * first.height)
+        try:
+            first.save(buf, "JPEG", **options)
+        finally:
+            ImageFile.MAXBLOCK = saved
     return with_xmp(buf.getvalue(), gif_xmp) if gif_xmp else buf.getvalue()
+
+
+_JPEG_ROOM = 8  # bytes per pixel: RGB noise at q100, 4:4:4, takes 4.2
 
 
 def _bare(im: Image.Image) -> Image.Image:
