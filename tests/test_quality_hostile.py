@@ -92,3 +92,27 @@ def test_grainy_pictures_encode_as_jpeg_at_high_quality(quality: int | str):
     im.save(baseline, "JPEG", quality=out.quality, subsampling="4:4:4")
     with Image.open(io.BytesIO(out.data)) as got, Image.open(baseline) as want:
         assert got.info.get("progressive") and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
+@pytest.mark.parametrize("below", [73.9, 73.5, 72.0])
+def test_a_search_without_a_pass_probes_the_top_quality_before_giving_up(fmt: str, below):
+    # A plateau just under the target up to the top quality, which passes (as WebP and
+    # AVIF curves flatten near the top): small steps ran out of probes short of it and
+    # kept a miss below target - 1 although the top quality reaches the target.
+    from amberpicd.imaging import quality as search_mod
+
+    calls: list[int] = []
+
+    def at(q: int) -> bytes:
+        calls.append(q)
+        return str(q).encode()
+
+    class Scores:
+        def score(self, data: bytes) -> float:
+            q = int(data)
+            return 80.0 if q == 100 else below + 0.001 * q
+
+    found = search_mod.search(at, Scores(), fmt, 75, decode=lambda data: data)  # type: ignore[arg-type]
+    assert found.quality == 100 and found.score >= 75, calls
+    assert len(calls) <= search_mod.HARD_LIMIT

@@ -145,6 +145,8 @@ def search(
         if s >= target and s - target <= NEAR:
             break
         q = _next(fmt, target, low, high, score_low, score_high, q, s, top)
+        if high > top and len(tried) == HARD_LIMIT - 1:
+            q = top  # the last encode without a pass: the quality likeliest to pass
         if q in tried:
             break
     passing = [q for q, (_, s) in tried.items() if s >= target]
