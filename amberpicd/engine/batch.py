@@ -1,6 +1,8 @@
 """``amberpicd process``: run the configured rules on given files and folders, in parallel.
 
-Uses exactly the daemon's engine: ``pipeline.run`` in worker processes, ``commit`` here.
+Uses exactly the daemon's engine: ``pipeline.run`` in worker processes (through
+``workers.child.run_in_pool``, as the daemon submits it: so this process never loads the
+pixel side, which the fork server has preloaded), ``commit`` here.
 A dry run names the files the real run would write: ``free_name`` resolves name conflicts
 as publishing does, without writing.
 
@@ -27,7 +29,6 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
-from amberpicd.engine.pipeline import run
 from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.identity import FileIdentity
@@ -36,7 +37,7 @@ from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
 from amberpicd.paths import state_dir
 from amberpicd.rules.fingerprint import fingerprint
-from amberpicd.workers.child import POOL_WORKER, engine_setup
+from amberpicd.workers.child import engine_setup, run_in_pool
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
@@ -152,6 +153,7 @@ def process(
         initializer=engine_setup,
         preload=ENGINE,
     ) as pool:
+        pool.warm()  # the workers start while the files are walked and journaled
 
         def done(report: Report, size_in: int, size_out: int, shown: str) -> None:
             if tally is not None:
@@ -180,7 +182,7 @@ def process(
             if job is None:
                 done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
                 continue
-            future = pool.submit(run, job, POOL_WORKER, timeout=job.limits.job_timeout)
+            future = pool.submit(run_in_pool, job, timeout=job.limits.job_timeout)
             pending[future] = (job, originals, shown, entry)
             while len(pending) >= limit:
                 drain(block=True)
