@@ -5,7 +5,7 @@ time goes.
 
 One ``amberpicd process -j 2`` run over the camera JPEGs (fit 2048, JPEG q82 progressive,
 no metadata kept) and one two-process pyvips ``thumbnail`` pool run, alternating, ``rounds``
-of each (round r starts with the other tool than round r-1). Per run: wall time, CPU-seconds
+of each (each round starts with the next tool). Per run: wall time, CPU-seconds
 of every process (and of the workers alone), and phases read from the outputs' modification
 times, so both tools are measured alike without instrumenting either: *first* (launch to the
 first output: start-up plus one file), *steady* (first to last output, per file per worker)
@@ -44,6 +44,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--no-bytecode", action="store_true", help="as with PYTHONDONTWRITEBYTECODE")
+    p.add_argument(
+        "--before", type=Path, help="also time the amberpicd package in this source tree"
+    )
     args = p.parse_args()
     OUT.mkdir(exist_ok=True)
     spec = corpus.CorpusSpec(jpegs=args.count, jpeg_size=(4000, 3000), seed=1)
@@ -52,11 +55,13 @@ def main() -> int:
         f.read_bytes()
     harness.bytecode_cache(OUT / "pycache", on=not args.no_bytecode)
     tools = [peers.Amberpicd(True), peers.PyvipsPool()]
+    if args.before:
+        tools.append(Before(args.before))
     _once(tools, files[:2], args.jobs)  # warm-up: bytecode cache, page cache of the libraries
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {t.name: [] for t in tools}
     for r in range(args.rounds):
-        for tool in tools if r % 2 == 0 else tools[::-1]:
+        for tool in tools[r % len(tools) :] + tools[: r % len(tools)]:  # rotating
             m = _run(tool, files, args.jobs)
             runs[tool.name].append(m)
             print(f"round {r + 1} {tool.name:12s} " + _line(m, len(files)), file=sys.stderr)
@@ -68,10 +73,24 @@ def main() -> int:
         best = min(ms, key=lambda m: m["seconds"])
         print(f"{name:12s} best  " + _line(best, len(files)))
         print(f"{'':12s} median {statistics.median(m['seconds'] for m in ms):.2f} s")
-    a, b = (min(m["seconds"] for m in runs[t.name]) for t in tools)
-    ca, cb = (min(m["cpu"] for m in runs[t.name]) for t in tools)
-    print(f"amberpicd / pyvips pool speed: {b / a:.2f}x wall (best), CPU {cb / ca:.2f}x")
+    pool = runs[tools[1].name]
+    for tool in tools[:1] + tools[2:]:
+        a = min(m["seconds"] for m in runs[tool.name])
+        ca = min(m["cpu"] for m in runs[tool.name])
+        b, cb = min(m["seconds"] for m in pool), min(m["cpu"] for m in pool)
+        print(f"{tool.name} / pyvips pool speed: {b / a:.2f}x wall (best), CPU {cb / ca:.2f}x")
     return 0
+
+
+class Before(peers.Amberpicd):
+    """amberpicd from another source tree (an earlier commit, say), first on the path."""
+
+    def __init__(self, tree: Path):
+        super().__init__(True)
+        self.name, self.tree = "amberpicd before", tree.resolve()
+
+    def _env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.tree)}
 
 
 def _once(tools: list, files: tuple[Path, ...], jobs: int) -> None:
