@@ -330,3 +330,12 @@ def test_warm_with_a_broken_initializer_starts_each_worker_once_and_jobs_still_f
             p.submit(jobs.echo, 1).result(RESULT)
     # Two warm starts, one for the job: a failing worker is not restarted for no job.
     assert len(os.listdir(starts)) == 3
+
+
+def test_warm_with_a_count_starts_no_more_workers_than_asked():
+    with WorkerPool(3) as p:
+        p.warm(1)
+        wait_until(lambda: len(p.pids) == 1)
+        first = p.pids
+        assert p.submit(jobs.whoami).result(RESULT)[0] in first
+        assert len(p.pids) == 1  # one job, one worker: the warm one took it

@@ -147,13 +147,17 @@ def process(
     names = DryNames(config)
     book = Book(journal, force=force, dry_run=dry_run, warn=warn)
     limit = max(1, workers) * 2  # bounded in-flight work: flat memory on huge folders
+    # Walked before anything is written: outputs or moved originals that land inside a
+    # folder being walked must not become inputs of the same run.
+    files = list(walk_shown(paths))
     with WorkerPool(
         workers,
         memory_limit=int(config.limits.worker_memory),
         initializer=engine_setup,
         preload=ENGINE,
     ) as pool:
-        pool.warm()  # the workers start while the files are walked and journaled
+        pool.warm(len(files))  # they start while the first files are journaled: no more
+        # workers than files, so one file on a many-core machine forks one worker
 
         def done(report: Report, size_in: int, size_out: int, shown: str) -> None:
             if tally is not None:
@@ -174,9 +178,7 @@ def process(
                 size_in = result.identity.size if result.identity else 0
                 done(report, size_in, sum(o.bytes for o in result.outputs), shown)
 
-        # Walked before anything is written: outputs or moved originals that land inside a
-        # folder being walked must not become inputs of the same run.
-        for path, shown in list(walk_shown(paths)):
+        for path, shown in files:
             job, originals = plan(config, path, rule=rule, dry_run=dry_run)
             job, entry = book.take(config, job, originals)
             if job is None:

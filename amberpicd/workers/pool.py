@@ -174,15 +174,16 @@ class WorkerPool:
             self._wake()
         return future
 
-    def warm(self) -> None:
-        """Start every worker now instead of at the first jobs, so that their start (the
-        fork, the initializer) overlaps what the caller still does before it submits. Once:
-        a worker that dies later is replaced when a job needs it, as always."""
+    def warm(self, count: int | None = None) -> None:
+        """Start ``count`` workers (default: all) now instead of at the first jobs, so that
+        their start (the fork, the initializer) overlaps what the caller still does before
+        it submits. Once: a worker that dies later is replaced when a job needs it."""
         if self.size == 0:
             return
+        wanted = self.size if count is None else max(0, min(count, self.size))
         with self._lock:
             if not self._closing:
-                self._ahead = self.size - len(self._workers)
+                self._ahead = wanted - len(self._workers)
                 self._wake()
 
     def close(self, *, wait: bool = True, cancel_pending: bool = False, grace: float = 5.0) -> None:
