@@ -116,3 +116,21 @@ def test_a_search_without_a_pass_probes_the_top_quality_before_giving_up(fmt: st
     found = search_mod.search(at, Scores(), fmt, 75, decode=lambda data: data)  # type: ignore[arg-type]
     assert found.quality == 100 and found.score >= 75, calls
     assert len(calls) <= search_mod.HARD_LIMIT
+
+
+def test_format_auto_keeps_a_candidate_that_reaches_the_target_over_a_smaller_miss(
+    tmp_path: Path,
+):
+    # Noise: lossy WebP tops out far below the target (28 at q100) in fewer bytes than
+    # AVIF and JPEG, which reach it; the smallest file was kept whatever its score.
+    from amberpicd.imaging.compress import encode_output
+
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 200, 3), np.uint8))
+    spec = Encode(format="auto", quality="auto", target=75, formats=["avif", "webp", "jpeg"])
+    out = encode_output(Picture([im], source_format="png"), spec, (), SRC)
+    assert out.score is not None and out.score >= 75, (out.format, out.score)
+    assert _judged(tmp_path, im, out.data) >= 74
+    # Control: WebP alone cannot reach it, so a smaller miss was there to be chosen.
+    webp = encode_as(Picture([im], source_format="png"), spec, "webp", (), SRC)
+    assert webp is not None and webp.score is not None and webp.score < 74
+    assert len(webp.data) < len(out.data)

@@ -50,7 +50,7 @@ def encode_output(
         results = [r for r in tried if r is not None]
         if not results:
             raise EncodeError(path, f"no format of {', '.join(spec.candidates)} fits max_bytes")
-        best = min(results, key=lambda r: len(r.data))
+        best = _smallest(results, spec.target_score if spec.auto_quality else None)
     if spec.format == "auto":
         sizes = ", ".join(f"{r.format} {_size(len(r.data))}" for r in results)
         log.debug("%s: format auto: %s; kept %s", path.name, sizes, best.format)
@@ -114,6 +114,16 @@ def _min_saving(
         path.name, saving * 100, fraction * 100,
     )  # fmt: skip
     return kept
+
+
+def _smallest(results: list[Encoded], target: float | None) -> Encoded:
+    """The smallest of the candidates that reach ``target`` (lossless ones always do); if
+    none does (max_bytes, or a picture no quality reaches), the best-scoring one: a
+    smaller file that misses the target is not the same look for fewer bytes."""
+    met = [r for r in results if target is None or r.score is None or r.score >= target]
+    if met:
+        return min(met, key=lambda r: len(r.data))
+    return max(results, key=lambda r: (r.score or 0.0, -len(r.data)))
 
 
 def _candidates(spec: Encode, picture: Picture) -> tuple[str, ...]:
