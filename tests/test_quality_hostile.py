@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from amberpicd.errors import EncodeError
 from amberpicd.imaging.encode import encode_as
 from amberpicd.imaging.picture import Picture
 from amberpicd.ops.encode import Encode
@@ -134,3 +135,17 @@ def test_format_auto_keeps_a_candidate_that_reaches_the_target_over_a_smaller_mi
     webp = encode_as(Picture([im], source_format="png"), spec, "webp", (), SRC)
     assert webp is not None and webp.score is not None and webp.score < 74
     assert len(webp.data) < len(out.data)
+
+
+def test_format_auto_with_max_bytes_skips_a_candidate_that_cannot_fit():
+    # Noise: lossy WebP is 5.7 KB even at quality 1, AVIF and JPEG fit 3 KB; the search's
+    # max_bytes step raised for WebP and failed the whole file instead of skipping it.
+    from amberpicd.imaging.compress import encode_output
+
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 200, 3), np.uint8))
+    spec = Encode(format="auto", max_bytes=3000, formats=["jpeg", "webp", "avif"])
+    out = encode_output(Picture([im], source_format="png"), spec, (), SRC)
+    assert len(out.data) <= 3000 and out.format in ("jpeg", "avif")
+    with pytest.raises(EncodeError, match="no quality fits max_bytes"):  # control: WebP alone
+        encode_output(Picture([im], source_format="png"), spec.model_copy(update={
+            "format": "webp", "formats": None}), (), SRC)  # fmt: skip

@@ -149,7 +149,12 @@ def _encode_one(
         )  # fmt: skip
         if limit is None or len(found.data) <= limit:
             return Encoded(found.data, fmt, found.quality, round(found.score, 2))
-        data, quality = _best_fit(at, found.quality - 1, limit, path)
+        try:
+            data, quality = _best_fit(at, found.quality - 1, limit, path)
+        except EncodeError:
+            if choosing:
+                return None
+            raise
         return Encoded(data, fmt, quality, round(ref.score(decoded(data)), 2))
     if limit is None:
         return Encoded(at(top), fmt, top if fmt in LOSSY else None)
