@@ -149,3 +149,38 @@ def test_format_auto_with_max_bytes_skips_a_candidate_that_cannot_fit():
     with pytest.raises(EncodeError, match="no quality fits max_bytes"):  # control: WebP alone
         encode_output(Picture([im], source_format="png"), spec.model_copy(update={
             "format": "webp", "formats": None}), (), SRC)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["webp", "avif"])
+def test_every_frame_of_an_animation_is_measured(tmp_path: Path, pillow_images: Path, fmt):
+    # A flat title card first, then a photo: only the first frame was scored (100 at any
+    # quality), so quality 1 was kept and the photo frame judged 6 (WebP), -53 (AVIF).
+    from PIL import ImageSequence
+
+    with Image.open(pillow_images / "sugarshack.mpo") as src:
+        photo = src.convert("RGB").resize((160, 120))
+    frames = [Image.new("RGB", photo.size, (200, 200, 200)), photo]
+    pic = Picture(frames, source_format="gif", durations=[100, 100])
+    # Target 60: a 160 px photo is too detailed for WebP's 4:2:0 to reach 75 (70 at q100).
+    out = encode_as(pic, Encode(format=fmt, quality="auto", target=60), fmt, (), SRC)
+    assert out is not None and out.score is not None and out.score >= 60
+    with Image.open(io.BytesIO(out.data)) as written:
+        shown = [f.convert("RGB") for f in ImageSequence.Iterator(written)]
+    assert len(shown) == 2
+    for ref, frame in zip(frames, shown, strict=True):
+        buf = io.BytesIO()
+        frame.save(buf, "PNG")
+        assert _judged(tmp_path, ref, buf.getvalue()) >= 59
+
+
+def test_an_animation_whose_repeated_frames_the_encoder_merges_is_scored(pillow_images: Path):
+    # libwebp writes a frame repeated as one longer frame: fewer frames came back than
+    # went in, and comparing them frame by frame failed the file ("frames differ").
+    with Image.open(pillow_images / "sugarshack.mpo") as src:
+        photo = src.convert("RGB").resize((160, 120))
+    flat = Image.new("RGB", photo.size, (200, 200, 200))
+    pic = Picture([flat, flat.copy(), photo], source_format="gif", durations=[100, 100, 100])
+    out = encode_as(pic, Encode(format="webp", quality="auto", target=60), "webp", (), SRC)
+    assert out is not None and out.score is not None and 60 <= out.score < 100
+    with Image.open(io.BytesIO(out.data)) as written:
+        assert written.n_frames == 2  # control: the encoder did merge the repeat

@@ -136,11 +136,11 @@ def _encode_one(
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
         # Imported on first use: the metric loads only for quality: auto.
-        from amberpicd.imaging.quality import Seen, decoded, search
+        from amberpicd.imaging.quality import Seen, decoded_frames, search
 
-        ref = Seen(frames[0])
+        ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
-        found = search(probe, ref, fmt, spec.target_score)
+        found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
         log.debug(
@@ -155,7 +155,7 @@ def _encode_one(
             if choosing:
                 return None
             raise
-        return Encoded(data, fmt, quality, round(ref.score(decoded(data)), 2))
+        return Encoded(data, fmt, quality, round(ref.score(decoded_frames(data)), 2))
     if limit is None:
         return Encoded(at(top), fmt, top if fmt in LOSSY else None)
     if fmt in LOSSY and not spec.lossless:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import io
 import logging
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from amberpicd.imaging.ssimulacra2 import Reference
 
@@ -73,8 +74,18 @@ def decoded(data: bytes) -> Image.Image:
         return im.convert("RGBA" if im.has_transparency_data else "RGB")
 
 
+def decoded_frames(data: bytes) -> list[Image.Image]:
+    """An animation's frames, as ``decoded``."""
+    with Image.open(io.BytesIO(data)) as im:
+        return [f.convert("RGBA" if f.has_transparency_data else "RGB") for f in
+                ImageSequence.Iterator(im)]  # fmt: skip
+
+
 _MIN_SIDE = 8  # the metric's smallest scale: below it, it measures nothing (scores 100)
 _BACKGROUNDS = (26, 230)  # 0.1 and 0.9 grey, the worse score kept: libjxl's ssimulacra2 tool
+# An animation's frames scored: as many as fit this many pixels (a reference takes ~64 bytes
+# a pixel), at least 2, spread evenly from the first to the last.
+_FRAME_PIXELS = 4_000_000
 
 
 class Seen:
@@ -83,19 +94,49 @@ class Seen:
     any transparency is scored over a dark and a light background (composited in sRGB, as
     browsers do) and the worse kept, as libjxl's ssimulacra2 tool does. A side under 8 px
     fits no scale (any encode scored 100, so quality 1 was kept): it is repeated (nearest
-    neighbour) up to 8 px."""
+    neighbour) up to 8 px. An animation scores its worst frame (of those ``_spread``
+    picks: a flat first frame alone scored 100 at quality 1)."""
 
-    def __init__(self, picture: Image.Image) -> None:
-        alpha = picture.has_transparency_data and picture.convert("RGBA").getextrema()[3][0] < 255
+    def __init__(
+        self, frames: Image.Image | list[Image.Image], durations: list[int] | None = None
+    ) -> None:
+        frames = frames if isinstance(frames, list) else [frames]
+        self._count = len(frames)
+        self._picks = _spread(len(frames), frames[0].width * frames[0].height)
+        starts = _starts(durations or [0] * len(frames))
+        self._times = [starts[i] for i in self._picks]
+        alpha = any(_transparent(frames[i]) for i in self._picks)
         self._backgrounds = _BACKGROUNDS if alpha else (None,)
-        self._refs = [Reference(_shown(picture, bg)) for bg in self._backgrounds]
+        self._refs = [[Reference(_shown(frames[i], bg)) for bg in self._backgrounds]
+                      for i in self._picks]  # fmt: skip
 
-    def score(self, distorted: Image.Image) -> float:
-        """The score of ``distorted`` (same size; alpha composited like the reference's)."""
+    def score(self, distorted: Image.Image | list[Image.Image]) -> float:
+        """The score of ``distorted`` (same size and frames; alpha composited like the
+        reference's)."""
+        shown = distorted if isinstance(distorted, list) else [distorted]
+        if len(shown) == self._count:
+            frames = [shown[i] for i in self._picks]
+        else:  # the encoder merged repeated frames: the frame shown at each one's time
+            starts = _starts([f.info.get("duration", 0) for f in shown])
+            frames = [shown[bisect_right(starts, t) - 1] for t in self._times]
         return min(
-            r.score(_shown(distorted, bg))
-            for r, bg in zip(self._refs, self._backgrounds, strict=True)
+            r.score(_shown(frame, bg))
+            for frame, refs in zip(frames, self._refs, strict=True)
+            for r, bg in zip(refs, self._backgrounds, strict=True)
         )
+
+
+def _starts(durations: list[int]) -> list[int]:
+    return [0, *accumulate(durations[:-1])]
+
+
+def _spread(count: int, pixels: int) -> list[int]:
+    n = min(count, max(2, _FRAME_PIXELS // max(pixels, 1)))
+    return sorted({round(k * (count - 1) / max(n - 1, 1)) for k in range(n)})
+
+
+def _transparent(im: Image.Image) -> bool:
+    return im.has_transparency_data and im.convert("RGBA").getextrema()[3][0] < 255
 
 
 def _shown(im: Image.Image, background: int | None) -> Image.Image:
@@ -117,7 +158,7 @@ def search(
     fmt: str,
     target: float,
     top: int = 100,
-    decode: Callable[[bytes], Image.Image] = decoded,
+    decode: Callable[[bytes], Image.Image | list[Image.Image]] = decoded,
 ) -> Found:
     """The smallest encode (by quality, 1..``top``) scoring at least ``target``; if none
     does, the best-scoring one probed (the caller reports the score reached)."""
