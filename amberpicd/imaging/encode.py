@@ -93,10 +93,9 @@ def encode_as(
     picture: Picture, spec: Encode, fmt: str, groups: Collection[str], path: Path
 ) -> Encoded | None:
     """``picture`` as ``fmt`` per ``spec``; None when ``format: auto`` finds the format
-    cannot fit max_bytes (or, for PNG, is hopelessly larger than a lossy one). Codec
-    errors propagate raw: the caller words them. From ``effort`` 7 on, a still JPEG or
-    PNG gets the lossless rewrite too (measured on 2 MP: PNG 2-80 % smaller for 0.1-0.4 s;
-    JPEG 0.2 % for 3x the encode time, so not by default)."""
+    cannot fit max_bytes (or, for PNG, hopelessly larger than a lossy one). Codec errors
+    propagate raw. From ``effort`` 7 on, a still JPEG or PNG gets the lossless rewrite too
+    (2 MP: PNG 2-80 % smaller for 0.1-0.4 s; JPEG 0.2 % for 3x the time: not by default)."""
     result = _encode_one(picture, spec, fmt, groups, path)
     effort = spec.effort or 0
     if result is None or fmt not in ("jpeg", "png") or effort < LOSSLESS_PASS_EFFORT:
@@ -135,14 +134,17 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        # Imported on first use: the metric loads only for quality: auto.
-        from amberpicd.imaging.quality import Seen, decoded_frames, search
+        from amberpicd.imaging.quality import Seen, decoded_frames, search  # the metric too
 
         ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
         found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
+        if fmt == "webp" and found.score < spec.target_score:  # 4:2:0 on dithering, noise
+            exact = _options(spec.model_copy(update={"lossless": True}), 100)
+            data = _save(frames, fmt, {**exact, **meta})
+            found = replace(found, data=data, quality=100, score=ref.score(decoded_frames(data)))
         log.debug(
             "%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes",
             path.name, fmt, found.quality, found.score, spec.target_score, found.probes,
@@ -292,13 +294,11 @@ def _options(spec: Encode, quality: int, searching: bool = False) -> dict:
 def _probe(
     frames: list[Image.Image], spec: Encode, searching: bool
 ) -> Callable[[int], bytes] | None:
-    """A cheaper encoder for the quality search's probes that decodes to exactly the
-    pixels of the real encode, or None where there is none. libjpeg-turbo's decoded
-    pixels depend on the quantisation tables and subsampling only, not on the entropy
-    coding: a baseline, non-optimised probe is ~5x faster to write and faster to read,
-    and no metadata (it changes no pixels). tests/test_quality_probe.py asserts the
-    identity at every quality. Not for WebP's ``method`` or AVIF's ``speed``, which
-    change the pixels, nor mozjpeg (trellis quantisation weighs the entropy coder)."""
+    """A cheaper encoder for the search's probes that decodes to exactly the pixels of the
+    real encode, or None. libjpeg-turbo's pixels depend on the quantisation tables and
+    subsampling, not the entropy coding: a baseline, non-optimised probe without metadata
+    is ~5x faster to write and faster to read (tests/test_quality_probe.py). Not for
+    WebP's ``method``, AVIF's ``speed`` (they change pixels) nor mozjpeg (trellis)."""
     if spec.format != "jpeg" or len(frames) > 1:
         return None
     if _options(spec, 1, searching)[_ENCODER] != "libjpeg":
