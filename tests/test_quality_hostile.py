@@ -200,3 +200,26 @@ def test_webp_falls_back_to_lossless_when_no_lossy_quality_reaches_the_target(
     spec = Encode(format="webp", quality=100)
     lossy = encode_as(Picture([im], source_format="png"), spec, "webp", (), SRC)
     assert lossy is not None and _judged(tmp_path, im.convert("RGB"), lossy.data) < 74
+
+
+@pytest.mark.parametrize("quality", [82, "auto"])
+def test_min_saving_never_writes_the_source_above_max_bytes(pillow_images: Path, quality):
+    # The encode fits max_bytes but saves under 10 %, and the source, rewritten, is still
+    # above max_bytes: min_saving wrote it anyway.
+    from amberpicd.imaging.compress import encode_output
+
+    with Image.open(pillow_images / "sugarshack.mpo") as src:
+        im = src.convert("RGB").resize((400, 300))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=70)
+    source = buf.getvalue()
+    with Image.open(io.BytesIO(source)) as opened:
+        opened.load()
+        pic = Picture([opened.copy()], source_format="jpeg")
+    limit = int(len(source) * 0.93)  # under the rewrite (~0.96), over 0.9 of the source
+    spec = Encode(format="jpeg", quality=quality, max_bytes=limit, min_saving="10%")
+    out = encode_output(pic, spec, (), SRC, source)
+    assert len(out.data) <= limit and out.note is None
+    # Control: without max_bytes, min_saving does keep the (larger) rewritten source.
+    free = encode_output(pic, spec.model_copy(update={"max_bytes": None}), (), SRC, source)
+    assert free.note and "min_saving" in free.note and len(free.data) > limit

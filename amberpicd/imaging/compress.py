@@ -55,7 +55,7 @@ def encode_output(
         sizes = ", ".join(f"{r.format} {_size(len(r.data))}" for r in results)
         log.debug("%s: format auto: %s; kept %s", path.name, sizes, best.format)
     if spec.min_saving is not None and source is not None:
-        best = _min_saving(best, picture, source, spec.min_saving, groups, path)
+        best = _min_saving(best, picture, source, spec, groups, path)
     return best
 
 
@@ -95,18 +95,22 @@ def _min_saving(
     best: Encoded,
     picture: Picture,
     source: bytes,
-    fraction: float,
+    spec: Encode,
     groups: Collection[str],
     path: Path,
 ) -> Encoded:
-    """``best`` if it is at least ``fraction`` smaller than the source; else the source
-    rewritten losslessly (when it can be: a still JPEG or PNG), whichever is smaller."""
+    """``best`` if it is at least ``min_saving`` smaller than the source; else the source
+    rewritten losslessly (when it can be: a still JPEG or PNG, within max_bytes)."""
+    fraction = spec.min_saving or 0.0
     if len(best.data) <= len(source) * (1 - fraction):
         return best
     try:
         kept = lossless_source(picture, source, groups, path, "min_saving")
     except EncodeError as exc:
         log.debug("%s: %s; kept the encode", path.name, exc)
+        return best
+    if spec.max_bytes is not None and len(kept.data) > spec.max_bytes:
+        log.debug("%s: min_saving: the source is above max_bytes; kept the encode", path.name)
         return best
     saving = 1 - len(best.data) / len(source)
     log.info(
