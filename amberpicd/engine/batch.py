@@ -9,7 +9,9 @@ content and rules are recorded as done is not processed again (status ``already`
 by the stat cache when its identity is known, else its worker stops right after hashing it),
 and every job is recorded, so the daemon knows what ``process`` did and the other way round.
 Files outside every inbox are journaled the same way, with no inbox. ``force`` redoes done
-files (and records them again). A dry run only reads the journal, and only if it exists.
+files (and records them again). A file the daemon (or another run) has in flight is left to
+it, status ``skipped`` with a note: the journal gives each file to one run (``begin_file``).
+A dry run only reads the journal, and only if it exists.
 A journal that cannot be opened or written is said in one line (``warn``); the run goes on
 without it, skipping nothing.
 """
@@ -29,7 +31,7 @@ from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
 from amberpicd.engine.pipeline import run
 from amberpicd.engine.recording import forget, identify, known_decision, record
-from amberpicd.errors import JournalError, printable
+from amberpicd.errors import FileBusy, JournalError, printable
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.names import name_choices
 from amberpicd.journal import Journal
@@ -176,7 +178,12 @@ def process(
         # folder being walked must not become inputs of the same run.
         for path, shown in list(walk_shown(paths)):
             job, originals = plan(config, path, rule=rule, dry_run=dry_run)
-            job, entry = book.take(config, job, originals)
+            try:
+                job, entry = book.take(config, job, originals)
+            except FileBusy as exc:  # the daemon has it in flight: it finishes it, not us
+                note = f"being processed by another amberpicd (pid {exc.pid}); left to it"
+                done(Report(job.path, "skipped", note=note), 0, 0, shown)
+                continue
             if job is None:
                 done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
                 continue
