@@ -258,7 +258,8 @@ class Store:
                 raise JournalError(f"{self.path.name}: made by a newer amberpicd (v{version})")
             for statement in (s for m in _MIGRATIONS[version:] for s in m):
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:  # else it writes nothing: a full disk still opens
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _move_aside(self) -> Path:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
