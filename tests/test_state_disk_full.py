@@ -81,3 +81,37 @@ def test_a_full_state_disk_at_start_holds_work_and_resumes(tmp_path: Path):
             assert d.stop() == 0
         finally:
             d.close()
+
+
+def test_a_job_left_unfinished_waits_for_room_and_is_finished_once(tmp_path: Path):
+    """The crash left a job published but not finished: its recovery needs the journal too,
+    so it waits (nothing taken before it), then finishes: one set of outputs, no ``-1``."""
+    with need.tmpfs(tmp_path / "state", "4m") as state:
+        d = DaemonProc(tmp_path, CONFIG)
+        d.inbox.mkdir()
+        try:
+            d.env["AMBERPIC_TEST_CRASH_AT"] = "all_published"
+            d.start()
+            src = images.jpeg(d.inbox / "a.jpg", (300, 200))
+            original = src.read_bytes()
+            wait_for(lambda: d.proc.poll() is not None, 30, "the crash after publishing")
+            d.kill()  # its workers too
+            del d.env["AMBERPIC_TEST_CRASH_AT"]
+            assert (d.out / "a.webp").exists() and src.exists()  # control: left unfinished
+            filler = fill(state)
+            d.start()
+            status = wait_for(
+                lambda: (s := d.status())["journal"]["error"] and s, 30, "the journal error"
+            )
+            assert "journal.db: database or disk is full" in status["journal"]["error"], status
+            assert src.read_bytes() == original and files(d.out) == [d.out / "a.webp"]
+            filler.unlink()
+            wait_for(lambda: not src.exists(), 60, "the original moved once there is room")
+            wait_for(d.idle, 30, "idle")
+            assert files(d.out) == [d.out / "a.webp"]  # its outputs recognised, no a-1.webp
+            assert files(d.root / "archive") == [d.root / "archive" / "a.jpg"]
+            assert (d.root / "archive" / "a.jpg").read_bytes() == original
+            assert [h["state"] for h in d.history()] == ["done"]
+            assert d.stop() == 0
+        finally:
+            d.close()

@@ -66,6 +66,7 @@ class Dispatcher:
         self.inflight = InFlight() if inflight is None else inflight
         self.health = JournalHealth(journal) if health is None else health
         self.paused = False
+        self.recovering = False  # crash recovery waits for the journal: no file taken before it
         self._busy: set[Path] = set()  # files left to another run, said once each
         self.heartbeat = time.monotonic()
         self._stop = threading.Event()
@@ -126,7 +127,7 @@ class Dispatcher:
             self.queue.changed.clear()
             try:
                 self.health.watch(idle=lambda: not self.inflight)
-                if self.health.may_write():
+                if self.health.may_write() and not self.recovering:
                     self._take_some()
             except Exception:  # a bug must not end the loop: it is all the daemon does
                 log.exception("dispatcher error; going on")
