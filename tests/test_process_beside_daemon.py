@@ -1,35 +1,22 @@
 """`amberpicd process` on a file of a watched inbox while the daemon runs: one of the two
 processes it, never both (the journal's owner claim). Real daemon, real ``process``
-subprocess, real SQLite; each run is frozen (SIGSTOP) with its job begun, so the other
-certainly meets it in flight."""
+subprocess, real SQLite; each run is stopped with its outputs published and its job not
+finished (the test-only ``hang@all_published``), so the other certainly meets it in flight."""
 
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import images
 import pytest
-from daemonproc import DaemonProc, _descendants, files, wait_for
+from daemonproc import DaemonProc, files, one_inbox, wait_for
 
-CONFIG = """
-daemon:
-  settle_seconds: {settle}
-  workers: 1
-watch:
-  - inbox: {root}/inbox
-    originals: keep
-rules:
-  - name: web
-    pipeline: [{{resize: {{width: 64}}}}, {{encode: webp}}]
-    output: {root}/out/{{stem}}.{{ext}}
-    on_conflict: rename
-"""
+CONFIG = one_inbox("keep")
+HANG = "AMBERPIC_TEST_CRASH_AT"  # engine/commit.crash_point: "hang@all_published" stops there
 
 
 @pytest.fixture
@@ -40,84 +27,47 @@ def daemon(tmp_path: Path):
     d.close()
 
 
-def jobs(d: DaemonProc) -> list[tuple[str, str]]:
-    """(state, owner) of every job in the shared journal, read as any SQLite reader would."""
+def jobs(d: DaemonProc) -> list[str]:
+    """The state of every job in the shared journal, read as any SQLite reader would."""
     db = d.root / "state" / "amberpic" / "journal.db"
     if not db.exists():
         return []
     conn = sqlite3.connect(db, timeout=5)
     try:
-        return conn.execute("SELECT state, owner FROM jobs ORDER BY id").fetchall()
+        return [r[0] for r in conn.execute("SELECT state FROM jobs ORDER BY id")]
     except sqlite3.OperationalError:
         return []  # not made yet
     finally:
         conn.close()
 
 
-def running(d: DaemonProc) -> bool:
-    return any(state in ("running", "staged", "published") for state, _ in jobs(d))
-
-
-def spawn_process(d: DaemonProc, path: Path) -> subprocess.Popen[str]:
+def spawn_process(d: DaemonProc, path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     command = ["-c", str(d.config), "process", "-j", "1", str(path)]
     return subprocess.Popen(
         [sys.executable, "-m", "amberpicd", *command],
-        env=d.env,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def freeze(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        os.kill(pid, sig)
-
-
-def write_locked(d: DaemonProc) -> bool:
-    conn = sqlite3.connect(d.root / "state" / "amberpic" / "journal.db", timeout=0)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return False
-    except sqlite3.OperationalError:
-        return True
-    finally:
-        conn.close()
-
-
-def freeze_in_flight(d: DaemonProc, pids: list[int]) -> None:
-    """SIGSTOP ``pids`` with a job in flight and no journal write lock held (a run frozen
-    inside a transaction would block the other for another reason than the one tested)."""
-    deadline = time.monotonic() + 30
-    while True:
-        freeze(pids, signal.SIGSTOP)
-        if not write_locked(d):
-            assert running(d), "control: the job must still be in flight when frozen"
-            return
-        freeze(pids, signal.SIGCONT)
-        assert time.monotonic() < deadline, "could not freeze the run between two writes"
-        time.sleep(0.01)  # let it finish its transaction
-
-
 def test_process_leaves_an_inbox_file_the_daemon_is_processing(daemon: DaemonProc):
+    daemon.env[HANG] = "hang@all_published"  # the daemon stops there, its job unfinished
     daemon.start()
-    src = images.jpeg(daemon.inbox / "a.jpg", (2400, 1800))
+    del daemon.env[HANG]
+    src = images.jpeg(daemon.inbox / "a.jpg", (300, 200))
     original = src.read_bytes()
-    wait_for(lambda: running(daemon), 30, "the daemon's job to begin")
-    frozen = daemon.pids()
-    freeze_in_flight(daemon, frozen)  # its job stays in flight, its owner lock held
-    try:
-        proc = spawn_process(daemon, src)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        freeze(frozen, signal.SIGCONT)
-    assert proc.returncode == 0, err
-    assert "skipped a.jpg: being processed by another amberpicd" in out, (out, err)
-    assert err.splitlines()[-1].startswith("0 done, 1 skipped, 0 failed"), err
-    wait_for(lambda: daemon.idle() and not running(daemon), 30, "the daemon to finish")
+    wait_for(lambda: jobs(daemon) == ["published"], 30, "the daemon's job in flight")
+    proc = daemon.cli("process", "-j", "1", str(src), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped a.jpg: being processed by another amberpicd" in proc.stdout, proc.stdout
+    assert proc.stderr.splitlines()[-1].startswith("0 done, 1 skipped, 0 failed"), proc.stderr
+    assert jobs(daemon) == ["published"]  # process began no job of its own
+    daemon.kill()  # the hung daemon: its next start finishes what it left
+    daemon.start()
+    wait_for(lambda: jobs(daemon) == ["done"] and daemon.idle(), 30, "the recovery")
     assert [p.name for p in files(daemon.out)] == ["a.webp"]  # one set, no a-1.webp
-    assert [state for state, _ in jobs(daemon)] == ["done"]  # handled once
     assert src.read_bytes() == original
     assert daemon.stop() == 0
 
@@ -125,33 +75,25 @@ def test_process_leaves_an_inbox_file_the_daemon_is_processing(daemon: DaemonPro
 def test_the_daemon_leaves_an_inbox_file_process_is_processing(daemon: DaemonProc):
     daemon.start()
     assert daemon.cmd("pause")["paused"]
-    src = images.jpeg(daemon.inbox / "b.jpg", (2400, 1800))
+    src = images.jpeg(daemon.inbox / "b.jpg", (300, 200))
     original = src.read_bytes()
-    proc = spawn_process(daemon, src)
+    proc = spawn_process(daemon, src, {**daemon.env, HANG: "hang@all_published"})
     try:
-        wait_for(lambda: running(daemon), 60, "process's job to begin")
-        frozen = [proc.pid, *_descendants(proc.pid)]
-        freeze_in_flight(daemon, frozen)
-        try:
-            assert daemon.cmd("resume")["paused"] is False
-            wait_for(
-                lambda: "b.jpg: being processed by another amberpicd" in daemon.logs(),
-                30,
-                "the daemon to meet the file in flight",
-            )
-        finally:
-            freeze(frozen, signal.SIGCONT)
-        _, err = proc.communicate(timeout=120)
+        wait_for(lambda: jobs(daemon) == ["published"], 60, "process's job in flight")
+        assert daemon.cmd("resume")["paused"] is False
+        wait_for(
+            lambda: "b.jpg: being processed by another amberpicd" in daemon.logs(),
+            30,
+            "the daemon to meet the file in flight",
+        )
+        assert jobs(daemon) == ["published"]  # the daemon began no job of its own
+        assert [p.name for p in files(daemon.out)] == ["b.webp"]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    assert err.splitlines()[-1].startswith("1 done, 0 skipped, 0 failed"), err
-    # The daemon looks again once process is done: the file is done, nothing repeated.
-    wait_for(lambda: "b.jpg: already processed" in daemon.logs(), 30, "the daemon's second look")
-    wait_for(daemon.idle, 30, "the daemon idle")
-    assert [p.name for p in files(daemon.out)] == ["b.webp"]  # one set, no b-1.webp
-    assert [state for state, _ in jobs(daemon)] == ["done"]
+        proc.kill()  # the hung run: its owner is gone, the file is the daemon's to take
+        proc.communicate(timeout=30)
+    wait_for(lambda: "done" in jobs(daemon) and daemon.idle(), 30, "the daemon's take-over")
+    assert [p.name for p in files(daemon.out)] == ["b.webp"]  # recognised, no b-1.webp
+    assert sorted(jobs(daemon)) == ["done", "published"]  # the killed run's, for recovery
     assert src.read_bytes() == original
     assert daemon.stop() == 0
 

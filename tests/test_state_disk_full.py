@@ -12,21 +12,9 @@ from pathlib import Path
 
 import images
 import need
-from daemonproc import DaemonProc, files, wait_for
+from daemonproc import DaemonProc, files, one_inbox, wait_for
 
-CONFIG = """
-daemon:
-  settle_seconds: {settle}
-  workers: 1
-watch:
-  - inbox: {root}/inbox
-    originals: move
-    archive: {root}/archive
-rules:
-  - name: web
-    pipeline: [{{resize: {{width: 64}}}}, {{encode: webp}}]
-    output: {root}/out/{{stem}}.{{ext}}
-"""
+CONFIG = one_inbox("move")
 
 
 def fill(folder: Path) -> Path:
