@@ -122,3 +122,28 @@ def test_begin_file_gives_a_file_in_flight_to_one_live_writer(tmp_path: Path):
     finally:
         first.close()
         second.close()
+
+
+def test_without_a_journal_process_leaves_inbox_files_to_a_running_daemon(tmp_path: Path, capsys):
+    """No journal to claim through (here: a folder where journal.db should be): while a
+    daemon holds its lock, files of its inboxes are left to it; others are done."""
+    from amberpicd.cli.main import main
+    from amberpicd.daemon.lock import InstanceLock, daemon_running, lock_path
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG.format(root=tmp_path, settle=0.3))
+    (tmp_path / "inbox").mkdir()
+    inside = images.jpeg(tmp_path / "inbox" / "in.jpg", (300, 200))
+    outside = images.jpeg(tmp_path / "out.jpg", (300, 200))
+    (tmp_path / "xdg-state" / "amberpic" / "journal.db").mkdir(parents=True)  # conftest's
+    with InstanceLock(lock_path()):  # what a running daemon holds
+        assert daemon_running(lock_path())
+        code = main(["-c", str(cfg), "process", "-j", "1", str(inside), str(outside)])
+        out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "amberpicd: journal: journal.db: unable to open database file" in err  # one line
+    assert "skipped in.jpg: in an inbox of the running daemon" in out, out
+    assert [p.name for p in files(tmp_path / "out")] == ["out.webp"]
+    assert not daemon_running(lock_path())  # control: no daemon, the inbox file is done
+    assert main(["-c", str(cfg), "process", "-j", "1", str(inside)]) == 0
+    assert [p.name for p in files(tmp_path / "out")] == ["in.webp", "out.webp"]

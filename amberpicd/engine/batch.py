@@ -42,6 +42,7 @@ from amberpicd.workers.child import POOL_WORKER, engine_setup
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
+LEFT_TO_DAEMON = "in an inbox of the running daemon, and no journal to share it: left to it"
 
 
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
@@ -138,10 +139,13 @@ def process(
     journal: Journal | None = None,
     force: bool = False,
     warn: Callable[[str], None] = lambda line: None,
+    beside_daemon: bool = False,
 ) -> list[Report]:
     """Process every file in ``paths`` (as ``walk`` yields them); reports come back in
     completion order. ``tally`` also learns each file's name as ``walk_shown`` shows it.
-    With a ``journal`` (``open_journal``), done files are skipped and every job recorded."""
+    With a ``journal`` (``open_journal``), done files are skipped and every job recorded.
+    ``beside_daemon`` (a daemon runs): while there is no journal to claim files through,
+    files of its inboxes are left to it (``LEFT_TO_DAEMON``), not done twice."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     reports: list[Report] = []
     pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy, str, Journaled | None]] = {}
@@ -178,6 +182,10 @@ def process(
         # folder being walked must not become inputs of the same run.
         for path, shown in list(walk_shown(paths)):
             job, originals = plan(config, path, rule=rule, dry_run=dry_run)
+            alone = book.journal is None and not dry_run  # no claim through the journal
+            if alone and beside_daemon and config.watch_for(job.path) is not None:
+                done(Report(job.path, "skipped", note=LEFT_TO_DAEMON), 0, 0, shown)
+                continue
             try:
                 job, entry = book.take(config, job, originals)
             except FileBusy as exc:  # the daemon has it in flight: it finishes it, not us
