@@ -1,3 +1,3 @@
-from amberpicd.cli.main import main
+from amberpicd.cli.main import entry
 
-raise SystemExit(main())
+entry()

@@ -10,7 +10,9 @@ Compared, per target: amberpicd ``quality: auto`` (JPEG, WebP, AVIF) and ``forma
 against the one *safe* fixed quality per format (the lowest on a grid that keeps every
 photo at or above the target), plus peers at their defaults: cjpeg (libjpeg-turbo q75),
 mozjpeg (libvips jpegsave with trellis, Squoosh's q75), cwebp (q75), avifenc. Every output
-is judged by the PyPI ``ssimulacra2`` package (not our metric). Lossless: ``optimize``
+is judged by the PyPI ``ssimulacra2`` package (not our metric). ``quality: auto``'s time over
+the fixed quality: the encode step alone (CPU of this process, with the probes counted) and
+whole ``amberpicd process`` runs (benchmarks/process_ratio.py). Lossless: ``optimize``
 against ``jpegtran -optimize -progressive``, ``optipng -o2`` and oxipng, files as shipped.
 """
 
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import corpus  # noqa: E402  (tests/corpus.py: Pillow's test images)
 import ssimulacra2 as judge  # noqa: E402
+from process_ratio import process_run_ratios  # noqa: E402  (benchmarks/)
 
 from amberpicd.imaging.compress import encode_output  # noqa: E402
 from amberpicd.imaging.encode import encode_as  # noqa: E402
@@ -365,6 +368,7 @@ def main() -> None:
         + ", ".join(f"{f}@{t:g}=q{q}" for (f, t), q in safe.items())
     )
     lines += auto_time_ratios(photos, targets, safe)
+    lines += process_run_ratios(photos, targets, safe, LOSSY, TMP)
     lines += lossy_table("Photos", photos, targets, safe)
     lines += lossy_table("Screenshots", screens, targets, safe)
     lines += lossless_table(images)

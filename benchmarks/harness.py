@@ -26,6 +26,7 @@ class Command:
 class Measured:
     seconds: float = 0.0
     cpu: float = 0.0  # user + system seconds, every process of the run
+    cpu_worker: float = 0.0  # of which worker processes (fork server, pool children)
     peak_main: int = 0  # bytes: the largest VmHWM among non-worker processes
     peak_worker: int = 0  # bytes: the largest VmHWM among worker processes
     errors: list[str] = field(default_factory=list)
@@ -41,6 +42,7 @@ class TreeMonitor:
         self.ignore = set(descendants(root))
         self.parent_cmdline = Path(f"/proc/{root}/cmdline").read_bytes()
         self.cpu: dict[int, int] = {}
+        self.worker: set[int] = set()  # pids whose command line or name marks a worker
         self.hwm: dict[int, tuple[int, bool]] = {}  # pid -> (bytes, is_worker)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -77,16 +79,35 @@ class TreeMonitor:
             cmdline = cmdline.replace(b"\0", b" ")
             fields = stat[stat.rindex(")") + 2 :].split()
             self.cpu[pid] = max(self.cpu.get(pid, 0), int(fields[11]) + int(fields[12]))
+            worker = any(m.encode() in cmdline for m in WORKER_MARKS) or "(amberpicd-work" in stat
+            if worker:
+                self.worker.add(pid)
             hwm = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), None)
             if hwm is None:
                 continue
-            worker = any(m.encode() in cmdline for m in WORKER_MARKS) or "(amberpicd-work" in stat
             size = int(hwm.split()[1]) * 1024
             self.hwm[pid] = (max(size, self.hwm.get(pid, (0, worker))[0]), worker)
 
     @property
     def cpu_seconds(self) -> float:
         return sum(self.cpu.values()) / TICK
+
+    @property
+    def worker_cpu_seconds(self) -> float:
+        return sum(v for pid, v in self.cpu.items() if pid in self.worker) / TICK
+
+
+def bytecode_cache(folder: Path, on: bool = True) -> None:
+    """Python's bytecode cache for every tool run from here on, in ``folder``, as on a
+    user's machine: pip compiles what it installs, but an editable install under
+    ``PYTHONDONTWRITEBYTECODE`` (this project's development environment) would make
+    amberpicd compile its ~100 modules, in its main process and its fork server, on every
+    run, and pyvips (compiled in site-packages) none. ``on=False`` measures that case."""
+    if on:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(folder)
+    else:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 
 
 def descendants(pid: int) -> list[int]:
@@ -131,6 +152,7 @@ def run(commands: Sequence[Command], parallel: int = 1, timeout: float = 3600) -
         list(pool.map(one, commands, timeout=timeout))
     out.seconds = time.perf_counter() - started
     out.cpu = max(direct_cpu, monitor.cpu_seconds)
+    out.cpu_worker = monitor.worker_cpu_seconds
     for size, worker in monitor.hwm.values():
         if worker:
             out.peak_worker = max(out.peak_worker, size)

@@ -45,6 +45,7 @@ SCENARIOS = {
 def main() -> int:
     args = _args()
     OUT.mkdir(exist_ok=True)
+    harness.bytecode_cache(OUT / "pycache")  # as installed: see harness.bytecode_cache
     available, skipped, versions = [], {}, {}
     for tool in peers.tools():
         if args.tools and tool.name not in args.tools:

@@ -95,3 +95,31 @@ def test_blocked_blur_is_the_direct_convolution(shape):
     got = ssimulacra2._blur(plane)
     assert got.shape == shape and got.dtype == np.float32
     np.testing.assert_allclose(got, _direct_blur(plane), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("strip", [1, 977, 32768])
+def test_strips_give_the_whole_plane_score(pillow_images: Path, monkeypatch, strip: int):
+    """The maps' formulas and the colour transform run strip by strip (_STRIP samples):
+    any strip size, down to a row at a time and sizes that do not divide the rows, gives
+    the score computed over whole planes at once (only float rounding differs)."""
+    with Image.open(pillow_images / "sugarshack.mpo") as src:
+        im = src.convert("RGB").crop((0, 0, 319, 237))
+    dist = _roundtrip(im, "JPEG", 40)
+    monkeypatch.setattr(ssimulacra2, "_STRIP", 10**9)
+    whole = ssimulacra2.score(im, dist)
+    monkeypatch.setattr(ssimulacra2, "_STRIP", strip)
+    assert ssimulacra2.score(im, dist) == pytest.approx(whole, abs=1e-3)
+    assert ssimulacra2.score(im, im.copy()) == pytest.approx(100.0)
+    assert whole < 90  # control: a real distortion, not a comparison of equals
+
+
+@pytest.mark.parametrize("size", [(37, 23), (38, 24), (1, 1)])
+def test_linearisation_two_samples_at_a_time_is_the_plain_table(size):
+    """_linear looks samples up in pairs (a 65536-entry table of float32 pairs): the same
+    values as the 256-entry sRGB table sample by sample, odd sample counts included."""
+    rng = np.random.default_rng(7)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    arr[0, 0] = (0, 255, 128)  # the ends of the table, whatever the draw
+    got = ssimulacra2._linear(Image.fromarray(arr))
+    want = ssimulacra2._LUT[np.moveaxis(arr, 2, 0)]
+    assert got.dtype == np.float32 and np.array_equal(got, want)

@@ -297,3 +297,45 @@ def test_a_retiring_worker_returns_its_result_and_is_replaced() -> None:
         results = [pool.submit(jobs.whoami).result(timeout=RESULT)[0] for _ in range(3)]
     assert first not in results  # a fresh worker took the next jobs
     assert len(set(results)) == 1  # and kept them: only the asking worker retired
+
+
+def test_warm_starts_every_worker_before_any_job_and_jobs_use_them():
+    with WorkerPool(2, initializer=jobs.mark_initialized) as p:
+        assert p.pids == []  # control: without warm() no worker starts before a job
+        p.warm()
+        wait_until(lambda: len(p.pids) == 2)
+        warmed = set(p.pids)
+        results = [p.submit(jobs.whoami) for _ in range(4)]
+        used = {f.result(RESULT)[0] for f in results}
+        assert used <= warmed  # no worker started for the jobs: the warm ones took them
+        assert p.submit(jobs.is_initialized).result(RESULT) is True
+    assert all(gone(pid) for pid in warmed)
+
+
+def test_warm_then_close_without_jobs_leaves_no_children():
+    with WorkerPool(2) as p:
+        p.warm()
+        wait_until(lambda: len(p.pids) == 2)
+        pids = p.pids
+    assert all(gone(pid) for pid in pids)
+
+
+def test_warm_with_a_broken_initializer_starts_each_worker_once_and_jobs_still_fail(tmp_path):
+    starts = tmp_path / "starts"
+    starts.mkdir()
+    with WorkerPool(2, initializer=functools.partial(jobs.note_start_then_fail, str(starts))) as p:
+        p.warm()
+        wait_until(lambda: len(os.listdir(starts)) == 2 and p.pids == [])
+        with pytest.raises(WorkerLost, match=r"initializer raised ValueError"):
+            p.submit(jobs.echo, 1).result(RESULT)
+    # Two warm starts, one for the job: a failing worker is not restarted for no job.
+    assert len(os.listdir(starts)) == 3
+
+
+def test_warm_with_a_count_starts_no_more_workers_than_asked():
+    with WorkerPool(3) as p:
+        p.warm(1)
+        wait_until(lambda: len(p.pids) == 1)
+        first = p.pids
+        assert p.submit(jobs.whoami).result(RESULT)[0] in first
+        assert len(p.pids) == 1  # one job, one worker: the warm one took it

@@ -97,6 +97,12 @@ def broken_initializer() -> None:
     raise ValueError("no codecs here")
 
 
+def note_start_then_fail(directory: str) -> None:
+    """An initializer that leaves a file per worker start, then fails."""
+    Path(directory, str(os.getpid())).touch()
+    raise ValueError("no codecs")
+
+
 def retire_and_report_pid() -> int:
     from amberpicd.workers.child import retire_after_job
 

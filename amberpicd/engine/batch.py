@@ -1,6 +1,8 @@
 """``amberpicd process``: run the configured rules on given files and folders, in parallel.
 
-Uses exactly the daemon's engine: ``pipeline.run`` in worker processes, ``commit`` here.
+Uses exactly the daemon's engine: ``pipeline.run`` in worker processes (through
+``workers.child.run_in_pool``, as the daemon submits it: so this process never loads the
+pixel side, which the fork server has preloaded), ``commit`` here.
 A dry run names the files the real run would write: ``free_name`` resolves name conflicts
 as publishing does, without writing.
 
@@ -27,7 +29,6 @@ from pathlib import Path
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
-from amberpicd.engine.pipeline import run
 from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import JournalError, printable
 from amberpicd.fs.identity import FileIdentity
@@ -36,7 +37,7 @@ from amberpicd.journal import Journal
 from amberpicd.output.writer import is_temp_name
 from amberpicd.paths import state_dir
 from amberpicd.rules.fingerprint import fingerprint
-from amberpicd.workers.child import POOL_WORKER, engine_setup
+from amberpicd.workers.child import engine_setup, run_in_pool
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
@@ -146,12 +147,17 @@ def process(
     names = DryNames(config)
     book = Book(journal, force=force, dry_run=dry_run, warn=warn)
     limit = max(1, workers) * 2  # bounded in-flight work: flat memory on huge folders
+    # Walked before anything is written: outputs or moved originals that land inside a
+    # folder being walked must not become inputs of the same run.
+    files = list(walk_shown(paths))
     with WorkerPool(
         workers,
         memory_limit=int(config.limits.worker_memory),
         initializer=engine_setup,
         preload=ENGINE,
     ) as pool:
+        pool.warm(len(files))  # they start while the first files are journaled: no more
+        # workers than files, so one file on a many-core machine forks one worker
 
         def done(report: Report, size_in: int, size_out: int, shown: str) -> None:
             if tally is not None:
@@ -172,15 +178,13 @@ def process(
                 size_in = result.identity.size if result.identity else 0
                 done(report, size_in, sum(o.bytes for o in result.outputs), shown)
 
-        # Walked before anything is written: outputs or moved originals that land inside a
-        # folder being walked must not become inputs of the same run.
-        for path, shown in list(walk_shown(paths)):
+        for path, shown in files:
             job, originals = plan(config, path, rule=rule, dry_run=dry_run)
             job, entry = book.take(config, job, originals)
             if job is None:
                 done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
                 continue
-            future = pool.submit(run, job, POOL_WORKER, timeout=job.limits.job_timeout)
+            future = pool.submit(run_in_pool, job, timeout=job.limits.job_timeout)
             pending[future] = (job, originals, shown, entry)
             while len(pending) >= limit:
                 drain(block=True)

@@ -111,6 +111,7 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self._closing = False
         self._close_deadline = 0.0
+        self._ahead = 0  # workers still to start before any job asks for them (warm())
         if workers == 0:
             if initializer is not None:
                 initializer()
@@ -172,6 +173,18 @@ class WorkerPool:
             self._queue.append((future, payload, timeout))
             self._wake()
         return future
+
+    def warm(self, count: int | None = None) -> None:
+        """Start ``count`` workers (default: all) now instead of at the first jobs, so that
+        their start (the fork, the initializer) overlaps what the caller still does before
+        it submits. Once: a worker that dies later is replaced when a job needs it."""
+        if self.size == 0:
+            return
+        wanted = self.size if count is None else max(0, min(count, self.size))
+        with self._lock:
+            if not self._closing:
+                self._ahead = wanted - len(self._workers)
+                self._wake()
 
     def close(self, *, wait: bool = True, cancel_pending: bool = False, grace: float = 5.0) -> None:
         """Stop taking jobs and end every worker process (joined: no zombies, no orphans).
@@ -244,13 +257,17 @@ class WorkerPool:
     def _dispatch(self) -> None:
         while True:
             with self._lock:
-                if not self._queue:
-                    return
                 idle = next(
                     (w for w in self._workers if w.ready and not w.retiring and w.job is None),
                     None,
                 )
-                if idle is None:
+                if not self._queue:
+                    # Nothing to run: start a worker only when warm() asked for it ahead.
+                    if self._ahead <= 0 or self._closing or len(self._workers) >= self.size:
+                        return
+                    self._ahead -= 1
+                    idle = None
+                elif idle is None:
                     starting = sum(not w.ready for w in self._workers)
                     live = sum(not w.retiring for w in self._workers)
                     if live >= self.size or starting >= len(self._queue):
