@@ -184,5 +184,17 @@ class JournalGone(JournalError):
     """The journal's file was deleted or replaced while the daemon had it open."""
 
 
+class FileBusy(AmberpicError):
+    """Another live amberpicd (the daemon, or a ``process`` run) has a job of this file in
+    flight: the journal gives each file to one of them (``begin_file``); this one leaves it.
+    ``str()`` is ``name: being processed by another amberpicd (pid N)``."""
+
+    def __init__(self, path: str | Path, pid: str):
+        self.path, self.pid = Path(path), pid
+        super().__init__(
+            f"{printable(self.path.name)}: being processed by another amberpicd (pid {pid})"
+        )
+
+
 class ControlError(AmberpicError):
     """The control socket failed, or no daemon is listening on it."""

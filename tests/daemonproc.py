@@ -32,6 +32,25 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "c
         delay = min(delay * 1.5, 0.2)
 
 
+def one_inbox(originals: str = "keep") -> str:
+    """A DaemonProc config: one inbox ``{root}/inbox`` (``move`` archives to ``{root}/archive``),
+    one worker, one rule ``web`` writing a 64 px wide WebP to ``{root}/out`` (names taken:
+    ``rename``, the default)."""
+    archive = "\n    archive: {root}/archive" if originals == "move" else ""
+    return f"""
+daemon:
+  settle_seconds: {{settle}}
+  workers: 1
+watch:
+  - inbox: {{root}}/inbox
+    originals: {originals}{archive}
+rules:
+  - name: web
+    pipeline: [{{{{resize: {{{{width: 64}}}}}}}}, {{{{encode: webp}}}}]
+    output: {{root}}/out/{{{{stem}}}}.{{{{ext}}}}
+"""
+
+
 class DaemonProc:
     """``amberpicd run`` in a subprocess with its own HOME, XDG dirs and config."""
 

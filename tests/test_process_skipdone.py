@@ -18,7 +18,7 @@ from pathlib import Path
 
 import images
 import pytest
-from daemonproc import DaemonProc, files, wait_for
+from daemonproc import DaemonProc, files, one_inbox, wait_for
 
 from amberpicd.cli.main import main
 from amberpicd.fs.identity import RACY_NS
@@ -258,18 +258,7 @@ def test_a_corrupt_journal_is_left_to_the_daemon_and_the_run_goes_on(tmp_path: P
 
 # --- with the real daemon ----------------------------------------------------------------
 
-DAEMON = """
-daemon:
-  settle_seconds: {settle}
-  workers: 1
-watch:
-  - inbox: {root}/inbox
-    originals: keep
-rules:
-  - name: web
-    pipeline: [{{resize: {{width: 64}}}}, {{encode: webp}}]
-    output: {root}/out/{{stem}}.{{ext}}
-"""
+DAEMON = one_inbox("keep")
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def _process(args: argparse.Namespace) -> int:
 
         start_fork_server()  # the workers' imports overlap ours
     from amberpicd.cli import report
+    from amberpicd.daemon.lock import daemon_running, lock_path
     from amberpicd.engine import batch
 
     loaded = _load(args)
@@ -47,6 +48,7 @@ def _process(args: argparse.Namespace) -> int:
         print(f"amberpicd: {printable(line)}", file=sys.stderr, flush=True)
 
     journal = batch.open_journal(args.dry_run, warn)
+    beside_daemon = daemon_running(lock_path())  # a daemon runs: /proc/locks, never a lock
 
     def show(rep) -> None:
         progress.clear()
@@ -74,6 +76,7 @@ def _process(args: argparse.Namespace) -> int:
             journal=journal,
             force=args.force,
             warn=warn,
+            beside_daemon=beside_daemon,
         )
     finally:
         if journal is not None:

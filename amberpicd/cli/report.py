@@ -52,6 +52,8 @@ def human_line(report: Report, dry_run: bool = False, name: str | None = None) -
     if report.status == "skipped":
         if error:  # "generator/Gemfile: not an image"
             return f"skipped {error}"
+        if report.note:  # "a.jpg: being processed by another amberpicd (pid 812); left to it"
+            return f"skipped {name}: {report.note}"
         return f"skipped {name}: outputs exist (on_conflict: skip)"
     verb = "would write" if dry_run else "wrote"
     targets = ", ".join(printable(str(p)) for p in report.outputs)

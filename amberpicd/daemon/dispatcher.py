@@ -4,7 +4,10 @@ One thread takes paths while fewer than ``in_flight`` jobs run and the daemon is
 asks the identify stage whether (and as which journal job) to run each, and submits it to the
 pool; the pool's callback hands the finished future to the commit stage. One job per path is
 in flight at a time (``InFlight``); a path taken again meanwhile is looked at again when its
-job ends. A path the journal cannot record waits in front (``JournalHealth.held``). Slow work
+job ends. A path another live amberpicd (an ``amberpicd process`` run) has in flight is left
+to it and looked at again every BUSY_AGAIN seconds until that job ends (done: nothing to
+do; its run killed: ours to take). A path the journal cannot record waits in front
+(``JournalHealth.held``). Slow work
 (read, hash, decode, encode, fsync of outputs) happens in the worker processes. ``heartbeat``
 is when the loop last went round (at least every HEARTBEAT seconds): the systemd watchdog is
 fed from it. Reads the queue, writes the journal only through identify.
@@ -26,7 +29,7 @@ from amberpicd.daemon.inflight import InFlight, Running
 from amberpicd.daemon.journal_health import JournalHealth
 from amberpicd.engine.commit import OriginalsPolicy
 from amberpicd.engine.job import FileJob, FileResult
-from amberpicd.errors import JournalError, printable
+from amberpicd.errors import FileBusy, JournalError, printable
 from amberpicd.journal import Journal
 from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers.child import run_in_pool
@@ -36,6 +39,7 @@ __all__ = ["Dispatcher", "job_for"]
 
 log = logging.getLogger("amberpicd")
 HEARTBEAT = 1.0  # seconds: the loop goes round at least this often, even when idle
+BUSY_AGAIN = 2.0  # seconds: how soon a file another run has in flight is looked at again
 
 
 class Dispatcher:
@@ -62,6 +66,8 @@ class Dispatcher:
         self.inflight = InFlight() if inflight is None else inflight
         self.health = JournalHealth(journal) if health is None else health
         self.paused = False
+        self.recovering = False  # crash recovery waits for the journal: no file taken before it
+        self._busy: set[Path] = set()  # files left to another run, said once each
         self.heartbeat = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
@@ -121,7 +127,7 @@ class Dispatcher:
             self.queue.changed.clear()
             try:
                 self.health.watch(idle=lambda: not self.inflight)
-                if self.health.may_write():
+                if self.health.may_write() and not self.recovering:
                     self._take_some()
             except Exception:  # a bug must not end the loop: it is all the daemon does
                 log.exception("dispatcher error; going on")
@@ -137,8 +143,14 @@ class Dispatcher:
             try:
                 if not self.inflight.again_if_held(path):  # maybe older content: look again
                     item = self.identify.take(path)
+                    self._busy.discard(path)
                     if item is not None:
                         self._submit(item)
+            except FileBusy as exc:  # the other run commits it; look again once it is done
+                if path not in self._busy:
+                    self._busy.add(path)
+                    log.info("%s; left to it", exc)
+                self.queue.put_later(path, BUSY_AGAIN)
             except JournalError as exc:  # the file waits, in front, until it can be recorded
                 held.appendleft(path)
                 self.health.failed(exc)

@@ -1,11 +1,12 @@
 """Whether the journal can be written now, and what waits until it can.
 
 A journal that cannot be written (disk full, deleted or replaced) never loses a file: the
-path waits in ``held`` (in front of the queue) and is taken again every JOURNAL_RETRY seconds,
-and the error is ``error`` (status shows it) until a write succeeds. Jobs whose records could
-not be written are ``orphans``, superseded once it heals. ``watch`` notices a journal file
-deleted or replaced under us and opens a new one once no job is in flight. Shared by the
-dispatch and commit stages (thread-safe); touches the journal only.
+path waits in ``held`` (in front of the queue) and is taken again after JOURNAL_RETRY seconds,
+then less and less often (doubling up to JOURNAL_RETRY_MAX: a full disk may stay full for
+hours), and the error is ``error`` (status shows it) until a write succeeds. Jobs whose
+records could not be written are ``orphans``, superseded once it heals. ``watch`` notices a
+journal file deleted or replaced under us and opens a new one once no job is in flight.
+Shared by the dispatch and commit stages (thread-safe); touches the journal only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from amberpicd.errors import JournalError, JournalGone
 from amberpicd.journal import Journal
 
 log = logging.getLogger("amberpicd")
-JOURNAL_RETRY = 2.0  # seconds between attempts to write a journal that failed
+JOURNAL_RETRY = 2.0  # seconds before the first new attempt to write a journal that failed
+JOURNAL_RETRY_MAX = 10.0  # seconds: the longest wait between two attempts
 JOURNAL_CHECK = 2.0  # seconds between checks that the journal file is still ours
 
 
@@ -34,6 +36,7 @@ class JournalHealth:
         self._orphans: list[int] = []  # their jobs, left unfinished: superseded once it heals
         self._lock = threading.RLock()
         self._retry_at = 0.0
+        self._delay = JOURNAL_RETRY  # the wait before the next attempt, doubling
         self._checked = 0.0
         self._writes_at_error = 0
 
@@ -46,7 +49,9 @@ class JournalHealth:
         with self._lock:
             if orphan is not None:
                 self._orphans.append(orphan)
-            self._retry_at = time.monotonic() + JOURNAL_RETRY
+            again = self.error is not None
+            self._delay = min(2 * self._delay, JOURNAL_RETRY_MAX) if again else JOURNAL_RETRY
+            self._retry_at = time.monotonic() + self._delay
             if self.error is None:
                 self._writes_at_error = self.journal.writes
                 log.error(

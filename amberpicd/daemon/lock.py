@@ -85,6 +85,24 @@ class InstanceLock:
         os.close(fd)  # closing the only descriptor releases the flock
 
 
+def daemon_running(path: Path) -> bool:
+    """Whether a process holds the lock at ``path`` now (a daemon runs), read from
+    ``/proc/locks``: looking never takes the lock, so a daemon starting that very moment
+    never finds it taken by the one who looked. False when it cannot be told."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            table = f.read()
+    except OSError:
+        return False
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    # "1: FLOCK  ADVISORY  WRITE 812 fe:00:2146941 0 EOF"; a waiter's line has "->" second.
+    return any(
+        len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == key
+        for parts in (line.split() for line in table.splitlines())
+    )
+
+
 def _holder_pid(fd: int) -> str:
     deadline = time.monotonic() + _PID_WAIT
     while True:

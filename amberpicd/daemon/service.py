@@ -40,7 +40,8 @@ from amberpicd.workers.pool import ENGINE, WorkerPool
 log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
 JOURNAL_RETRY = 2.0  # seconds between attempts to open a locked journal
-TICK = 0.5  # seconds: the main loop looks at the flags signal handlers set at least this often
+RECOVER_RETRY, RECOVER_RETRY_MAX = 1.0, 30.0  # seconds: crash recovery's retries (doubling)
+TICK = 0.5  # seconds: the main loop goes round (watchdog, flags) at least this often
 
 
 class Daemon:
@@ -57,10 +58,11 @@ class Daemon:
         self.generation = 0  # counts successful (re)loads
         self.lost_inboxes: set[str] = set()
         self.journal_lost: str | None = None  # the journal was deleted/replaced (until seen)
+        self._recover_delay, self._recover_at = RECOVER_RETRY / 2, 0.0  # _recover's retries
         self.started = time.time()
         self._stopping = False
         self._reload_now = False
-        self._wake = threading.Event()  # the main loop sleeps on it
+        self._wake = signals.Waker()  # the main loop sleeps on it; signal handlers wake it
         self._lock = threading.RLock()
         self.desktop = DesktopSession(  # tray icon, notifications
             self.handle,
@@ -272,7 +274,7 @@ class Daemon:
         previous = self._install_signals()
         try:
             self.flow.start()
-            recover(self.journal, self.config, self._rerun)
+            self._recover()
             self.watcher.start()
             self._apply_watches()
             self.watcher.rescan()
@@ -308,6 +310,24 @@ class Daemon:
         self.journal_lost = problem
         self._notify_status()
 
+    def _recover(self) -> None:
+        """Crash recovery. While the journal cannot take it over (the state disk full at
+        start: nothing was taken over yet), said once (log, status), the dispatcher takes no
+        file, and the main loop tries again, less and less often (RECOVER_RETRY doubling up
+        to RECOVER_RETRY_MAX): a file taken before its interrupted job is finished would be
+        done twice."""
+        try:
+            recover(self.journal, self.config, self._rerun)
+        except JournalError as exc:
+            self.flow.health.failed(exc)
+            self.flow.dispatch.recovering = True
+            self._recover_delay = min(2 * self._recover_delay, RECOVER_RETRY_MAX)
+            self._recover_at = time.monotonic() + self._recover_delay
+            return
+        self.flow.dispatch.recovering = False
+        self.flow.health.ok()
+        self.flow.dispatch.wake()
+
     def _rerun(self, job) -> None:
         watch = self.config.watch_for(job.source)
         if watch is None:
@@ -320,10 +340,12 @@ class Daemon:
     def _main_loop(self) -> None:
         watchdog = sdnotify.Watchdog(self.env)
         while not self._stopping:
-            # Bounded: a signal handler only sets a flag (below), which this sees within TICK.
+            # A signal handler sets a flag and wakes this (below); TICK bounds it anyway.
             self._wake.wait(min(watchdog.interval or TICK, TICK))
             self._wake.clear()
             watchdog.feed(self.flow.heartbeat)  # only while the stages go round
+            if self.flow.dispatch.recovering and time.monotonic() >= self._recover_at:
+                self._recover()
             if self._reload_now and not self._stopping:
                 # Editors save in several steps: reload once the file has been quiet a moment.
                 while self._wake.wait(RELOAD_SETTLE) and not self._stopping:
@@ -334,9 +356,11 @@ class Daemon:
     def _install_signals(self) -> dict:
         def stop() -> None:
             self._stopping = True
+            self._wake.set()
 
         def reload() -> None:
             self._reload_now = True
+            self._wake.set()
 
         return signals.install(stop, reload)
 

@@ -11,7 +11,9 @@ content and rules are recorded as done is not processed again (status ``already`
 by the stat cache when its identity is known, else its worker stops right after hashing it),
 and every job is recorded, so the daemon knows what ``process`` did and the other way round.
 Files outside every inbox are journaled the same way, with no inbox. ``force`` redoes done
-files (and records them again). A dry run only reads the journal, and only if it exists.
+files (and records them again). A file the daemon (or another run) has in flight is left to
+it, status ``skipped`` with a note: the journal gives each file to one run (``begin_file``).
+A dry run only reads the journal, and only if it exists.
 A journal that cannot be opened or written is said in one line (``warn``); the run goes on
 without it, skipping nothing.
 """
@@ -30,7 +32,7 @@ from amberpicd.config.schema import Config
 from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
 from amberpicd.engine.recording import forget, identify, known_decision, record
-from amberpicd.errors import JournalError, printable
+from amberpicd.errors import FileBusy, JournalError, printable
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.names import name_choices
 from amberpicd.journal import Journal
@@ -41,6 +43,7 @@ from amberpicd.workers.child import engine_setup, run_in_pool
 from amberpicd.workers.pool import ENGINE, WorkerPool
 
 DONE = ("done",)  # what process skips: failed and unmatched files are tried again
+LEFT_TO_DAEMON = "in an inbox of the running daemon, and no journal to share it: left to it"
 
 
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
@@ -137,10 +140,13 @@ def process(
     journal: Journal | None = None,
     force: bool = False,
     warn: Callable[[str], None] = lambda line: None,
+    beside_daemon: bool = False,
 ) -> list[Report]:
     """Process every file in ``paths`` (as ``walk`` yields them); reports come back in
     completion order. ``tally`` also learns each file's name as ``walk_shown`` shows it.
-    With a ``journal`` (``open_journal``), done files are skipped and every job recorded."""
+    With a ``journal`` (``open_journal``), done files are skipped and every job recorded.
+    ``beside_daemon`` (a daemon runs): while there is no journal to claim files through,
+    files of its inboxes are left to it (``LEFT_TO_DAEMON``), not done twice."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     reports: list[Report] = []
     pending: dict[Future[FileResult], tuple[FileJob, OriginalsPolicy, str, Journaled | None]] = {}
@@ -180,7 +186,16 @@ def process(
 
         for path, shown in files:
             job, originals = plan(config, path, rule=rule, dry_run=dry_run)
-            job, entry = book.take(config, job, originals)
+            alone = book.journal is None and not dry_run  # no claim through the journal
+            if alone and beside_daemon and config.watch_for(job.path) is not None:
+                done(Report(job.path, "skipped", note=LEFT_TO_DAEMON), 0, 0, shown)
+                continue
+            try:
+                job, entry = book.take(config, job, originals)
+            except FileBusy as exc:  # the daemon has it in flight: it finishes it, not us
+                note = f"being processed by another amberpicd (pid {exc.pid}); left to it"
+                done(Report(job.path, "skipped", note=note), 0, 0, shown)
+                continue
             if job is None:
                 done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
                 continue

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from amberpicd.errors import OriginalError, error_text, printable
 from amberpicd.fs.confined import DirHandle, Escape, SymlinkRefused, inbox_of, open_dir, within
-from amberpicd.fs.copy import copy_new
+from amberpicd.fs.copy import copy_new, unlink_if_same
 from amberpicd.fs.identity import FileIdentity, change_time_kept
 from amberpicd.fs.names import give_back
 from amberpicd.fs.trash import trash
@@ -122,7 +122,7 @@ def place_original(
                 if trashed is None:
                     raise OriginalError(path, "it changed while being processed; left in place")
                 return Fate("trashed", trash=trashed.where, name=trashed.name)
-            if not _unlink_if_same(folder, path.name, st):
+            if not unlink_if_same(folder, path.name, st, aside_name(path.name)):
                 raise OriginalError(path, "it changed while being processed; left in place")
             return Fate("deleted")
     except OriginalError:
@@ -163,46 +163,27 @@ def _move(src: DirHandle, name: str, st: os.stat_result, where: tuple[Path, Pure
         dst.fsync()
         # Only the file that was archived leaves the inbox: a new one that took its name
         # meanwhile stays (gone already if a rename stood in for a link).
-        _unlink_if_same(src, name, st)
+        unlink_if_same(src, name, st, aside_name(name))
     assert final is not None
     return wanted.with_name(final)
 
 
 def aside_path(path: Path) -> Path:
-    """Where the original ``path`` is while it is being deleted (see _unlink_if_same)."""
-    return path.with_name(_aside(path.name))
+    """Where the original ``path`` is while it is being deleted (see fs.copy.unlink_if_same)."""
+    return path.with_name(aside_name(path.name))
 
 
-def _aside(name: str) -> str:
+def aside_name(name: str) -> str:
     """The hidden name an original is moved to just before it is removed (the watcher
     ignores it); named after the original, so a crash's leftover is found again."""
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
     return f"{TEMP_PREFIX}deleting-{digest}{TEMP_SUFFIX}"
 
 
-def _unlink_if_same(folder: DirHandle, name: str, st: os.stat_result) -> bool:
-    """Remove ``name`` only if it still is the inode ``st`` (the file checked). No syscall
-    unlinks "this inode only": the entry is first renamed aside (atomic: whatever holds the
-    name now is what moves), checked there, and removed; another file that was renamed over
-    the name since the check is put back, never removed. False when it was not removed."""
-    aside = _aside(name)
-    try:
-        folder.rename_noreplace(name, folder, aside)
-    except FileNotFoundError:
-        return False
-    now = folder.lstat(aside)
-    if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-        folder.unlink(aside, missing_ok=True)
-        folder.fsync()
-        return True
-    give_back(folder, aside, folder, name)  # it stays in the inbox, visible, and is processed
-    return False
-
-
 def _put_back_aside(folder: DirHandle, name: str, identity: FileIdentity | None) -> None:
     """A crash between moving the original aside and removing it left it hidden: removed
     if it is the content processed (its outputs are written), else put back."""
-    aside = _aside(name)
+    aside = aside_name(name)
     st = folder.lstat(aside)
     if st is None:
         return

@@ -24,10 +24,10 @@ from urllib.parse import unquote_to_bytes
 
 from amberpicd.config.schema import Config
 from amberpicd.engine.commit import crash_point
-from amberpicd.engine.originals import _unlink_if_same
+from amberpicd.engine.originals import aside_name
 from amberpicd.errors import printable
 from amberpicd.fs.confined import DirHandle, open_dir, within
-from amberpicd.fs.copy import copy_new
+from amberpicd.fs.copy import copy_new, unlink_if_same
 from amberpicd.fs.names import give_back, name_choices
 from amberpicd.fs.trash import HOME, trash_folders
 from amberpicd.journal import Job
@@ -136,7 +136,7 @@ def _tidy(job: Job, fate: dict, config: Config, roots: set[Path], inbox: DirHand
         if fate["fate"] == "moved":
             src, src_name, st = _archived(job, fate, config, roots)
             with src:
-                _unlink_if_same(src, src_name, st)
+                unlink_if_same(src, src_name, st, aside_name(src_name))
         elif fate["fate"] == "trashed" and fate.get("name"):
             files, info = trash_folders(inbox, fate["trash"])
             with files, info:
@@ -270,4 +270,4 @@ def _copy_back(
     inbox.unlink(temp, missing_ok=True)
     inbox.fsync()
     crash_point("undo:linked")
-    _unlink_if_same(src, src_name, st)
+    unlink_if_same(src, src_name, st, aside_name(src_name))

@@ -1,6 +1,7 @@
-"""A durable copy of an open file into a new file of a confined folder: what a move across
-filesystems does before the source goes (the archive move in ``engine/originals.py``, the
-undo's way back in ``engine/restore.py``)."""
+"""A move across filesystems, in two confined steps: ``copy_new``, a durable copy of an open
+file into a new file of a folder, then ``unlink_if_same``, the source removed only if its
+name still is the file copied (the archive move in ``engine/originals.py``, the undo's way
+back in ``engine/restore.py``). Touches only the folders handed in."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import stat
 from typing import Protocol
 
 from amberpicd.fs.confined import DirHandle
+from amberpicd.fs.names import give_back
 
 
 class Digest(Protocol):
@@ -42,6 +44,26 @@ def copy_new(
         raise
     finally:
         os.close(fd_out)
+
+
+def unlink_if_same(folder: DirHandle, name: str, st: os.stat_result, aside: str) -> bool:
+    """Remove ``name`` in ``folder`` only if it still is the inode ``st`` (the file checked
+    or copied). No syscall unlinks "this inode only": the entry is first renamed to the
+    hidden name ``aside`` (atomic: whatever holds the name now is what moves), checked
+    there, and removed; another file renamed over the name since the check is put back
+    (``give_back``: under a free ``stem-N.ext`` if the name was taken again), never removed.
+    True when it was removed; False when the name was gone or held another file."""
+    try:
+        folder.rename_noreplace(name, folder, aside)
+    except FileNotFoundError:
+        return False
+    now = folder.lstat(aside)
+    if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+        folder.unlink(aside, missing_ok=True)
+        folder.fsync()
+        return True
+    give_back(folder, aside, folder, name)
+    return False
 
 
 def copy_xattrs(fd_in: int, fd_out: int) -> None:

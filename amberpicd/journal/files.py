@@ -16,8 +16,9 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from amberpicd.errors import JournalError
+from amberpicd.errors import FileBusy, JournalError
 from amberpicd.fs.identity import FileIdentity
+from amberpicd.journal.rows import _IN_UNFINISHED
 from amberpicd.journal.store import Store, _db, _path
 
 #: The originals "policy" of a done job whose original stayed because an output was skipped.
@@ -84,9 +85,15 @@ class FileQueries(Store):
         rules: Sequence[str] = (),
     ) -> int:
         """Record a new job (state running) for the file at ``source``, as stat saw it when it
-        was taken; its content hash is not known until a worker has read it (identify)."""
+        was taken; its content hash is not known until a worker has read it (identify).
+
+        The claim on the file: FileBusy when another live writer (the daemon beside an
+        ``amberpicd process`` run, or the other way round) has a job of ``source`` in flight.
+        Looked up and inserted in one IMMEDIATE transaction, so of two writers racing for
+        one file exactly one gets it."""
         t = self._clock()
         with self._write() as conn:
+            self._claim(conn, source)
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
                 " mtime_ns, dev, ino, ctime_ns, originals, created, started, owner)"
@@ -104,6 +111,18 @@ class FileQueries(Store):
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def _claim(self, conn: sqlite3.Connection, source: Path) -> None:
+        owner = self.owner
+        if owner is None or owner.id is None:
+            return  # no claim of our own to stamp: nothing to compare with (read-only state)
+        rows = conn.execute(
+            f"SELECT DISTINCT owner FROM jobs WHERE source = ? AND {_IN_UNFINISHED}",
+            (_db(source),),
+        ).fetchall()
+        for (other,) in rows:
+            if not owner.gone(other):
+                raise FileBusy(source, str(other).split("x", 1)[0])
 
     def identify(
         self,

@@ -227,9 +227,12 @@ class Store:
         return JournalError(f"{self.path.name}: {exc}")
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
+        try:  # e.g. a folder where the file should be: one line, never a traceback
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
@@ -258,7 +261,8 @@ class Store:
                 raise JournalError(f"{self.path.name}: made by a newer amberpicd (v{version})")
             for statement in (s for m in _MIGRATIONS[version:] for s in m):
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:  # else it writes nothing: a full disk still opens
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _move_aside(self) -> Path:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -2,7 +2,8 @@
 
 Nothing here is an operation: ``registry.ALL_STEPS`` lists those. Importable without
 Pillow, as every operation module is (the config loads them): the two helpers that call
-Pillow import it when called.
+Pillow import it when called. Colours are parsed by ``colors`` (Pillow's syntax, without
+Pillow), so a config that sets one loads no Pillow either.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator
+
+from amberpicd.ops.colors import rgba
 
 if TYPE_CHECKING:
     from PIL import Image, ImageCms
@@ -57,18 +60,6 @@ def gravity_offset(outer: Size, inner: Size, gravity: str) -> tuple[int, int]:
     """Top-left corner of an ``inner`` box placed inside ``outer`` by ``gravity``."""
     fx, fy = gravity_fractions(gravity)
     return round((outer[0] - inner[0]) * fx), round((outer[1] - inner[1]) * fy)
-
-
-def rgba(color: str) -> tuple[int, int, int, int]:
-    """A CSS colour name, ``#hex``, ``rgb()``/``hsl()`` or ``transparent`` as RGBA."""
-    # Pillow's own parser, so a colour the config accepts is one the pixels get; a colour
-    # written in the config loads Pillow when validated (a default one never does).
-    from PIL import ImageColor
-
-    if color.strip().lower() == "transparent":
-        return (0, 0, 0, 0)
-    value = ImageColor.getrgb(color)
-    return (*value[:3], value[3] if len(value) == 4 else 255)  # type: ignore[misc]
 
 
 def _check_color(value: str) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amberpicd.ops._common import Color, has_alpha, rgba
+from amberpicd.ops._common import Color, has_alpha
 from amberpicd.ops.base import Operation, Size
+from amberpicd.ops.colors import rgba
 
 if TYPE_CHECKING:
     from PIL import Image

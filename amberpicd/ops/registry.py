@@ -56,7 +56,6 @@ STEPS: dict[str, type[Step]] = _by_name(ALL_STEPS)  # YAML name → model
 PIXEL_MODULES = (
     "PIL.Image",
     "PIL.ImageCms",
-    "PIL.ImageColor",
     "PIL.ImageDraw",
     "PIL.ImageFilter",
     "PIL.ImageFont",

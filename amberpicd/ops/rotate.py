@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amberpicd.ops._common import Color, color_for, has_alpha, rgba, workable
+from amberpicd.ops._common import Color, color_for, has_alpha, workable
 from amberpicd.ops.base import Operation, Size
+from amberpicd.ops.colors import rgba
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from amberpicd.errors import error_text
-from amberpicd.ops._common import Color, UserPath, rgba, workable
+from amberpicd.ops._common import Color, UserPath, workable
 from amberpicd.ops.base import Operation, Size
+from amberpicd.ops.colors import rgba
 
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
