@@ -50,12 +50,12 @@ def encode_output(
         results = [r for r in tried if r is not None]
         if not results:
             raise EncodeError(path, f"no format of {', '.join(spec.candidates)} fits max_bytes")
-        best = min(results, key=lambda r: len(r.data))
+        best = _smallest(results, spec.target_score if spec.auto_quality else None)
     if spec.format == "auto":
         sizes = ", ".join(f"{r.format} {_size(len(r.data))}" for r in results)
         log.debug("%s: format auto: %s; kept %s", path.name, sizes, best.format)
     if spec.min_saving is not None and source is not None:
-        best = _min_saving(best, picture, source, spec.min_saving, groups, path)
+        best = _min_saving(best, picture, source, spec, groups, path)
     return best
 
 
@@ -95,12 +95,13 @@ def _min_saving(
     best: Encoded,
     picture: Picture,
     source: bytes,
-    fraction: float,
+    spec: Encode,
     groups: Collection[str],
     path: Path,
 ) -> Encoded:
-    """``best`` if it is at least ``fraction`` smaller than the source; else the source
-    rewritten losslessly (when it can be: a still JPEG or PNG), whichever is smaller."""
+    """``best`` if it is at least ``min_saving`` smaller than the source; else the source
+    rewritten losslessly (when it can be: a still JPEG or PNG, within max_bytes)."""
+    fraction = spec.min_saving or 0.0
     if len(best.data) <= len(source) * (1 - fraction):
         return best
     try:
@@ -108,12 +109,25 @@ def _min_saving(
     except EncodeError as exc:
         log.debug("%s: %s; kept the encode", path.name, exc)
         return best
+    if spec.max_bytes is not None and len(kept.data) > spec.max_bytes:
+        log.debug("%s: min_saving: the source is above max_bytes; kept the encode", path.name)
+        return best
     saving = 1 - len(best.data) / len(source)
     log.info(
         "%s: re-encoding saved %.0f%% (min_saving %.0f%%): kept the source, optimised",
         path.name, saving * 100, fraction * 100,
     )  # fmt: skip
     return kept
+
+
+def _smallest(results: list[Encoded], target: float | None) -> Encoded:
+    """The smallest of the candidates that reach ``target`` (lossless ones always do); if
+    none does (max_bytes, or a picture no quality reaches), the best-scoring one: a
+    smaller file that misses the target is not the same look for fewer bytes."""
+    met = [r for r in results if target is None or r.score is None or r.score >= target]
+    if met:
+        return min(met, key=lambda r: len(r.data))
+    return max(results, key=lambda r: (r.score or 0.0, -len(r.data)))
 
 
 def _candidates(spec: Encode, picture: Picture) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin
 from PIL.ExifTags import IFD, Base
 
 from amberpicd.errors import EncodeError
@@ -93,10 +93,9 @@ def encode_as(
     picture: Picture, spec: Encode, fmt: str, groups: Collection[str], path: Path
 ) -> Encoded | None:
     """``picture`` as ``fmt`` per ``spec``; None when ``format: auto`` finds the format
-    cannot fit max_bytes (or, for PNG, is hopelessly larger than a lossy one). Codec
-    errors propagate raw: the caller words them. From ``effort`` 7 on, a still JPEG or
-    PNG gets the lossless rewrite too (measured on 2 MP: PNG 2-80 % smaller for 0.1-0.4 s;
-    JPEG 0.2 % for 3x the encode time, so not by default)."""
+    cannot fit max_bytes (or, for PNG, hopelessly larger than a lossy one). Codec errors
+    propagate raw. From ``effort`` 7 on, a still JPEG or PNG gets the lossless rewrite too
+    (2 MP: PNG 2-80 % smaller for 0.1-0.4 s; JPEG 0.2 % for 3x the time: not by default)."""
     result = _encode_one(picture, spec, fmt, groups, path)
     effort = spec.effort or 0
     if result is None or fmt not in ("jpeg", "png") or effort < LOSSLESS_PASS_EFFORT:
@@ -135,23 +134,30 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        # Imported on first use: the metric loads only for quality: auto.
-        from amberpicd.imaging.quality import decoded, search
-        from amberpicd.imaging.ssimulacra2 import Reference
+        from amberpicd.imaging.quality import Seen, decoded_frames, search  # the metric too
 
-        ref = Reference(frames[0])
+        ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
-        found = search(probe, ref, fmt, spec.target_score)
+        found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
+        if fmt == "webp" and found.score < spec.target_score:  # 4:2:0 on dithering, noise
+            exact = _options(spec.model_copy(update={"lossless": True}), 100)
+            data = _save(frames, fmt, {**exact, **meta})
+            found = replace(found, data=data, quality=100, score=ref.score(decoded_frames(data)))
         log.debug(
             "%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes",
             path.name, fmt, found.quality, found.score, spec.target_score, found.probes,
         )  # fmt: skip
         if limit is None or len(found.data) <= limit:
             return Encoded(found.data, fmt, found.quality, round(found.score, 2))
-        data, quality = _best_fit(at, found.quality - 1, limit, path)
-        return Encoded(data, fmt, quality, round(ref.score(decoded(data)), 2))
+        try:
+            data, quality = _best_fit(at, found.quality - 1, limit, path)
+        except EncodeError:
+            if choosing:
+                return None
+            raise
+        return Encoded(data, fmt, quality, round(ref.score(decoded_frames(data)), 2))
     if limit is None:
         return Encoded(at(top), fmt, top if fmt in LOSSY else None)
     if fmt in LOSSY and not spec.lossless:
@@ -288,13 +294,11 @@ def _options(spec: Encode, quality: int, searching: bool = False) -> dict:
 def _probe(
     frames: list[Image.Image], spec: Encode, searching: bool
 ) -> Callable[[int], bytes] | None:
-    """A cheaper encoder for the quality search's probes that decodes to exactly the
-    pixels of the real encode, or None where there is none. libjpeg-turbo's decoded
-    pixels depend on the quantisation tables and subsampling only, not on the entropy
-    coding: a baseline, non-optimised probe is ~5x faster to write and faster to read,
-    and no metadata (it changes no pixels). tests/test_quality_probe.py asserts the
-    identity at every quality. Not for WebP's ``method`` or AVIF's ``speed``, which
-    change the pixels, nor mozjpeg (trellis quantisation weighs the entropy coder)."""
+    """A cheaper encoder for the search's probes that decodes to exactly the pixels of the
+    real encode, or None. libjpeg-turbo's pixels depend on the quantisation tables and
+    subsampling, not the entropy coding: a baseline, non-optimised probe without metadata
+    is ~5x faster to write and faster to read (tests/test_quality_probe.py). Not for
+    WebP's ``method``, AVIF's ``speed`` (they change pixels) nor mozjpeg (trellis)."""
     if spec.format != "jpeg" or len(frames) > 1:
         return None
     if _options(spec, 1, searching)[_ENCODER] != "libjpeg":
@@ -320,8 +324,25 @@ def _save(frames: list[Image.Image], fmt: str, options: dict) -> bytes:
     if rest:
         options = {**options, "save_all": True, "append_images": rest}
     buf = io.BytesIO()
-    first.save(buf, PILLOW_NAMES[fmt], **options)
+    try:
+        first.save(buf, PILLOW_NAMES[fmt], **options)
+    except OSError:
+        if fmt != "jpeg" or rest or not (options.get("optimize") or options.get("progressive")):
+            raise
+        # Pillow gives an optimised or progressive JPEG one output buffer of one byte per
+        # pixel (two from q95), which grain at q90+ outgrows ("broken data stream"); its
+        # minimum, MAXBLOCK, raised for this save only, makes room for any JPEG.
+        buf = io.BytesIO()
+        saved = ImageFile.MAXBLOCK
+        ImageFile.MAXBLOCK = max(saved, _JPEG_ROOM * first.width * first.height)
+        try:
+            first.save(buf, "JPEG", **options)
+        finally:
+            ImageFile.MAXBLOCK = saved
     return with_xmp(buf.getvalue(), gif_xmp) if gif_xmp else buf.getvalue()
+
+
+_JPEG_ROOM = 8  # bytes per pixel: RGB noise at q100, 4:4:4, takes 4.2
 
 
 def _bare(im: Image.Image) -> Image.Image:

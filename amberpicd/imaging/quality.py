@@ -9,7 +9,8 @@ steps wide or a passing probe lands within ``NEAR`` points of the target. Every 
 costs an encode and a full SSIMULACRA2 comparison, so the steering trades a few percent
 of bytes for probes: on the 9 photos of benchmarks/compress.py (targets 70, 75, 80) 2.2
 probes per picture for JPEG, 1.7 for WebP (3.4 and 2.4 before), files 3-4 % above the
-smallest passing quality. At most ``MAX_PROBES``; scores by ``imaging.ssimulacra2``.
+smallest passing quality. At most ``MAX_PROBES``; scores by ``imaging.ssimulacra2``,
+on the pictures as a viewer sees them (``Seen``).
 
 Touches no files; the caller gives a function that encodes at a quality.
 """
@@ -19,15 +20,14 @@ from __future__ import annotations
 import io
 import logging
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from itertools import accumulate
 
-from PIL import Image
+from PIL import Image, ImageSequence
 
-if TYPE_CHECKING:
-    from amberpicd.imaging.ssimulacra2 import Reference
+from amberpicd.imaging.ssimulacra2 import Reference
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,96 @@ def prior(fmt: str, target: float) -> int:
 
 
 def decoded(data: bytes) -> Image.Image:
+    """An encode's pixels, its alpha kept (``Seen`` composites it)."""
     with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
+        return im.convert("RGBA" if im.has_transparency_data else "RGB")
+
+
+def decoded_frames(data: bytes) -> list[Image.Image]:
+    """An animation's frames, as ``decoded``."""
+    with Image.open(io.BytesIO(data)) as im:
+        return [f.convert("RGBA" if f.has_transparency_data else "RGB") for f in
+                ImageSequence.Iterator(im)]  # fmt: skip
+
+
+_MIN_SIDE = 8  # the metric's smallest scale: below it, it measures nothing (scores 100)
+_BACKGROUNDS = (26, 230)  # 0.1 and 0.9 grey, the worse score kept: libjxl's ssimulacra2 tool
+# An animation's frames scored: as many as fit this many pixels (a reference takes ~64 bytes
+# a pixel), at least 2, spread evenly from the first to the last.
+_FRAME_PIXELS = 4_000_000
+
+
+class Seen:
+    """SSIMULACRA2 against a reference, both as a viewer sees them. The published metric
+    drops alpha (an AVIF whose alpha-drawn text was ruined scored 93), so a picture with
+    any transparency is scored over a dark and a light background (composited in sRGB, as
+    browsers do) and the worse kept, as libjxl's ssimulacra2 tool does. A side under 8 px
+    fits no scale (any encode scored 100, so quality 1 was kept): it is repeated (nearest
+    neighbour) up to 8 px. An animation scores its worst frame (of those ``_spread``
+    picks: a flat first frame alone scored 100 at quality 1)."""
+
+    def __init__(
+        self, frames: Image.Image | list[Image.Image], durations: list[int] | None = None
+    ) -> None:
+        frames = frames if isinstance(frames, list) else [frames]
+        self._count = len(frames)
+        self._picks = _spread(len(frames), frames[0].width * frames[0].height)
+        starts = _starts(durations or [0] * len(frames))
+        self._times = [starts[i] for i in self._picks]
+        alpha = any(_transparent(frames[i]) for i in self._picks)
+        self._backgrounds = _BACKGROUNDS if alpha else (None,)
+        self._refs = [[Reference(_shown(frames[i], bg)) for bg in self._backgrounds]
+                      for i in self._picks]  # fmt: skip
+
+    def score(self, distorted: Image.Image | list[Image.Image]) -> float:
+        """The score of ``distorted`` (same size and frames; alpha composited like the
+        reference's)."""
+        shown = distorted if isinstance(distorted, list) else [distorted]
+        if len(shown) == self._count:
+            frames = [shown[i] for i in self._picks]
+        else:  # the encoder merged repeated frames: the frame shown at each one's time
+            starts = _starts([f.info.get("duration", 0) for f in shown])
+            frames = [shown[bisect_right(starts, t) - 1] for t in self._times]
+        return min(
+            r.score(_shown(frame, bg))
+            for frame, refs in zip(frames, self._refs, strict=True)
+            for r, bg in zip(refs, self._backgrounds, strict=True)
+        )
+
+
+def _starts(durations: list[int]) -> list[int]:
+    return [0, *accumulate(durations[:-1])]
+
+
+def _spread(count: int, pixels: int) -> list[int]:
+    n = min(count, max(2, _FRAME_PIXELS // max(pixels, 1)))
+    return sorted({round(k * (count - 1) / max(n - 1, 1)) for k in range(n)})
+
+
+def _transparent(im: Image.Image) -> bool:
+    return im.has_transparency_data and im.convert("RGBA").getextrema()[3][0] < 255
+
+
+def _shown(im: Image.Image, background: int | None) -> Image.Image:
+    if background is None:
+        im = im if im.mode == "RGB" else im.convert("RGB")
+    else:
+        under = Image.new("RGBA", im.size, (background,) * 3 + (255,))
+        im = Image.alpha_composite(under, im.convert("RGBA")).convert("RGB")
+    w, h = im.size
+    if min(w, h) >= _MIN_SIDE:
+        return im
+    return im.resize((w * math.ceil(_MIN_SIDE / min(w, _MIN_SIDE)),
+                      h * math.ceil(_MIN_SIDE / min(h, _MIN_SIDE))), Image.NEAREST)  # fmt: skip
 
 
 def search(
     at: Callable[[int], bytes],
-    reference: Reference,
+    reference: Reference | Seen,
     fmt: str,
     target: float,
     top: int = 100,
-    decode: Callable[[bytes], Image.Image] = decoded,
+    decode: Callable[[bytes], Image.Image | list[Image.Image]] = decoded,
 ) -> Found:
     """The smallest encode (by quality, 1..``top``) scoring at least ``target``; if none
     does, the best-scoring one probed (the caller reports the score reached)."""
@@ -107,6 +186,8 @@ def search(
         if s >= target and s - target <= NEAR:
             break
         q = _next(fmt, target, low, high, score_low, score_high, q, s, top)
+        if high > top and len(tried) == HARD_LIMIT - 1:
+            q = top  # the last encode without a pass: the quality likeliest to pass
         if q in tried:
             break
     passing = [q for q, (_, s) in tried.items() if s >= target]

@@ -14,12 +14,10 @@ judge tests and benchmarks compare against. Each blur pass is a run of small mat
 products with blocks of the banded blur matrix (BLAS: 4-6x libvips' convolution, the
 same sums; the row pass multiplies by C-contiguous transposed blocks); the colour
 transform is two 3x3 products over planar float32 arrays, and the maps' formulas run
-strip by strip (~32K samples, so a formula's dozen operations stay in the L2 cache),
-whole-array numpy operations on each strip: no Python loop touches pixels. A
-``Reference`` keeps everything of the reference picture the comparisons need, computed
-once, so a search's probes pay only for the distorted side (0.8 MP on one core: ~65 ms
-per comparison, 55 ms to prepare the reference, where the whole-plane version took 105
-and 75 ms and the first one, on libvips, several times that).
+strip by strip (~32K samples: a formula's dozen operations stay in the L2 cache): no
+Python loop touches pixels. A ``Reference`` keeps what the comparisons need of the
+reference, computed once (0.8 MP, one core: ~65 ms per comparison, 55 ms to prepare the
+reference; the whole-plane version took 105 and 75 ms, the first one, on libvips, more).
 
 Touches no files; pure function of two pictures.
 """
@@ -231,15 +229,15 @@ class Reference:
     def __init__(self, picture: Image.Image) -> None:
         self.size = picture.size
         self._scales: list[list[_Plane | None]] = []
+        # Scale s has sides ceil(side / 2**s), measured while both are at least 8.
+        self._needed = _NEEDED[sum(min(self.size) > 7 * 2**s for s in range(SCALES))]
         linear = _linear(picture)
-        for scale in range(SCALES):
+        for scale, needed in enumerate(self._needed):
             if scale:
                 linear = _halve(linear)
-            if linear.shape[1] < 8 or linear.shape[2] < 8:
-                break
             planes: list[_Plane | None] = []
             for c, p in enumerate(_xyb(linear)):
-                want_ssim, want_ring, want_blur = _NEEDED[scale][c]
+                want_ssim, want_ring, want_blur = needed[c]
                 if not (want_ssim or want_ring or want_blur):
                     planes.append(None)
                     continue
@@ -264,7 +262,7 @@ class Reference:
         for i, ref in enumerate(self._scales):
             if i:
                 linear = _halve(linear)
-            per_scale.append(_scale_norms(ref, linear, i))
+            per_scale.append(_scale_norms(ref, linear, self._needed[i]))
         return _combine(per_scale)
 
 
@@ -274,19 +272,19 @@ def score(reference: Image.Image, distorted: Image.Image) -> float:
     return Reference(reference).score(distorted)
 
 
-def _needed(scale: int) -> list[tuple[bool, bool, bool]]:
-    """For X, Y, B at ``scale``: whether the SSIM, ringing and blurring maps carry any
-    weight. Many weights are zero (X and B have no SSIM term at full size), and a map
-    not needed is not computed: exact, and it skips most of the costly blurs."""
+def _needed(scale: int, scales: int) -> list[tuple[bool, bool, bool]]:
+    """For X, Y, B at ``scale`` of ``scales``: whether the SSIM, ringing and blurring maps
+    carry weight (a map that does not is not computed). With under six scales the score
+    reads the weights on, channel after channel (``_combine``, as the judge does)."""
     out = []
     for c in range(3):
-        base = (c * SCALES + scale) * 6
+        base = (c * scales + scale) * 6
         w = _WEIGHTS[base : base + 6]  # n=0: ssim, ring, blur; n=1: the same
         out.append(tuple(bool(w[k] or w[3 + k]) for k in range(3)))
     return out
 
 
-_NEEDED = [_needed(scale) for scale in range(SCALES)]
+_NEEDED = [[_needed(scale, n) for scale in range(n)] for n in range(SCALES + 1)]
 
 
 def _strips(h: int, w: int) -> list[slice]:
@@ -313,15 +311,17 @@ class _Sums:
         return self.s1 / n, max(self.s4 / n, 0.0) ** 0.25
 
 
-def _scale_norms(ref: list[_Plane | None], linear: np.ndarray, scale: int) -> list[list[float]]:
+def _scale_norms(
+    ref: list[_Plane | None], linear: np.ndarray, needed: list[tuple[bool, bool, bool]]
+) -> list[list[float]]:
     """For X, Y, B: the SSIM, ringing and blurring maps' 1- and 4-norms at one scale
-    (0 for a map whose weights are all zero)."""
+    (0 for a map whose weights are all zero: not ``needed``)."""
     x2 = _xyb(linear)
     norms = [[0.0] * 6 for _ in range(3)]  # ssim1, ssim4, ring1, ring4, blur1, blur4
     for c, plane in enumerate(ref):
         if plane is None:
             continue
-        want_ssim, want_ring, want_blur = _NEEDED[scale][c]
+        want_ssim, want_ring, want_blur = needed[c]
         p2 = x2[c]
         h, w = p2.shape
         mu2 = _blur(p2)
