@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ def _process(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if args.rule and args.rule not in {r.name for r in loaded.config.rules}:
         raise ConfigError(f"no rule named {args.rule!r}", loaded.source)
+    # `kill PID` stops the run as Ctrl-C does: the pool closed, the temps of the jobs cut
+    # short removed (batch.process), exit 143; by default it ended us on the spot.
+    signal.signal(signal.SIGTERM, _terminated)
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     for p in missing:
         print(f"amberpicd: {printable(p)}: no such file or folder", file=sys.stderr)
@@ -99,6 +103,10 @@ def _process(args: argparse.Namespace) -> int:
         print(f"{line} (dry run: nothing written)" if args.dry_run else line, file=sys.stderr)
     failed = sum(r.status == "failed" for r in reports)
     return EXIT_FAILED if failed or missing else EXIT_OK
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _silence_stdout() -> None:
