@@ -41,7 +41,7 @@ def session_alive(sid: int) -> list[str]:
     return [line for line in ps.stdout.decode().splitlines() if " Z" not in line]
 
 
-@pytest.mark.parametrize("how", ["sigint-group", "sigterm-main"])
+@pytest.mark.parametrize("how", ["sigint-group", "sigterm-main", "sigkill-main"])
 def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_path, how):
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
@@ -61,7 +61,7 @@ def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_
         if how == "sigint-group":
             os.killpg(proc.pid, signal.SIGINT)
         else:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM if how == "sigterm-main" else signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -69,7 +69,8 @@ def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_
             proc.wait()
     done_first = [json.loads(line) for line in out.decode().splitlines()]
     assert len(done_first) < COUNT, "control: the run was interrupted before its end"
-    assert proc.returncode == (130 if how == "sigint-group" else 143), err.decode()
+    codes = {"sigint-group": 130, "sigterm-main": 143, "sigkill-main": -signal.SIGKILL}
+    assert proc.returncode == codes[how], err.decode()
     assert b"Traceback" not in err, err.decode()
     deadline = time.monotonic() + 10
     while session_alive(proc.pid) and time.monotonic() < deadline:
