@@ -46,3 +46,22 @@ def pillow_images() -> Path:
             f"set {corpus.NO_DOWNLOAD_ENV}=1 to skip these tests on purpose",
             pytrace=False,
         )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the marks into groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (.ci/run), the tests of a module that share one of its own module-
+    or session-scoped fixtures (one batch run read by many tests, a set of 12 MP photos)
+    stay on one worker (``--dist loadgroup``), so that the fixture runs once rather than
+    once per worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        module = getattr(item, "module", None)
+        if info is None or module is None:
+            continue
+        if any(
+            d.scope in ("module", "session") and d.func.__module__ == module.__name__
+            for defs in info.name2fixturedefs.values()
+            for d in defs
+        ):
+            item.add_marker(pytest.mark.xdist_group(module.__name__))

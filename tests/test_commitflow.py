@@ -179,6 +179,7 @@ def test_retry_while_the_original_step_fails_again(daemon, tmp_path):
 # --- SIGTERM drains ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_sigterm_commits_the_job_in_flight_within_the_grace(daemon):
     d = daemon(config("move", grace=60, slow=WEBP_SLOW))
     src = noise(d.inbox / "n.png", 1000)
@@ -190,6 +191,7 @@ def test_sigterm_commits_the_job_in_flight_within_the_grace(daemon):
     assert states(d) == ["done"]
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_sigterm_past_the_grace_leaves_no_temp_and_finishes_at_next_start(daemon):
     d = daemon(config("move", grace=0.5, slow=WEBP_SLOW))
     noise(d.inbox / "n.png", 1200)
@@ -204,6 +206,7 @@ def test_sigterm_past_the_grace_leaves_no_temp_and_finishes_at_next_start(daemon
     assert not temps(d.out)
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_sigterm_twice_still_drains(daemon):
     d = daemon(config(grace=60, slow=WEBP_SLOW))
     noise(d.inbox / "n.png", 1000)
@@ -377,6 +380,7 @@ def test_a_hung_dispatcher_stops_feeding_the_watchdog(daemon, tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_state_disk_fills_while_a_job_runs_then_it_is_done_once(daemon, tmp_path):
     with tmpfs(tmp_path / "state", "2m") as state:
         d = daemon(config("move", slow=WEBP_SLOW))
@@ -394,6 +398,7 @@ def test_state_disk_fills_while_a_job_runs_then_it_is_done_once(daemon, tmp_path
         assert not temps(d.out) and d.status()["state"] == "idle"
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_journal_deleted_while_a_job_is_in_flight(daemon, tmp_path):
     d = daemon(config("move", slow=WEBP_SLOW))
     noise(d.inbox / "n.png", 900)
@@ -412,6 +417,7 @@ def test_journal_deleted_while_a_job_is_in_flight(daemon, tmp_path):
     assert sorted(p.name for p in files(d.out)) == ["n-slow.webp", "n.png"]
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_sigkill_during_the_drain_then_restart_is_exactly_once(daemon):
     d = daemon(config("move", grace=60, slow=WEBP_SLOW))
     noise(d.inbox / "n.png", 1000)

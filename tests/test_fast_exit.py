@@ -83,24 +83,22 @@ def test_a_process_run_through_the_entry_point_writes_and_journals(tmp_path):
 
     Image.new("RGB", (200, 100), "red").save(tmp_path / "a.jpg")
     good = config(tmp_path, [RULE])
-    done = subprocess.run(
-        [sys.executable, "-m", "amberpicd", "-c", str(good), "process", "--json", "a.jpg"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
-    )
+    done = _process_json(tmp_path, good)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[0])["status"] == "done"
     with Image.open(tmp_path / "a-web.jpg") as out:
         assert out.size == (64, 32)
-    again = subprocess.run(
-        [sys.executable, "-m", "amberpicd", "-c", str(good), "process", "--json", "a.jpg"],
+    again = _process_json(tmp_path, good)
+    assert json.loads(again.stdout.splitlines()[0])["status"] == "already"  # journal durable
+
+
+def _process_json(tmp_path, config_path) -> subprocess.CompletedProcess:
+    """``amberpicd process --json a.jpg`` in ``tmp_path``, its journal in ``tmp_path/state``."""
+    return subprocess.run(
+        [sys.executable, "-m", "amberpicd", "-c", str(config_path), "process", "--json", "a.jpg"],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
     )
-    assert json.loads(again.stdout.splitlines()[0])["status"] == "already"  # journal durable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -43,15 +44,24 @@ def home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def photo_set(tmp_path_factory) -> Path:
+    """The issue's test set, made once per session (a 12 MP HEIC takes seconds to encode):
+    a rotated JPEG with GPS, an iPhone-style HEIC, an RGBA PNG."""
+    made = tmp_path_factory.mktemp("photo-set")
+    images.jpeg(made / "IMG_0001.jpg", (4000, 3000), orientation=6, gps=True)
+    images.heic(made / "IMG_0002.heic", (3024, 4032), gps=True)
+    images.png(made / "logo.png", (1200, 900), mode="RGBA")
+    return made
+
+
 @pytest.fixture
-def photos(home: Path) -> Path:
-    """The issue's test set in the default inbox: a rotated JPEG with GPS, an iPhone-style
-    HEIC, an RGBA PNG."""
+def photos(home: Path, photo_set: Path) -> Path:
+    """The issue's test set, fresh copies, in the default inbox."""
     inbox = home / "Pictures" / "AmberPic" / "Inbox"
     inbox.mkdir(parents=True)
-    images.jpeg(inbox / "IMG_0001.jpg", (4000, 3000), orientation=6, gps=True)
-    images.heic(inbox / "IMG_0002.heic", (3024, 4032), gps=True)
-    images.png(inbox / "logo.png", (1200, 900), mode="RGBA")
+    for src in photo_set.iterdir():
+        shutil.copyfile(src, inbox / src.name)
     return inbox
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from daemonproc import files, wait_for
 from test_commitflow import WEBP_SLOW, config, daemon, noise, states, temps  # noqa: F401
 
@@ -15,6 +16,7 @@ def recorded(d) -> list[str]:
     return states(d) if (d.root / "state" / "amberpic" / "journal.db").exists() else []
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_daemon_start_leaves_a_running_process_runs_jobs_alone(daemon, tmp_path):  # noqa: F811
     d = daemon(config("keep", slow=WEBP_SLOW), start=False)
     elsewhere = noise(tmp_path / "elsewhere" / "n.png", 1000)  # in no inbox: process's only
@@ -42,6 +44,7 @@ def test_daemon_start_leaves_a_running_process_runs_jobs_alone(daemon, tmp_path)
     assert not temps(d.out) and elsewhere.exists()
 
 
+@pytest.mark.slow  # a slow lossless WebP encode (CPU): 40-75 s on a loaded 2-core machine
 def test_a_killed_process_runs_jobs_are_recovered_at_the_next_start(daemon, tmp_path):  # noqa: F811
     d = daemon(config("move", slow=WEBP_SLOW), start=False)
     src = noise(d.inbox / "n.png", 1000)

@@ -47,7 +47,7 @@ log = logging.getLogger("amberpicd")
 RELOAD_SETTLE = 0.3  # seconds without further config-file events before reloading
 JOURNAL_RETRY = 2.0  # seconds between attempts to open a locked journal
 RECOVER_RETRY, RECOVER_RETRY_MAX = 1.0, 30.0  # seconds: crash recovery's retries (doubling)
-TICK = 0.5  # seconds: the main loop looks at the flags signal handlers set at least this often
+TICK = 0.5  # seconds: the main loop goes round (watchdog, flags) at least this often
 
 
 class Daemon:
@@ -68,7 +68,7 @@ class Daemon:
         self.started = time.time()
         self._stopping = False
         self._reload_now = False
-        self._wake = threading.Event()  # the main loop sleeps on it
+        self._wake = signals.Waker()  # the main loop sleeps on it; signal handlers wake it
         self._lock = threading.RLock()
         self.desktop = DesktopSession(  # tray icon, notifications
             self.handle,
@@ -346,7 +346,7 @@ class Daemon:
     def _main_loop(self) -> None:
         watchdog = sdnotify.Watchdog(self.env)
         while not self._stopping:
-            # Bounded: a signal handler only sets a flag (below), which this sees within TICK.
+            # A signal handler sets a flag and wakes this (below); TICK bounds it anyway.
             self._wake.wait(min(watchdog.interval or TICK, TICK))
             self._wake.clear()
             watchdog.feed(self.flow.heartbeat)  # only while the stages go round
@@ -362,9 +362,11 @@ class Daemon:
     def _install_signals(self) -> dict:
         def stop() -> None:
             self._stopping = True
+            self._wake.set()
 
         def reload() -> None:
             self._reload_now = True
+            self._wake.set()
 
         return signals.install(stop, reload)
 
