@@ -247,7 +247,8 @@ class Daemon:
                     return Journal(self.state / "journal.db")
                 except (JournalLocked, JournalReadOnly) as exc:
                     if not said:
-                        log.error("%s; waiting for it to be released", exc)
+                        wait = "writable" if isinstance(exc, JournalReadOnly) else "released"
+                        log.error("%s; waiting until it is %s", exc, wait)
                         said = True
                     self._wake.wait(JOURNAL_RETRY)
                     self._wake.clear()
