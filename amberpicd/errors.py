@@ -13,6 +13,7 @@
     ├── WorkerLost             a worker process died or overran its time (no file known yet)
     ├── JournalError           the state database cannot be used
     │   ├── JournalLocked      another process holds it locked
+    │   ├── JournalReadOnly    its filesystem is mounted read-only
     │   └── JournalGone        its file was deleted or replaced under the running daemon
     └── ControlError           the control socket failed, or no daemon answers
 
@@ -178,6 +179,10 @@ class JournalError(AmberpicError):
 
 class JournalLocked(JournalError):
     """Another process holds the journal locked (the daemon waits for it)."""
+
+
+class JournalReadOnly(JournalError):
+    """The journal's filesystem is mounted read-only (the daemon waits for it)."""
 
 
 class JournalGone(JournalError):

@@ -136,3 +136,25 @@ def test_rgba_is_opaque_unless_given():
     assert rgba("white") == (255, 255, 255, 255)
     assert rgba("#11223344") == (0x11, 0x22, 0x33, 0x44)
     assert rgba(" Transparent ") == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ('"dark\\nblue"', "dark\\x0ablue"),  # a real newline, escaped as printable() does
+        ('"back\\\\slash"', "back\\slash"),  # one backslash, shown as one
+        ('"' + "x" * 5000 + '"', "x" * 40),
+    ],
+)
+def test_a_bad_colour_is_said_on_one_short_line_without_a_repr(tmp_path: Path, value, shown):
+    from amberpicd.config.loader import parse_config
+    from amberpicd.errors import ConfigError
+
+    text = CONFIG.format(root=tmp_path).replace("darkslateblue", value)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, None, tmp_path)
+    message = str(caught.value.errors[0] if hasattr(caught.value, "errors") else caught.value)
+    assert "\n" not in message
+    assert "watermark.color" in message  # names the key
+    assert f"unknown colour '{shown}" in message, message
+    assert len(message) < 300, message

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,9 @@ def _process(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if args.rule and args.rule not in {r.name for r in loaded.config.rules}:
         raise ConfigError(f"no rule named {args.rule!r}", loaded.source)
+    # `kill PID` stops the run as Ctrl-C does: the pool closed, the temps of the jobs cut
+    # short removed (batch.process), exit 143; by default it ended us on the spot.
+    signal.signal(signal.SIGTERM, _terminated)
     missing = [p for p in args.paths if not Path(p).exists() and not Path(p).is_symlink()]
     for p in missing:
         print(f"amberpicd: {printable(p)}: no such file or folder", file=sys.stderr)
@@ -50,15 +55,23 @@ def _process(args: argparse.Namespace) -> int:
     journal = batch.open_journal(args.dry_run, warn)
     beside_daemon = daemon_running(lock_path())  # a daemon runs: /proc/locks, never a lock
 
+    def say(line: str) -> None:
+        # The reader may go (`process --json | head -1`): the files asked for are still all
+        # done and journalled; only what nobody reads any more is dropped.
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            _silence_stdout()
+
     def show(rep) -> None:
         progress.clear()
         # Not an image (README.txt, a Makefile): skipped quietly, listed with --verbose.
         quiet = rep.status == "skipped" and rep.error and not args.verbose
         quiet = quiet or (rep.status == "already" and not args.verbose)  # counted at the end
         if args.json:
-            print(report.json_line(rep), flush=True)
+            say(report.json_line(rep))
         elif (rep.status == "failed" and args.verbose) or (rep.status != "failed" and not quiet):
-            print(report.human_line(rep, args.dry_run, tally.shown.get(rep.source)), flush=True)
+            say(report.human_line(rep, args.dry_run, tally.shown.get(rep.source)))
         if rep.status == "failed":
             error = report.located(rep, tally.shown.get(rep.source))
             print(f"amberpicd: {printable(error or '')}", file=sys.stderr, flush=True)
@@ -90,6 +103,18 @@ def _process(args: argparse.Namespace) -> int:
         print(f"{line} (dry run: nothing written)" if args.dry_run else line, file=sys.stderr)
     failed = sum(r.status == "failed" for r in reports)
     return EXIT_FAILED if failed or missing else EXIT_OK
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _silence_stdout() -> None:
+    """Standard output's reader is gone: its file descriptor now writes to /dev/null, so
+    neither later lines nor the flush at exit fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ The descriptor is close-on-exec, but a child made by a bare ``fork`` (a fork-bas
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -55,7 +56,7 @@ class InstanceLock:
             return
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = _open(self.path)
         except OSError as exc:
             raise AmberpicError(f"cannot open the lock file {self.path}: {exc.strerror}") from exc
         try:
@@ -83,6 +84,17 @@ class InstanceLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)  # still locked: nobody reads a half-cleared pid
         os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _open(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+    # A read-only state filesystem: flock needs no write access, so the lock file of an
+    # earlier start still gives one daemon per state folder (the journal's open then waits).
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
 
 
 def daemon_running(path: Path) -> bool:

@@ -22,34 +22,12 @@ from amberpicd.engine.commit import OriginalsPolicy, Report, crash_point, finish
 from amberpicd.engine.originals import aside_path
 from amberpicd.engine.restore import digest
 from amberpicd.errors import FileError, JournalError, OutputError, error_text, printable
-from amberpicd.fs.confined import SymlinkRefused, open_dir, within
+from amberpicd.fs.confined import SymlinkRefused, within
 from amberpicd.journal import Job, Journal
 from amberpicd.journal import StagedOutput as JournalStaged
-from amberpicd.output.writer import TEMP_PREFIX, TEMP_SUFFIX, StagedOutput, present, publish
+from amberpicd.output.writer import StagedOutput, present, publish, sweep_temps
 
 log = logging.getLogger("amberpicd")
-
-
-def sweep_temps(roots: set[Path], tag: str) -> int:
-    """Remove staged temp files of job ``tag`` below ``roots``; returns how many. Folders
-    are walked by descriptor without following links, and each temp is unlinked through
-    its folder's descriptor, so a folder swapped for a link mid-walk leads nowhere."""
-    prefix, removed = f"{TEMP_PREFIX}{tag}-", 0
-    for root in roots:
-        try:
-            top = open_dir(root)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with top:
-            for _, _, files, fd in os.fwalk(".", dir_fd=top.fd, follow_symlinks=False):
-                for name in files:
-                    if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
-                        try:
-                            os.unlink(name, dir_fd=fd)
-                        except FileNotFoundError:
-                            continue
-                        removed += 1
-    return removed
 
 
 def root_for(final: Path, roots: set[Path]) -> Path | None:

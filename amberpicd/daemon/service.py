@@ -31,7 +31,13 @@ from amberpicd.daemon.results import Recent, Results, log_line
 from amberpicd.daemon.status import activity, status
 from amberpicd.daemon.toggles import Toggles
 from amberpicd.desktop.session import DesktopSession
-from amberpicd.errors import AmberpicError, ConfigError, JournalError, JournalLocked
+from amberpicd.errors import (
+    AmberpicError,
+    ConfigError,
+    JournalError,
+    JournalLocked,
+    JournalReadOnly,
+)
 from amberpicd.journal import Journal
 from amberpicd.paths import state_dir
 from amberpicd.workers.child import engine_setup
@@ -231,17 +237,18 @@ class Daemon:
                 self.journal.close()
 
     def _open_journal(self) -> Journal | None:
-        """The journal; while another process holds it locked, say so and wait (a
-        refusal would leave the user with nothing running)."""
+        """The journal; while another process holds it locked or its filesystem is
+        read-only, say so and wait (a refusal would leave the user with nothing running)."""
         previous = self._install_signals()
         try:
             said = False
             while not self._stopping:
                 try:
                     return Journal(self.state / "journal.db")
-                except JournalLocked as exc:
+                except (JournalLocked, JournalReadOnly) as exc:
                     if not said:
-                        log.error("%s; waiting for it to be released", exc)
+                        wait = "writable" if isinstance(exc, JournalReadOnly) else "released"
+                        log.error("%s; waiting until it is %s", exc, wait)
                         said = True
                     self._wake.wait(JOURNAL_RETRY)
                     self._wake.clear()

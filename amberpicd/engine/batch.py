@@ -25,6 +25,7 @@ import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,10 +34,12 @@ from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
 from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import FileBusy, JournalError, printable
+from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.names import name_choices
 from amberpicd.journal import Journal
-from amberpicd.output.writer import is_temp_name
+from amberpicd.output.template import fixed_root
+from amberpicd.output.writer import is_temp_name, sweep_temps
 from amberpicd.paths import state_dir
 from amberpicd.rules.fingerprint import fingerprint
 from amberpicd.workers.child import engine_setup, run_in_pool
@@ -156,56 +159,66 @@ def process(
     # Walked before anything is written: outputs or moved originals that land inside a
     # folder being walked must not become inputs of the same run.
     files = list(walk_shown(paths))
-    with WorkerPool(
-        workers,
-        memory_limit=int(config.limits.worker_memory),
-        initializer=engine_setup,
-        preload=ENGINE,
-    ) as pool:
-        pool.warm(len(files))  # they start while the first files are journaled: no more
-        # workers than files, so one file on a many-core machine forks one worker
+    try:
+        with WorkerPool(
+            workers,
+            memory_limit=int(config.limits.worker_memory),
+            initializer=engine_setup,
+            preload=ENGINE,
+        ) as pool:
+            pool.warm(len(files))  # they start while the first files are journaled: no more
+            # workers than files, so one file on a many-core machine forks one worker
 
-        def done(report: Report, size_in: int, size_out: int, shown: str) -> None:
-            if tally is not None:
-                tally.add(report, size_in, size_out, shown)
-            reports.append(report)
-            on_report(report)
+            def done(report: Report, size_in: int, size_out: int, shown: str) -> None:
+                if tally is not None:
+                    tally.add(report, size_in, size_out, shown)
+                reports.append(report)
+                on_report(report)
 
-        def drain(block: bool) -> None:
-            finished, _ = wait(
-                list(pending), return_when=FIRST_COMPLETED, timeout=None if block else 0
-            )
-            for future in finished:
-                job, originals, shown, entry = pending.pop(future)
-                result = collect(future, job)
-                report = book.commit(entry, job, originals, result)
-                if dry_run and report.status == "done":
-                    names.resolve(result, report)
-                size_in = result.identity.size if result.identity else 0
-                done(report, size_in, sum(o.bytes for o in result.outputs), shown)
+            def drain(block: bool) -> None:
+                finished, _ = wait(
+                    list(pending), return_when=FIRST_COMPLETED, timeout=None if block else 0
+                )
+                for future in finished:
+                    job, originals, shown, entry = pending.pop(future)
+                    result = collect(future, job)
+                    report = book.commit(entry, job, originals, result)
+                    if dry_run and report.status == "done":
+                        names.resolve(result, report)
+                    size_in = result.identity.size if result.identity else 0
+                    done(report, size_in, sum(o.bytes for o in result.outputs), shown)
 
-        for path, shown in files:
-            job, originals = plan(config, path, rule=rule, dry_run=dry_run)
-            alone = book.journal is None and not dry_run  # no claim through the journal
-            if alone and beside_daemon and config.watch_for(job.path) is not None:
-                done(Report(job.path, "skipped", note=LEFT_TO_DAEMON), 0, 0, shown)
-                continue
-            try:
-                job, entry = book.take(config, job, originals)
-            except FileBusy as exc:  # the daemon has it in flight: it finishes it, not us
-                note = f"being processed by another amberpicd (pid {exc.pid}); left to it"
-                done(Report(job.path, "skipped", note=note), 0, 0, shown)
-                continue
-            if job is None:
-                done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
-                continue
-            future = pool.submit(run_in_pool, job, timeout=job.limits.job_timeout)
-            pending[future] = (job, originals, shown, entry)
-            while len(pending) >= limit:
+            for path, shown in files:
+                job, originals = plan(config, path, rule=rule, dry_run=dry_run)
+                alone = book.journal is None and not dry_run  # no claim through the journal
+                if alone and beside_daemon and config.watch_for(job.path) is not None:
+                    done(Report(job.path, "skipped", note=LEFT_TO_DAEMON), 0, 0, shown)
+                    continue
+                try:
+                    job, entry = book.take(config, job, originals)
+                except FileBusy as exc:  # the daemon has it in flight: it finishes it, not us
+                    note = f"being processed by another amberpicd (pid {exc.pid}); left to it"
+                    done(Report(job.path, "skipped", note=note), 0, 0, shown)
+                    continue
+                if job is None:
+                    done(Report(Path(os.path.abspath(path)), "already"), 0, 0, shown)
+                    continue
+                future = pool.submit(run_in_pool, job, timeout=job.limits.job_timeout)
+                pending[future] = (job, originals, shown, entry)
+                while len(pending) >= limit:
+                    drain(block=True)
+            while pending:
                 drain(block=True)
-        while pending:
-            drain(block=True)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: the pool is closed, its workers gone
+        for job, *_ in pending.values():  # so the temps of the jobs cut short are nobody's
+            _sweep(job)
+        raise
     return reports
+
+
+def _sweep(job: FileJob) -> None:
+    with suppress(OSError):  # a root swapped for a link: left alone, as the daemon does
+        sweep_temps({within(fixed_root(r.output), job.roots)[0] for r in job.rules}, job.tag)
 
 
 def open_journal(dry_run: bool, warn: Callable[[str], None]) -> Journal | None:
@@ -281,9 +294,16 @@ class Book:
                 originals=originals.policy,
                 rules=[r.name for r in job.rules],
             )
+            left = [  # not staged: no recovery publishes those temps (published: all out)
+                j.id
+                for j in journal.unfinished()
+                if j.source == job.path and j.state != "staged" and j.id != job_id
+            ]
         except JournalError as exc:
             self._lost(exc)
             return replace(job, done_hashes=()), None
+        for old in left:  # a killed run's job of this file: its owner is gone (begin_file
+            _sweep(replace(job, tag=str(old)))  # proved it), so are its temps' writers
         return replace(job, tag=str(job_id)), Journaled((job_id, fp))
 
     def commit(

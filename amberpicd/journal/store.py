@@ -22,7 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from amberpicd.errors import JournalError, JournalGone, JournalLocked, error_text
+from amberpicd.errors import (
+    JournalError,
+    JournalGone,
+    JournalLocked,
+    JournalReadOnly,
+    error_text,
+)
 from amberpicd.journal.owners import OwnerLock
 
 # _MIGRATIONS[i] brings user_version i to i + 1; append new tuples, never edit old ones.
@@ -224,6 +230,12 @@ class Store:
     def _error(self, exc: sqlite3.Error) -> JournalError:
         if _is_busy(exc):
             return JournalLocked(f"{self.path.name}: locked by another process")
+        try:  # the filesystem says so, whatever words SQLite chose ("unable to open", ...)
+            read_only = bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if read_only:
+            return JournalReadOnly(f"{self.path.name}: its filesystem is mounted read-only")
         return JournalError(f"{self.path.name}: {exc}")
 
     def _open(self) -> sqlite3.Connection:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator
 
+from amberpicd.errors import printable
 from amberpicd.ops.colors import rgba
 
 if TYPE_CHECKING:
@@ -62,12 +63,18 @@ def gravity_offset(outer: Size, inner: Size, gravity: str) -> tuple[int, int]:
     return round((outer[0] - inner[0]) * fx), round((outer[1] - inner[1]) * fy)
 
 
+_SHOWN = 40  # of a refused colour's text: enough to recognise it, one short line whatever it is
+
+
 def _check_color(value: str) -> str:
     try:
         rgba(value)
     except ValueError:
+        # The text as written (printable, never a repr: a backslash stays one backslash).
+        shown = printable(value[:_SHOWN]) + ("..." if len(value) > _SHOWN else "")
         raise ValueError(
-            f"unknown colour {value!r} (use a CSS colour name, #rrggbb or #rrggbbaa)"
+            f"unknown colour '{shown}' (use a CSS colour name, #rrggbb, #rrggbbaa, "
+            "rgb(), rgba(), hsl() or hsv())"
         ) from None
     return value
 

@@ -184,3 +184,25 @@ def place(
             continue
         return candidate
     raise FileExistsError(errno.EEXIST, "no free name", str(final))
+
+
+def sweep_temps(roots: set[Path], tag: str) -> int:
+    """Remove staged temp files of job ``tag`` below ``roots``; returns how many. Folders
+    are walked by descriptor without following links, and each temp is unlinked through
+    its folder's descriptor, so a folder swapped for a link mid-walk leads nowhere."""
+    prefix, removed = f"{TEMP_PREFIX}{tag}-", 0
+    for root in roots:
+        try:
+            top = open_dir(root)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with top:
+            for _, _, files, fd in os.fwalk(".", dir_fd=top.fd, follow_symlinks=False):
+                for name in files:
+                    if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
+                        try:
+                            os.unlink(name, dir_fd=fd)
+                        except FileNotFoundError:
+                            continue
+                        removed += 1
+    return removed
