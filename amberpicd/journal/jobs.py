@@ -361,14 +361,23 @@ class Journal(OutputQueries):
 
     def _take_gone(self, rows: list[tuple]) -> list[Job]:
         """The jobs of ``rows`` (with the owner as the last column) whose owner is gone,
-        stamped as this writer's; dead owners' files are removed."""
+        stamped as this writer's; dead owners' files are removed. A job taken meanwhile (a
+        ``process`` run's ``begin_file`` took its file over, or another recovery took it:
+        its state or owner is not the one read) is not returned: it is not ours to finish."""
         owner = self.owner
-        jobs = [_job(r[:-1]) for r in rows if owner is None or owner.gone(r[-1])]
+        gone = [r for r in rows if owner is None or owner.gone(r[-1])]
+        jobs = [_job(r[:-1]) for r in gone]
         if jobs and owner is not None and owner.id is not None:
             with self._write() as conn:
-                conn.executemany(
-                    "UPDATE jobs SET owner = ? WHERE id = ?", [(owner.id, j.id) for j in jobs]
-                )
+                jobs = [
+                    job
+                    for job, r in zip(jobs, gone, strict=True)
+                    if conn.execute(
+                        "UPDATE jobs SET owner = ? WHERE id = ? AND state = ? AND owner IS ?",
+                        (owner.id, job.id, job.state, r[-1]),
+                    ).rowcount
+                    == 1
+                ]
         if owner is not None:
             owner.reap()
         return jobs
