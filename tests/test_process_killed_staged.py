@@ -105,3 +105,22 @@ def test_the_daemon_then_a_second_run_beside_it(daemon: DaemonProc):
     again = process(daemon)  # and once the daemon is gone
     assert again.returncode == 0, again.stderr
     check(daemon, daemon.originals, original)
+
+
+def test_the_daemon_killed_while_staged_then_a_process_run_then_its_restart(daemon: DaemonProc):
+    """The same with the daemon as the killed writer: the ``process`` run takes its job over."""
+    daemon.env[CRASH] = "recorded"
+    daemon.start()
+    src = images.jpeg(daemon.inbox / "a.jpg", (300, 200))
+    original = src.read_bytes()
+    daemon.proc.wait(30)
+    assert daemon.proc.returncode == -9, daemon.logs()
+    daemon.kill()  # its workers too
+    del daemon.env[CRASH]
+    assert [s for _, s in jobs(daemon)] == ["staged"]  # control: what the attack is about
+    again = process(daemon)
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in files(daemon.out)] == ["a.webp"]  # the killed daemon's temp: gone
+    recovered(daemon)
+    check(daemon, daemon.originals, original)
+    assert daemon.stop() == 0
