@@ -42,6 +42,7 @@ def test_a_dead_owners_job_is_taken_over_and_superseded(tmp_path, state):
         )
         assert swept == [old]
         assert second.get(old).state == "retry"
+        assert second.get(old).error == "a.jpg: taken over by a later run (its owner was gone)"
         assert second.staged_outputs(old) == []
         assert [j.id for j in second.unfinished()] == [new]
     with Journal(db) as recovery:  # the daemon's next start: nothing of the old job to redo

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from amberpicd.errors import FileBusy, JournalError
+from amberpicd.errors import FileBusy, JournalError, printable
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal.rows import _IN_UNFINISHED
 from amberpicd.journal.store import Store, _db, _path
@@ -104,7 +104,7 @@ class FileQueries(Store):
         with self._write() as conn:
             for old in self._claim(conn, source):
                 take_over(old)
-                reason = f"{source.name}: taken over by a later run (its owner was gone)"
+                reason = f"{printable(source.name)}: taken over by a later run (its owner was gone)"
                 conn.execute(
                     "UPDATE jobs SET state = 'retry', error = ?, finished = ? WHERE id = ?",
                     (reason, t, old),
