@@ -93,7 +93,9 @@ def test_the_daemon_leaves_an_inbox_file_process_is_processing(daemon: DaemonPro
         proc.communicate(timeout=30)
     wait_for(lambda: "done" in jobs(daemon) and daemon.idle(), 30, "the daemon's take-over")
     assert [p.name for p in files(daemon.out)] == ["b.webp"]  # recognised, no b-1.webp
-    assert sorted(jobs(daemon)) == ["done", "published"]  # the killed run's, for recovery
+    # The killed run's job is superseded by the daemon's take-over (its temps gone with it),
+    # not left published for the next start's recovery to handle the original again.
+    assert sorted(jobs(daemon)) == ["done", "retry"]
     assert src.read_bytes() == original
     assert daemon.stop() == 0
 

@@ -342,8 +342,10 @@ def test_a_process_killed_after_publishing_is_finished_by_the_daemon(
     daemon: DaemonProc, tmp_path: Path
 ):
     """``process`` dies (SIGKILL) right after its outputs are published: its job is left
-    ``published`` in the journal; the daemon's start-up recovery finishes it (a file outside
-    every inbox, original kept: nothing more to do), and the next run skips it."""
+    ``published`` in the journal; a second run takes the file over (its output recognised,
+    the killed run's job superseded in the same transaction), so the daemon's start-up
+    recovery has nothing left to finish (no second ``done`` of one file), and the next run
+    skips it."""
     outside = tmp_path / "outside"
     outside.mkdir()
     images.jpeg(outside / "k.jpg", (300, 200))
@@ -359,7 +361,8 @@ def test_a_process_killed_after_publishing_is_finished_by_the_daemon(
     assert sorted(p.name for p in files(daemon.out)) == ["k.webp"]  # ...its output recognised
     daemon.start()
     wait_for(daemon.idle, 30, "recovery")
-    assert sorted(h["state"] for h in daemon.history()) == ["done", "done"]
+    assert sorted(h["state"] for h in daemon.history()) == ["done", "retry"]
+    assert "interrupted" not in daemon.logs(), daemon.logs()  # recovery redid nothing
     assert daemon.stop() == 0
     last = process_cli(daemon, str(outside))
     assert last.returncode == 0 and "0 done, 1 already done" in last.stderr, last.stderr

@@ -6,8 +6,8 @@ hashed, and a decision for (path, hash, rules) means nothing is to be done. File
 read here: a worker reads each file once, hashes the bytes it decodes, and the hash and
 identity it reports are what the commit stage records. ``take`` begins the journal's job for
 a file to process; ``known`` lets a rescan pass over files unchanged since processed. Reads
-the journal, writes only ``begin_file``; runs on the dispatch thread (``known`` on the
-watcher's).
+the journal, writes only ``begin_file`` (removing the temps of a dead owner's job it takes
+over); runs on the dispatch thread (``known`` on the watcher's).
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from amberpicd.engine.commit import OriginalsPolicy
 from amberpicd.engine.job import FileJob
 from amberpicd.engine.recording import known_decision
 from amberpicd.errors import printable
+from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
+from amberpicd.output.template import fixed_root
+from amberpicd.output.writer import sweep_temps
 from amberpicd.rules.fingerprint import fingerprint
 
 log = logging.getLogger("amberpicd")
@@ -43,6 +46,14 @@ def job_for(config: Config, watch: Watch, path: Path, tag: str) -> tuple[FileJob
         roots=config.folders(),
     )
     return job, OriginalsPolicy(watch.originals, watch.archive, config.folders())
+
+
+def _sweep(job: FileJob) -> None:
+    """Remove the temps of ``job`` (a dead owner's, taken over), as the committer does."""
+    try:
+        sweep_temps({within(fixed_root(r.output), job.roots)[0] for r in job.rules}, job.tag)
+    except OSError as exc:  # e.g. an output root swapped for a link: said, and left alone
+        log.error("%s: temp files not removed: %s", printable(job.path.name), exc)
 
 
 def say_decided(path: Path, earlier, level: int = logging.INFO) -> None:
@@ -92,6 +103,9 @@ class Identify:
             identity=identity,
             originals=watch.originals,
             rules=[r.name for r in rules],
+            # A killed run's job of this file (e.g. a ``process`` run's, its owner proved
+            # gone): its temps go and it is superseded, or our next start would redo it.
+            take_over=lambda old: _sweep(job_for(config, watch, path, str(old))[0]),
         )
         job, originals = job_for(config, watch, path, str(job_id))
         job = replace(job, done_hashes=self.journal.decided_hashes(path, fp))

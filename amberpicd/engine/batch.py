@@ -293,17 +293,13 @@ class Book:
                 identity=identity,
                 originals=originals.policy,
                 rules=[r.name for r in job.rules],
+                # A killed run's job of this file (begin_file proved its owner gone, so
+                # are its temps' writers): its temps go, it is superseded by this one.
+                take_over=lambda old: _sweep(replace(job, tag=str(old))),
             )
-            left = [  # not staged: no recovery publishes those temps (published: all out)
-                j.id
-                for j in journal.unfinished()
-                if j.source == job.path and j.state != "staged" and j.id != job_id
-            ]
         except JournalError as exc:
             self._lost(exc)
             return replace(job, done_hashes=()), None
-        for old in left:  # a killed run's job of this file: its owner is gone (begin_file
-            _sweep(replace(job, tag=str(old)))  # proved it), so are its temps' writers
         return replace(job, tag=str(job_id)), Journaled((job_id, fp))
 
     def commit(

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from amberpicd.errors import FileBusy, JournalError
+from amberpicd.errors import FileBusy, JournalError, printable
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal.rows import _IN_UNFINISHED
 from amberpicd.journal.store import Store, _db, _path
@@ -83,6 +83,7 @@ class FileQueries(Store):
         identity: FileIdentity,
         originals: str = "keep",
         rules: Sequence[str] = (),
+        take_over: Callable[[int], None] = lambda job_id: None,
     ) -> int:
         """Record a new job (state running) for the file at ``source``, as stat saw it when it
         was taken; its content hash is not known until a worker has read it (identify).
@@ -90,10 +91,25 @@ class FileQueries(Store):
         The claim on the file: FileBusy when another live writer (the daemon beside an
         ``amberpicd process`` run, or the other way round) has a job of ``source`` in flight.
         Looked up and inserted in one IMMEDIATE transaction, so of two writers racing for
-        one file exactly one gets it."""
+        one file exactly one gets it.
+
+        The unfinished jobs of ``source`` whose owner is gone (a killed run's) are taken over
+        in that same transaction: ``take_over(job_id)`` removes each one's temps, then it is
+        superseded (state retry: the new job does its work), so no recovery later publishes
+        its temps beside the new job's outputs (a ``-1`` copy) or handles the original again.
+        The write lock is held meanwhile, so no recovery takes the job in between; a crash
+        after the temps went and before the commit leaves a staged job whose temps are gone,
+        which recovery runs again (found by its bytes), as after any lost temp."""
         t = self._clock()
         with self._write() as conn:
-            self._claim(conn, source)
+            for old in self._claim(conn, source):
+                take_over(old)
+                reason = f"{printable(source.name)}: taken over by a later run (its owner was gone)"
+                conn.execute(
+                    "UPDATE jobs SET state = 'retry', error = ?, finished = ? WHERE id = ?",
+                    (reason, t, old),
+                )
+                conn.execute("DELETE FROM staged WHERE job_id = ?", (old,))
             cur = conn.execute(
                 "INSERT INTO jobs (source, inbox, rules, content_hash, fingerprint, state, size,"
                 " mtime_ns, dev, ino, ctime_ns, originals, created, started, owner)"
@@ -112,17 +128,22 @@ class FileQueries(Store):
             )
             return int(cur.lastrowid or 0)
 
-    def _claim(self, conn: sqlite3.Connection, source: Path) -> None:
+    def _claim(self, conn: sqlite3.Connection, source: Path) -> list[int]:
+        """FileBusy if another live writer has ``source`` in flight, else the ids of its
+        unfinished jobs whose owner is gone. Our own are left as they are (one may be in
+        flight here: the dispatcher's, or a path named twice)."""
         owner = self.owner
         if owner is None or owner.id is None:
-            return  # no claim of our own to stamp: nothing to compare with (read-only state)
+            return []  # no claim of our own to stamp: nothing to compare with (read-only state)
         rows = conn.execute(
-            f"SELECT DISTINCT owner FROM jobs WHERE source = ? AND {_IN_UNFINISHED}",
+            f"SELECT id, owner FROM jobs WHERE source = ? AND {_IN_UNFINISHED} ORDER BY id",
             (_db(source),),
         ).fetchall()
-        for (other,) in rows:
+        rows = [(job_id, other) for job_id, other in rows if other != owner.id]
+        for other in {o for _, o in rows}:
             if not owner.gone(other):
                 raise FileBusy(source, str(other).split("x", 1)[0])
+        return [job_id for job_id, _ in rows]
 
     def identify(
         self,

@@ -361,14 +361,16 @@ class Journal(OutputQueries):
 
     def _take_gone(self, rows: list[tuple]) -> list[Job]:
         """The jobs of ``rows`` (with the owner as the last column) whose owner is gone,
-        stamped as this writer's; dead owners' files are removed."""
+        stamped as this writer's; dead owners' files are removed. A job whose state or owner
+        changed since it was read (a ``begin_file`` took its file over) is not returned."""
         owner = self.owner
-        jobs = [_job(r[:-1]) for r in rows if owner is None or owner.gone(r[-1])]
+        gone = [r for r in rows if owner is None or owner.gone(r[-1])]
+        jobs = [_job(r[:-1]) for r in gone]
         if jobs and owner is not None and owner.id is not None:
+            cas = "UPDATE jobs SET owner = ? WHERE id = ? AND state = ? AND owner IS ?"
             with self._write() as conn:
-                conn.executemany(
-                    "UPDATE jobs SET owner = ? WHERE id = ?", [(owner.id, j.id) for j in jobs]
-                )
+                stamped = [conn.execute(cas, (owner.id, r[0], r[5], r[-1])).rowcount for r in gone]
+            jobs = [job for job, n in zip(jobs, stamped, strict=True) if n == 1]
         if owner is not None:
             owner.reap()
         return jobs
