@@ -21,18 +21,16 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 
 from amberpicd.config.schema import Config
-from amberpicd.daemon.identify import say_decided
+from amberpicd.daemon.identify import say_decided, sweep
 from amberpicd.daemon.inflight import InFlight, Running
 from amberpicd.daemon.journal_health import JournalHealth
 from amberpicd.daemon.queue import PendingQueue
-from amberpicd.daemon.recovery import original_step, sweep_temps
+from amberpicd.daemon.recovery import original_step
 from amberpicd.engine.commit import Report, finish_original
-from amberpicd.engine.job import FileJob, FileResult, collect
+from amberpicd.engine.job import FileResult, collect
 from amberpicd.engine.recording import discard_staged, end, outputs_intact, record
 from amberpicd.errors import JournalError, printable
-from amberpicd.fs.confined import within
 from amberpicd.journal import Job, Journal
-from amberpicd.output.template import fixed_root
 from amberpicd.rules.fingerprint import fingerprint
 
 log = logging.getLogger("amberpicd")
@@ -205,14 +203,6 @@ class Committer:
         report = original_step(self.journal, self.config(), job, retried=True)
         if report is not None:
             self.publish(report)
-
-
-def sweep(job: FileJob) -> None:
-    """Remove the temps ``job``'s worker staged (it is gone, so nobody else will)."""
-    try:
-        sweep_temps({within(fixed_root(r.output), job.roots)[0] for r in job.rules}, job.tag)
-    except OSError as exc:  # e.g. an output root swapped for a link: said, and left alone
-        log.error("%s: temp files not removed: %s", printable(job.path.name), exc)
 
 
 def _lost(future: Future[FileResult]) -> bool:

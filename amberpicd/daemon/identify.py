@@ -25,10 +25,8 @@ from amberpicd.engine.commit import OriginalsPolicy
 from amberpicd.engine.job import FileJob
 from amberpicd.engine.recording import known_decision
 from amberpicd.errors import printable
-from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.journal import Journal
-from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import sweep_temps
 from amberpicd.rules.fingerprint import fingerprint
 
@@ -48,10 +46,11 @@ def job_for(config: Config, watch: Watch, path: Path, tag: str) -> tuple[FileJob
     return job, OriginalsPolicy(watch.originals, watch.archive, config.folders())
 
 
-def _sweep(job: FileJob) -> None:
-    """Remove the temps of ``job`` (a dead owner's, taken over), as the committer does."""
+def sweep(job: FileJob) -> None:
+    """Remove the temps ``job``'s worker staged (it is gone: a dead owner's job taken over,
+    or one the committer dropped), so nobody else will."""
     try:
-        sweep_temps({within(fixed_root(r.output), job.roots)[0] for r in job.rules}, job.tag)
+        sweep_temps(job.output_roots(), job.tag)
     except OSError as exc:  # e.g. an output root swapped for a link: said, and left alone
         log.error("%s: temp files not removed: %s", printable(job.path.name), exc)
 
@@ -105,7 +104,7 @@ class Identify:
             rules=[r.name for r in rules],
             # A killed run's job of this file (e.g. a ``process`` run's, its owner proved
             # gone): its temps go and it is superseded, or our next start would redo it.
-            take_over=lambda old: _sweep(job_for(config, watch, path, str(old))[0]),
+            take_over=lambda old: sweep(job_for(config, watch, path, str(old))[0]),
         )
         job, originals = job_for(config, watch, path, str(job_id))
         job = replace(job, done_hashes=self.journal.decided_hashes(path, fp))

@@ -34,11 +34,9 @@ from amberpicd.engine.commit import OriginalsPolicy, Report, commit
 from amberpicd.engine.job import FileJob, FileResult, PlannedOutput, collect
 from amberpicd.engine.recording import forget, identify, known_decision, record
 from amberpicd.errors import FileBusy, JournalError, printable
-from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
 from amberpicd.fs.names import name_choices
 from amberpicd.journal import Journal
-from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import is_temp_name, sweep_temps
 from amberpicd.paths import state_dir
 from amberpicd.rules.fingerprint import fingerprint
@@ -218,7 +216,7 @@ def process(
 
 def _sweep(job: FileJob) -> None:
     with suppress(OSError):  # a root swapped for a link: left alone, as the daemon does
-        sweep_temps({within(fixed_root(r.output), job.roots)[0] for r in job.rules}, job.tag)
+        sweep_temps(job.output_roots(), job.tag)
 
 
 def open_journal(dry_run: bool, warn: Callable[[str], None]) -> Journal | None:

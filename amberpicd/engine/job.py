@@ -15,7 +15,9 @@ from typing import Protocol
 
 from amberpicd.config.schema import Limits, Rule
 from amberpicd.errors import WorkerError, WorkerLost, printable
+from amberpicd.fs.confined import within
 from amberpicd.fs.identity import FileIdentity
+from amberpicd.output.template import fixed_root
 from amberpicd.output.writer import StagedOutput
 from amberpicd.rules.facts import Facts
 
@@ -59,6 +61,11 @@ class FileJob:
     # Every folder the config names: a folder below another is walked from the outer one,
     # never resolved by path (fs.confined.within).
     roots: tuple[Path, ...] = ()
+
+    def output_roots(self) -> set[Path]:
+        """The confinement root of each rule's output folder: where its worker stages temps
+        (``sweep_temps`` below them removes this job's)."""
+        return {within(fixed_root(r.output), self.roots)[0] for r in self.rules}
 
 
 @dataclass(frozen=True)
