@@ -347,6 +347,14 @@ class _Collect(logging.Handler):
             self.into.append(record.getMessage())
 
 
+def write_report(out: Path, lines: list[str]) -> None:
+    """The report's markdown lines, written to ``out`` and printed."""
+    text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", default="70,75,80")
@@ -372,10 +380,7 @@ def main() -> None:
     lines += lossy_table("Photos", photos, targets, safe)
     lines += lossy_table("Screenshots", screens, targets, safe)
     lines += lossless_table(images)
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, lines)
 
 
 if __name__ == "__main__":

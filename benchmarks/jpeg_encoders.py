@@ -109,10 +109,7 @@ def main() -> None:
     lines = [f"Encoders available: {', '.join(encoders)}"]
     lines += equal_score_table(photos, targets, encoders)
     lines += fixed_table(full, encoders)
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    compress.write_report(args.out, lines)
 
 
 if __name__ == "__main__":
