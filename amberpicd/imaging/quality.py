@@ -221,6 +221,4 @@ def _next(
         step = math.copysign(max(abs(step), 1), step)
         q = math.ceil(last + step) if step > 0 else round(last + step)
     lo_bound, hi_bound = max(low, 0) + 1, min(high, top + 1) - 1
-    if not lo_bound <= q <= hi_bound:
-        q = min(max(q, lo_bound), hi_bound)
-    return q
+    return min(max(q, lo_bound), hi_bound)
