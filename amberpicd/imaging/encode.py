@@ -45,6 +45,7 @@ DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60}  # avifenc's default is 6
 DEFAULT_EFFORT = 4  # WebP method 4 (libwebp's default), AVIF speed 6 (Pillow's default)
 PNG_DEFAULT_LEVEL = 6  # zlib's own default: see _options
 FULL_CHROMA_QUALITY = 90  # from here on JPEG/AVIF keep colour at full resolution (4:4:4)
+_CHROMA_SWITCH = frozenset({"jpeg", "avif"})
 DEFAULT_DURATION = 100  # ms, for a frame whose duration the decoder did not give
 
 _SOURCE_ALIASES = {"jpg": "jpeg", "mpo": "jpeg", "tif": "tiff", "apng": "png"}
@@ -138,7 +139,8 @@ def _encode_one(
 
         ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
-        found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames)
+        jump = FULL_CHROMA_QUALITY if fmt in _CHROMA_SWITCH else None  # scores leap there
+        found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames, jump=jump)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
         if fmt == "webp" and found.score < spec.target_score:  # 4:2:0 on dithering, noise
