@@ -108,6 +108,6 @@ def test_search_returns_a_passing_near_minimal_quality(fmt, target, slope, offse
         return
     assert found.score >= target and found.quality in passing
     if len(calls) < search_mod.MAX_PROBES:
-        assert found.score - target <= search_mod.NEAR or (
+        assert found.score - target <= search_mod.NEAR[fmt] or (
             found.quality - min(passing) <= search_mod.TOLERANCE
         ), (found, min(passing), calls)

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 MAX_PROBES = 6
 HARD_LIMIT = 10  # while no probe passes yet
 TOLERANCE = 2  # stop when the passing and failing qualities are this close
-NEAR = 3.0  # or when a passing probe scores this close above the target: near-minimal
+# Or stop when a passing probe scores this close above the target (near-minimal), per
+# format: WebP's bytes grow faster per point than JPEG's (chosen by simulation, as _STEER).
+NEAR = {"jpeg": 4.0, "webp": 3.0, "avif": 3.0}
 # (target, quality) points per format: where photos typically reach the score (JPEG and
 # WebP: the median over the 9 photos of benchmarks/compress.py at 1024 px, 2026-12-01).
 _PRIORS: dict[str, tuple[tuple[float, int], ...]] = {
@@ -45,6 +47,9 @@ _PRIORS: dict[str, tuple[tuple[float, int], ...]] = {
 # Per format: score points per quality step near the targets (typical), and how far above
 # the target a probe aims (chosen by simulating the search on the measured score curves).
 _STEER = {"jpeg": (0.6, 1.0), "webp": (0.8, 0.5), "avif": (0.5, 0.5)}
+# The typical slope above the ``jump`` (4:4:4), where it differs: JPEG photos gain ~1 point
+# a step from q90 (0.6 below), so steps sized for 4:2:0 overshot by 3-5 qualities at 90.
+_SLOPE_ABOVE_JUMP = {"jpeg": 1.0}
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ def search(
     while len(tried) < (MAX_PROBES if b.high <= top else HARD_LIMIT):
         s = probe(q)
         b.update(q, s, s >= target)
-        if b.done(target):
+        if b.done(fmt, target):
             break
         q = _next(fmt, target, b, q, s)
         if b.high > top and len(tried) == HARD_LIMIT - 1:
@@ -206,6 +211,7 @@ class _Bracket:
         self.score_high: float | None = None
         self.weight_low = self.weight_high = 1.0
         self._moved: bool | None = None  # which end the last probe moved (True: high)
+        self.probes: list[tuple[int, float]] = []
 
     def update(self, q: int, score: float, passed: bool) -> None:
         if passed:
@@ -217,6 +223,7 @@ class _Bracket:
             if self._moved is False:
                 self.weight_high /= 2
         self._moved = passed
+        self.probes.append((q, score))
         self.last_score = score
         self.last_passed = passed
 
@@ -225,14 +232,14 @@ class _Bracket:
         j = self.jump
         return j is not None and self.low < j - 1 and j <= self.high <= self.top
 
-    def done(self, target: float) -> bool:
+    def done(self, fmt: str, target: float) -> bool:
         if self.low == self.top:
             return True
         if self.straddles():
             return False  # a pass below the jump is far smaller: look there first
         if self.high <= self.top and self.high - self.low <= TOLERANCE:
             return True
-        return self.last_passed and self.last_score - target <= NEAR
+        return self.last_passed and self.last_score - target <= NEAR[fmt]
 
 
 def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) -> int:
@@ -255,11 +262,31 @@ def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) ->
         guess = low + (high - low) * -miss_low / max(miss_high - miss_low, 1e-6)
         q = math.ceil(guess)
     else:
-        # One side only: step by the predicted miss (a typical slope), at least 1.
-        step = (aim - last_score) / slope
+        # One side only: step by the predicted miss (a typical slope, or the flatter
+        # one the last two probes measured), at least 1.
+        if jump is not None and last >= jump:
+            slope = _SLOPE_ABOVE_JUMP.get(fmt, slope)
+        step = (aim - last_score) / _measured(b, slope)
         step = math.copysign(max(abs(step), 1), step)
         q = math.ceil(last + step) if step > 0 else round(last + step)
         if jump is not None and step > 0 and last < jump <= q:
             q = jump  # the leap there may be all that is missing
     lo_bound, hi_bound = max(low, 0) + 1, min(high, top + 1) - 1
     return min(max(q, lo_bound), hi_bound)
+
+
+_FLATTEST = 0.4  # a measured slope is trusted down to this fraction of the typical one
+
+
+def _measured(b: _Bracket, typical: float) -> float:
+    """The slope between the last two probes (all on one side), within
+    [``_FLATTEST`` x, 1 x] ``typical``: a picture that gains less per step than the typical
+    one takes longer steps (WebP screenshots walked down from q80 in six steps of ~15);
+    a steeper one keeps the typical (its step is an overshoot the bracket then corrects).
+    Not across the ``jump``."""
+    if len(b.probes) < 2:
+        return typical
+    (q0, s0), (q1, s1) = b.probes[-2:]
+    if b.jump is not None and (q0 >= b.jump) != (q1 >= b.jump):
+        return typical
+    return min(max((s1 - s0) / (q1 - q0), typical * _FLATTEST), typical)
