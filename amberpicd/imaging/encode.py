@@ -134,21 +134,21 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        from amberpicd.imaging.quality import Seen, decoded_frames, search  # the metric too
+        from amberpicd.imaging.quality import Found, Seen, decoded_frames, search  # the metric too
 
         ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
-        found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames)
+        target = spec.target_score
+        found = search(probe, ref, fmt, target, decode=decoded_frames)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
-        if fmt == "webp" and found.score < spec.target_score:  # 4:2:0 on dithering, noise
+        if fmt == "webp" and found.score < target:  # 4:2:0 on dithering, noise
             exact = _options(spec.model_copy(update={"lossless": True}), 100)
             data = _save(frames, fmt, {**exact, **meta})
-            found = replace(found, data=data, quality=100, score=ref.score(decoded_frames(data)))
+            found = Found(data, 100, ref.score(decoded_frames(data), target), found.probes)
         log.debug(
             "%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes",
-            path.name, fmt, found.quality, found.score, spec.target_score, found.probes,
-        )  # fmt: skip
+            path.name, fmt, found.quality, found.score, target, found.probes)  # fmt: skip
         if limit is None or len(found.data) <= limit:
             return Encoded(found.data, fmt, found.quality, round(found.score, 2))
         try:
