@@ -86,7 +86,8 @@ def test_gray_pictures_and_quality_auto(encoder: str):
     found = encode_as(pic, spec, "jpeg", (), Path("a.jpg"))
     with Image.open(io.BytesIO(found.data)) as out:
         measured = Reference(pic.image).score(out.convert("RGB"))
-    assert measured == pytest.approx(found.score, abs=0.01)  # the score reported is the file's
+    # The score reported is the file's, as a lower bound (lean references): within 0.2.
+    assert found.score <= measured <= found.score + 0.2
     assert found.score >= 80
 
 

@@ -110,7 +110,7 @@ def test_a_search_without_a_pass_probes_the_top_quality_before_giving_up(fmt: st
         return str(q).encode()
 
     class Scores:
-        def score(self, data: bytes) -> float:
+        def score(self, data: bytes, target: float | None = None) -> float:
             q = int(data)
             return 80.0 if q == 100 else below + 0.001 * q
 

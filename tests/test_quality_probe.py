@@ -99,7 +99,7 @@ def test_search_returns_a_passing_near_minimal_quality(fmt, target, slope, offse
         return str(q).encode()
 
     class Scores:
-        def score(self, data: bytes) -> float:
+        def score(self, data: bytes, target: float | None = None) -> float:
             return curve(int(data))
 
     jump = None if fmt == "webp" else FULL_CHROMA_QUALITY  # as encode passes it

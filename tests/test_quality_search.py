@@ -28,7 +28,7 @@ def run(
         return str(q).encode()
 
     class Scores:
-        def score(self, data: bytes) -> float:
+        def score(self, data: bytes, target: float | None = None) -> float:
             return curve(int(data))
 
     kw = {} if jump is None else {"jump": jump}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from amberpicd.imaging import ssimulacra2
+from amberpicd.imaging import gauss, ssimulacra2, xyb
 
 judge = pytest.importorskip("ssimulacra2")
 
@@ -93,7 +93,7 @@ def test_sizes_must_match():
 def _direct_blur(plane: np.ndarray) -> np.ndarray:
     """The judge's blur written as the plain convolution it is (float64): rows mirrored
     at the top and bottom, zero beyond the left and right columns."""
-    taps = np.array(ssimulacra2._taps())
+    taps = np.array(gauss.taps())
     r = len(taps) // 2
     h, w = plane.shape
     rows = np.pad(plane.astype(np.float64), ((r, r), (0, 0)), mode="symmetric")
@@ -107,7 +107,7 @@ def test_blocked_blur_is_the_direct_convolution(shape):
     # The blur runs as blocks of a banded matrix (BLAS); the blocks' edges, the borders
     # and planes smaller than the kernel must give the plain convolution's sums.
     plane = np.random.default_rng(1).random(shape, dtype=np.float32)
-    got = ssimulacra2._blur(plane)
+    got = gauss.blur(plane)
     assert got.shape == shape and got.dtype == np.float32
     np.testing.assert_allclose(got, _direct_blur(plane), rtol=0, atol=2e-6)
 
@@ -120,9 +120,9 @@ def test_strips_give_the_whole_plane_score(pillow_images: Path, monkeypatch, str
     with Image.open(pillow_images / "sugarshack.mpo") as src:
         im = src.convert("RGB").crop((0, 0, 319, 237))
     dist = _roundtrip(im, "JPEG", 40)
-    monkeypatch.setattr(ssimulacra2, "_STRIP", 10**9)
+    monkeypatch.setattr(xyb, "STRIP", 10**9)
     whole = ssimulacra2.score(im, dist)
-    monkeypatch.setattr(ssimulacra2, "_STRIP", strip)
+    monkeypatch.setattr(xyb, "STRIP", strip)
     assert ssimulacra2.score(im, dist) == pytest.approx(whole, abs=1e-3)
     assert ssimulacra2.score(im, im.copy()) == pytest.approx(100.0)
     assert whole < 90  # control: a real distortion, not a comparison of equals
@@ -135,6 +135,6 @@ def test_linearisation_two_samples_at_a_time_is_the_plain_table(size):
     rng = np.random.default_rng(7)
     arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     arr[0, 0] = (0, 255, 128)  # the ends of the table, whatever the draw
-    got = ssimulacra2._linear(Image.fromarray(arr))
-    want = ssimulacra2._LUT[np.moveaxis(arr, 2, 0)]
+    got = xyb.linear(Image.fromarray(arr))
+    want = xyb.LUT[np.moveaxis(arr, 2, 0)]
     assert got.dtype == np.float32 and np.array_equal(got, want)

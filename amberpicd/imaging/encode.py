@@ -45,7 +45,6 @@ DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60}  # avifenc's default is 6
 DEFAULT_EFFORT = 4  # WebP method 4 (libwebp's default), AVIF speed 6 (Pillow's default)
 PNG_DEFAULT_LEVEL = 6  # zlib's own default: see _options
 FULL_CHROMA_QUALITY = 90  # from here on JPEG/AVIF keep colour at full resolution (4:4:4)
-_CHROMA_SWITCH = frozenset({"jpeg", "avif"})
 DEFAULT_DURATION = 100  # ms, for a frame whose duration the decoder did not give
 
 _SOURCE_ALIASES = {"jpg": "jpeg", "mpo": "jpeg", "tif": "tiff", "apng": "png"}
@@ -135,22 +134,21 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        from amberpicd.imaging.quality import Seen, decoded_frames, search  # the metric too
+        from amberpicd.imaging.quality import Found, Seen, decoded_frames, search  # the metric too
 
         ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
-        jump = FULL_CHROMA_QUALITY if fmt in _CHROMA_SWITCH else None  # scores leap there
-        found = search(probe, ref, fmt, spec.target_score, decode=decoded_frames, jump=jump)
+        target, jump = spec.target_score, None if fmt == "webp" else FULL_CHROMA_QUALITY
+        found = search(probe, ref, fmt, target, decode=decoded_frames, jump=jump)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
-        if fmt == "webp" and found.score < spec.target_score:  # 4:2:0 on dithering, noise
+        if fmt == "webp" and found.score < target:  # 4:2:0 on dithering, noise
             exact = _options(spec.model_copy(update={"lossless": True}), 100)
             data = _save(frames, fmt, {**exact, **meta})
-            found = replace(found, data=data, quality=100, score=ref.score(decoded_frames(data)))
+            found = Found(data, 100, ref.score(decoded_frames(data), target), found.probes)
         log.debug(
             "%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes",
-            path.name, fmt, found.quality, found.score, spec.target_score, found.probes,
-        )  # fmt: skip
+            path.name, fmt, found.quality, found.score, target, found.probes)  # fmt: skip
         if limit is None or len(found.data) <= limit:
             return Encoded(found.data, fmt, found.quality, round(found.score, 2))
         try:

@@ -75,8 +75,10 @@ def prior(fmt: str, target: float) -> int:
 
 def decoded(data: bytes) -> Image.Image:
     """An encode's pixels, its alpha kept (``Seen`` composites it)."""
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGBA" if im.has_transparency_data else "RGB")
+    im = Image.open(io.BytesIO(data))
+    im.load()  # the picture itself where its mode serves: a convert would copy it
+    mode = "RGBA" if im.has_transparency_data else "RGB"
+    return im if im.mode == mode else im.convert(mode)
 
 
 def decoded_frames(data: bytes) -> list[Image.Image]:
@@ -112,12 +114,15 @@ class Seen:
         self._times = [starts[i] for i in self._picks]
         alpha = any(_transparent(frames[i]) for i in self._picks)
         self._backgrounds = _BACKGROUNDS if alpha else (None,)
-        self._refs = [[Reference(_shown(frames[i], bg)) for bg in self._backgrounds]
+        self._refs = [[Reference(_shown(frames[i], bg), lean=True) for bg in self._backgrounds]
                       for i in self._picks]  # fmt: skip
 
-    def score(self, distorted: Image.Image | list[Image.Image]) -> float:
+    def score(
+        self, distorted: Image.Image | list[Image.Image], target: float | None = None
+    ) -> float:
         """The score of ``distorted`` (same size and frames; alpha composited like the
-        reference's)."""
+        reference's): a lower bound of it, exact where the bound cannot tell whether it
+        reaches ``target`` (lean references, ``imaging.ssimulacra2``)."""
         shown = distorted if isinstance(distorted, list) else [distorted]
         if len(shown) == self._count:
             frames = [shown[i] for i in self._picks]
@@ -125,7 +130,7 @@ class Seen:
             starts = _starts([f.info.get("duration", 0) for f in shown])
             frames = [shown[bisect_right(starts, t) - 1] for t in self._times]
         return min(
-            r.score(_shown(frame, bg))
+            r.score(_shown(frame, bg), target)
             for frame, refs in zip(frames, self._refs, strict=True)
             for r, bg in zip(refs, self._backgrounds, strict=True)
         )
@@ -174,7 +179,7 @@ def search(
 
     def probe(q: int) -> float:
         data = at(q)
-        tried[q] = (data, reference.score(decode(data)))
+        tried[q] = (data, reference.score(decode(data), target))
         log.debug("%s q%d: %d bytes, score %.2f", fmt, q, len(data), tried[q][1])
         return tried[q][1]
 

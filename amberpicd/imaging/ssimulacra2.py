@@ -1,45 +1,47 @@
 """SSIMULACRA2, the perceptual score ``quality: auto`` aims at (numpy and its BLAS).
 
 The published metric (Jon Sneyers, libjxl ``tools/ssimulacra2.cc``): both pictures go
-to linear sRGB, then to the XYB colour space (made positive); at six scales, halving in
-linear RGB each time, a Gaussian blur (sigma 1.5) gives local means and variances, from
-which a SSIM map and two edge-difference maps (ringing, blurring) per channel are
-averaged in the 1- and 4-norms; 108 published weights and a cubic fit map the sum to a
-score: 100 identical, 90 visually lossless, 80 very high, 70 high, 50 medium, and lower
-or negative for heavy distortion.
+to linear sRGB, then to the XYB colour space (made positive; ``imaging.xyb``); at six
+scales, halving in linear RGB each time, a Gaussian blur (``imaging.gauss``) gives local
+means and variances, from which a SSIM map and two edge-difference maps (ringing,
+blurring) per channel are averaged in the 1- and 4-norms; 108 published weights and a
+cubic fit map the sum to a score: 100 identical, 90 visually lossless, 80 very high, 70
+high, 50 medium, and lower or negative for heavy distortion. The maps' formulas run strip
+by strip (~32K samples: a formula's dozen operations stay in the L2 cache); no Python loop
+touches pixels. A ``Reference`` keeps what the comparisons need of the reference,
+computed once.
 
-The blur's kernel and borders follow the ``ssimulacra2`` package on PyPI (a truncated
-Gaussian, zero beyond the left and right columns, rows mirrored at the top and bottom), the
-judge tests and benchmarks compare against. Each blur pass is a run of small matrix
-products with blocks of the banded blur matrix (BLAS: 4-6x libvips' convolution, the
-same sums; the row pass multiplies by C-contiguous transposed blocks); the colour
-transform is two 3x3 products over planar float32 arrays, and the maps' formulas run
-strip by strip (~32K samples: a formula's dozen operations stay in the L2 cache): no
-Python loop touches pixels. A ``Reference`` keeps what the comparisons need of the
-reference, computed once (0.8 MP, one core: ~65 ms per comparison, 55 ms to prepare the
-reference; the whole-plane version took 105 and 75 ms, the first one, on libvips, more).
+**Lean references** (what ``quality: auto`` scores with) give a proven lower bound of the
+published score, at about half the cost. The published weights fall in two groups: 81
+are at least 0.14 (or zero), 27 at most 0.0021 (the fit's leftovers). A lean reference
+skips every map whose weights are all in the second group (the X and B channels at full
+size among them: three of the five full-size blurs), and adds the most those maps could
+contribute instead: every map is bounded whatever the pictures (1 - SSIM <= 2, since
+the covariance is at most the mean of the variances and 1 - (mu1 - mu2)^2 is in [0, 1];
+ringing <= |x - mu| <= 1 and blurring < 1/2 on XYB planes in [0, 0.94]), so the skipped
+sum is at most ``_LEAN_SLACK[scales]`` (0.016) and the cubic fit, increasing in the sum,
+turns the lean sum plus that into a score no higher than the published one: 0.12 points
+lower at most around 75 (0.2 at 90), in practice a few thousandths.
 
 Touches no files; pure function of two pictures.
 """
 
 from __future__ import annotations
 
-import functools
-import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
+from amberpicd.imaging import xyb
+from amberpicd.imaging.gauss import blur
+
 SCALES = 6
-SIGMA = 1.5
 _C2 = 0.0009
-_BIAS = 0.0037930732552754493
-_OPSIN = [
-    [0.30, 1.0 - 0.078 - 0.30, 0.078],
-    [0.23, 1.0 - 0.078 - 0.23, 0.078],
-    [0.24342268924547819, 0.20476744424496821, 1.0 - 0.24342268924547819 - 0.20476744424496821],
-]
 # Rows of the published score's weights: for channel X, Y, B; for each scale; for the
 # 1- and 4-norm: the SSIM map, the ringing map, the blurring map.
 _WEIGHTS = (
@@ -64,158 +66,12 @@ _WEIGHTS = (
 )  # fmt: skip
 
 
-def _taps() -> list[float]:
-    radius = int(3.33 * SIGMA + 0.5)  # scipy.ndimage.gaussian_filter with truncate=3.33
-    taps = [math.exp(-0.5 * (x / SIGMA) ** 2) for x in range(-radius, radius + 1)]
-    total = sum(taps)
-    return [t / total for t in taps]
-
-
-_RADIUS = len(_taps()) // 2
-_TAPS = np.array(_taps(), dtype=np.float32)
-_TAPS64 = np.array(_taps(), dtype=np.float64)
-# Samples per strip of the element-wise work: ~32K (128 KB float32), so the dozen
-# operations of a formula run on arrays that stay in the core's L2 cache instead of
-# streaming whole planes through memory once per operation (~1.3x faster per score).
-_STRIP = 32768
-_BLOCK = 16  # outputs per block: measured fastest (16-48 within 30 %), few wasted zeros
-_V = np.arange(256, dtype=np.float64) / 255
-_LUT = np.where(_V <= 0.04045, _V / 12.92, ((_V + 0.055) / 1.055) ** 2.4).astype(np.float32)
-# XYB, made positive, as one linear map of the cube roots of the opsin mix:
-# X = 14 * (m0 - m1) / 2 + 0.42, Y = (m0 + m1) / 2 + 0.01, B = m2 - Y_raw + 0.55,
-# with m = cbrt(mix) - cbrt(bias) (the constant folded into the offsets).
-_CB = _BIAS ** (1 / 3)
-_OPSIN_M = np.array(_OPSIN, dtype=np.float32)
-_TO_XYB_M = np.array([[7.0, -7.0, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 1.0]], np.float32)
-_XYB_OFFSET = np.array([0.42, 0.01 - _CB, 0.55], dtype=np.float32)
-
-
-def _xyb(linear: np.ndarray) -> list[np.ndarray]:
-    """Positive XYB planes of a (3, h, w) planar linear RGB array."""
-    # The opsin weights and bias are positive and linear RGB is in [0, 1], so the mix is
-    # in (0, 1 + bias]: the published clamp to zero never acts here. Planar (3, N) by 3x3
-    # products are two BLAS calls, far cheaper than (h, w, 3) @ (3, 3).
-    _, h, w = linear.shape
-    flat = linear.reshape(3, -1)
-    xyb = np.empty_like(flat)
-    mix = np.empty((3, min(_STRIP, flat.shape[1])), dtype=np.float32)
-    for a in range(0, flat.shape[1], _STRIP):  # in strips that stay in cache
-        chunk = flat[:, a : a + _STRIP]
-        m = mix[:, : chunk.shape[1]]
-        np.matmul(_OPSIN_M, chunk, out=m)
-        m += _BIAS
-        np.cbrt(m, out=m)
-        out = xyb[:, a : a + _STRIP]
-        np.matmul(_TO_XYB_M, m, out=out)
-        out += _XYB_OFFSET[:, None]
-    return list(xyb.reshape(3, h, w))
-
-
-@functools.lru_cache(maxsize=64)
-def _bands(n: int, mirror: bool) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
-    """The 1-D blur over ``n`` samples as blocks of a banded matrix: for each run of
-    ``_BLOCK`` outputs [s, e), the inputs [i, j) it reads and the (e - s, j - i) weights,
-    the borders folded in (mirrored, or zero beyond the ends)."""
-    r = _RADIUS
-    out = []
-    for s in range(0, n, _BLOCK):
-        e = min(s + _BLOCK, n)
-        i, j = max(s - r, 0), min(e + r, n)
-        rows = np.repeat(np.arange(s, e), 2 * r + 1)
-        taps = np.tile(np.arange(-r, r + 1), e - s)
-        src = rows + taps
-        if mirror:
-            src = src % (2 * n)  # mirrored as often as it takes (planes under 5 px)
-            src = np.where(src >= n, 2 * n - 1 - src, src)
-        keep = (src >= 0) & (src < n)
-        m = np.zeros((e - s, j - i), dtype=np.float64)
-        np.add.at(m, (rows[keep] - s, src[keep] - i), _TAPS64[taps[keep] + r])
-        out.append((s, e, i, j, m.astype(np.float32)))
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=64)
-def _bands_across(n: int) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
-    """``_bands(n, False)`` with each block transposed into its own C-contiguous array,
-    as the row pass multiplies by it: OpenBLAS takes it ~1.5x faster than a ``.T`` view."""
-    return tuple((s, e, i, j, np.ascontiguousarray(m.T)) for s, e, i, j, m in _bands(n, False))
-
-
-def _blur(plane: np.ndarray) -> np.ndarray:
-    """The Gaussian blur with the judge's borders: rows mirrored above and below, zero
-    beyond the left and right columns. Each pass is a run of small matrix products with
-    a block of the banded (Toeplitz) blur matrix: BLAS does the 11 taps at several times
-    the speed of a direct convolution (libvips' included), exactly the same sums."""
-    h, w = plane.shape
-    down = np.empty((h, w), dtype=np.float32)
-    for s, e, i, j, m in _bands(h, True):
-        np.matmul(m, plane[i:j], out=down[s:e])
-    out = np.empty((h, w), dtype=np.float32)
-    for s, e, i, j, mt in _bands_across(w):
-        np.matmul(down[:, i:j], mt, out=out[:, s:e])
-    return out
-
-
-def _halve(linear: np.ndarray) -> np.ndarray:
-    """2x2 box average of planar (3, h, w); an odd last row or column averages what it
-    has (libjxl clamps coordinates, which for a factor of two is the same)."""
-    _, h, w = linear.shape
-    h2, w2 = h // 2, w // 2
-    out = np.empty((3, (h + 1) // 2, (w + 1) // 2), dtype=np.float32)
-    # Pairs of rows first (contiguous, cheap), then pairs of columns of that (strided).
-    rows = linear[:, 0 : 2 * h2 : 2, : 2 * w2] + linear[:, 1 : 2 * h2 : 2, : 2 * w2]
-    body = out[:, :h2, :w2]
-    np.add(rows[:, :, 0::2], rows[:, :, 1::2], out=body)
-    body *= 0.25
-    if w % 2:  # the last column: its pairs of rows
-        col = out[:, :h2, w2]
-        np.add(linear[:, 0 : 2 * h2 : 2, w - 1], linear[:, 1 : 2 * h2 : 2, w - 1], out=col)
-        col *= 0.5
-    if h % 2:  # the last row: its pairs of columns
-        row = out[:, h2, :w2]
-        np.add(linear[:, h - 1, 0 : 2 * w2 : 2], linear[:, h - 1, 1 : 2 * w2 : 2], out=row)
-        row *= 0.5
-    if h % 2 and w % 2:
-        out[:, h2, w2] = linear[:, h - 1, w - 1]
-    return out
-
-
-def _pair_lut() -> np.ndarray:
-    """``_LUT`` for two samples at once: entry ``a + 256 * b`` holds the float32 pair
-    (LUT[a], LUT[b]) as one uint64, so a look-up by the uint16 view of two adjacent uint8
-    samples writes both (little-endian, as the views are read back). 512 KB."""
-    i = np.arange(65536)
-    pairs = np.stack([_LUT[i & 255], _LUT[i >> 8]], axis=1).astype(np.float32)
-    if not np.little_endian:  # pragma: no cover
-        pairs = pairs[:, ::-1].copy()
-    return pairs.view(np.uint64).reshape(-1)
-
-
-_PAIR_LUT = _pair_lut()
-
-
-def _linear(im: Image.Image) -> np.ndarray:
-    """Planar (3, h, w) linear RGB of ``im``: the 8-bit samples made planar first (cheap
-    in uint8), then table look-ups two samples at a time (``_pair_lut``; ``mode="clip"``
-    skips the bounds checks, which uint16 indices into 65536 entries cannot fail)."""
-    if im.mode != "RGB":
-        im = im.convert("RGB")
-    planar = np.ascontiguousarray(np.moveaxis(np.asarray(im), 2, 0))
-    out = np.empty(planar.shape, dtype=np.float32)
-    flat, dest = planar.reshape(-1), out.reshape(-1)
-    even = flat.size - flat.size % 2
-    np.take(_PAIR_LUT, flat[:even].view(np.uint16), mode="clip", out=dest[:even].view(np.uint64))
-    if even < flat.size:
-        dest[-1] = _LUT[flat[-1]]
-    return out
-
-
 @dataclass(frozen=True)
 class _Plane:
     """What one channel of the reference at one scale contributes to every comparison:
     only the terms the weights ask for (``_needed``), computed once."""
 
-    xyb: np.ndarray
+    plane: np.ndarray
     mu: np.ndarray
     var: np.ndarray | None  # blurred square minus squared mean (SSIM)
     edge: np.ndarray | None  # 1 + |x - mu| (ringing, blurring)
@@ -224,46 +80,105 @@ class _Plane:
 class Reference:
     """A reference picture, prepared once (XYB, means, variances and edge terms at every
     scale) to score several candidate encodes of it: the search's probes pay only for
-    the distorted side."""
+    the distorted side. ``lean``: skip the maps of negligible weight, and score a proven
+    lower bound of the published score (the module's docstring)."""
 
-    def __init__(self, picture: Image.Image) -> None:
+    def __init__(self, picture: Image.Image, *, lean: bool = False) -> None:
         self.size = picture.size
-        self._scales: list[list[_Plane | None]] = []
+        self._picture = picture if lean else None  # for an exact score, when one is needed
+        self._exact: Reference | None = None
         # Scale s has sides ceil(side / 2**s), measured while both are at least 8.
-        self._needed = _NEEDED[sum(min(self.size) > 7 * 2**s for s in range(SCALES))]
-        linear = _linear(picture)
-        for scale, needed in enumerate(self._needed):
-            if scale:
-                linear = _halve(linear)
-            planes: list[_Plane | None] = []
-            for c, p in enumerate(_xyb(linear)):
-                want_ssim, want_ring, want_blur = needed[c]
-                if not (want_ssim or want_ring or want_blur):
-                    planes.append(None)
-                    continue
-                mu = _blur(p)
-                var = None
-                if want_ssim:
-                    var = _blur(p * p)
-                    var -= mu * mu
-                edge = None
-                if want_ring or want_blur:
-                    edge = np.abs(p - mu)
-                    edge += 1.0
-                planes.append(_Plane(p, mu, var, edge))
-            self._scales.append(planes)
+        scales = sum(min(self.size) > 7 * 2**s for s in range(SCALES))
+        self._needed = (_LEAN if lean else _NEEDED)[scales]
+        self._slack = _LEAN_SLACK[scales] if lean else 0.0
+        needed_at = self._needed
+        self._scales = _each_scale(
+            xyb.linear(picture), len(needed_at), lambda s, lin: _prepare(lin, needed_at[s])
+        )
 
-    def score(self, distorted: Image.Image) -> float:
-        """The SSIMULACRA2 score of ``distorted`` (same size) against this reference."""
+    def bounds(self, distorted: Image.Image) -> tuple[float, float]:
+        """The published score of ``distorted`` (same size) lies within these (the same
+        number twice for an exact reference; a lean one's are ~0.1 apart around 75)."""
         if distorted.size != self.size:
             raise ValueError(f"sizes differ: {self.size} and {distorted.size}")
-        linear = _linear(distorted)
-        per_scale = []
-        for i, ref in enumerate(self._scales):
-            if i:
-                linear = _halve(linear)
-            per_scale.append(_scale_norms(ref, linear, self._needed[i]))
-        return _combine(per_scale)
+        refs, needed_at = self._scales, self._needed
+        per_scale = _each_scale(
+            xyb.linear(distorted),
+            len(refs),
+            lambda s, lin: _scale_norms(refs[s], lin, needed_at[s]),
+        )
+        return _combine(per_scale, self._slack), _combine(per_scale)
+
+    def score(self, distorted: Image.Image, target: float | None = None) -> float:
+        """The SSIMULACRA2 score of ``distorted`` (same size) against this reference; for
+        a lean reference, its lower bound, and the published score itself where the
+        bounds alone cannot tell whether it reaches ``target``."""
+        low, high = self.bounds(distorted)
+        if self._picture is None or target is None or low >= target or high < target:
+            return low
+        if self._exact is None:
+            self._exact = Reference(self._picture)
+        return self._exact.score(distorted)
+
+
+def _prepare(linear: np.ndarray, needed: list[tuple[bool, bool, bool]]) -> list[_Plane | None]:
+    """One scale of a reference: per channel, the terms its maps need (None: no map)."""
+    planes: list[_Plane | None] = []
+    for c, p in enumerate(xyb.xyb(linear, _channels(needed))):
+        want_ssim, want_ring, want_blur = needed[c]
+        if p is None:
+            planes.append(None)
+            continue
+        mu = blur(p)
+        var = None
+        if want_ssim:
+            var = blur(p * p)
+            var -= mu * mu
+        edge = None
+        if want_ring or want_blur:
+            edge = np.abs(p - mu)
+            edge += 1.0
+        planes.append(_Plane(p, mu, var, edge))
+    return planes
+
+
+T = TypeVar("T")
+# Two threads where there are two cores: numpy and BLAS release the GIL, so the full size
+# (a lean reference's Y channel) and the five smaller scales (about as much work) overlap.
+THREADS = min(2, len(os.sched_getaffinity(0)))
+_pool: ThreadPoolExecutor | None = None
+
+
+def _each_scale(linear: np.ndarray, count: int, fn: Callable[[int, np.ndarray], T]) -> list[T]:
+    """``fn(scale, linear RGB at that scale)`` for the first ``count`` scales: the full size
+    on this thread while a helper thread takes the smaller ones (``THREADS``)."""
+    global _pool
+
+    def smaller() -> list[T]:  # the halving too: it overlaps the full size's work
+        out, lin = [], linear
+        for scale in range(1, count):
+            lin = xyb.halve(lin)
+            out.append(fn(scale, lin))
+        return out
+
+    if THREADS < 2 or count < 2:
+        return [fn(0, linear), *smaller()]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="ssimulacra2")
+    rest = _pool.submit(smaller)
+    try:
+        first = fn(0, linear)
+    finally:
+        wait([rest])  # never leave the helper working on planes this call is done with
+    return [first, *rest.result()]
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has no helper thread: it makes its own
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def score(reference: Image.Image, distorted: Image.Image) -> float:
@@ -272,23 +187,55 @@ def score(reference: Image.Image, distorted: Image.Image) -> float:
     return Reference(reference).score(distorted)
 
 
-def _needed(scale: int, scales: int) -> list[tuple[bool, bool, bool]]:
+# The published weights below this are the fit's leftovers (all <= 0.0021; the others are
+# >= 0.14), and the most each kind of map can be, whatever the pictures: 1 - SSIM, ringing,
+# blurring (the module's docstring).
+_TINY = 0.01
+_MAP_MAX = (2.0, 1.0, 0.5)
+
+
+def _needed(scale: int, scales: int, floor: float = 0.0) -> list[tuple[bool, bool, bool]]:
     """For X, Y, B at ``scale`` of ``scales``: whether the SSIM, ringing and blurring maps
-    carry weight (a map that does not is not computed). With under six scales the score
-    reads the weights on, channel after channel (``_combine``, as the judge does)."""
+    carry a weight above ``floor`` (a map that does not is not computed). With under six
+    scales the score reads the weights on, channel after channel (``_combine``, as the
+    judge does)."""
     out = []
     for c in range(3):
-        base = (c * scales + scale) * 6
-        w = _WEIGHTS[base : base + 6]  # n=0: ssim, ring, blur; n=1: the same
-        out.append(tuple(bool(w[k] or w[3 + k]) for k in range(3)))
+        w = _weights(c, scale, scales)
+        out.append(tuple(w[k] > floor or w[3 + k] > floor for k in range(3)))
     return out
 
 
+def _weights(c: int, scale: int, scales: int) -> tuple[float, ...]:
+    base = (c * scales + scale) * 6
+    return _WEIGHTS[base : base + 6]  # n=0: ssim, ring, blur; n=1: the same
+
+
+def _slack(scales: int) -> float:
+    """The most the maps a lean reference skips can add to the weighted sum."""
+    total = 0.0
+    for scale in range(scales):
+        lean = _needed(scale, scales, _TINY)
+        for c in range(3):
+            w = _weights(c, scale, scales)
+            for k in range(3):
+                if not lean[c][k]:
+                    total += (w[k] + w[3 + k]) * _MAP_MAX[k]
+    return total
+
+
+def _channels(needed: list[tuple[bool, bool, bool]]) -> tuple[bool, bool, bool]:
+    x, y, b = (any(maps) for maps in needed)
+    return x, y, b
+
+
 _NEEDED = [[_needed(scale, n) for scale in range(n)] for n in range(SCALES + 1)]
+_LEAN = [[_needed(scale, n, _TINY) for scale in range(n)] for n in range(SCALES + 1)]
+_LEAN_SLACK = [_slack(n) for n in range(SCALES + 1)]
 
 
 def _strips(h: int, w: int) -> list[slice]:
-    step = max(1, _STRIP // w)
+    step = max(1, xyb.STRIP // w)
     return [slice(a, a + step) for a in range(0, h, step)]
 
 
@@ -316,18 +263,19 @@ def _scale_norms(
 ) -> list[list[float]]:
     """For X, Y, B: the SSIM, ringing and blurring maps' 1- and 4-norms at one scale
     (0 for a map whose weights are all zero: not ``needed``)."""
-    x2 = _xyb(linear)
+    x2 = xyb.xyb(linear, _channels(needed))
     norms = [[0.0] * 6 for _ in range(3)]  # ssim1, ssim4, ring1, ring4, blur1, blur4
     for c, plane in enumerate(ref):
         if plane is None:
             continue
         want_ssim, want_ring, want_blur = needed[c]
         p2 = x2[c]
+        assert p2 is not None
         h, w = p2.shape
-        mu2 = _blur(p2)
+        mu2 = blur(p2)
         if want_ssim:
             assert plane.var is not None
-            s22, s12 = _blur(p2 * p2), _blur(plane.xyb * p2)
+            s22, s12 = blur(p2 * p2), blur(plane.plane * p2)
             sums = _Sums()
             for rows in _strips(h, w):
                 sums.add(_ssim_strip(plane, mu2, s22, s12, rows))
@@ -381,8 +329,10 @@ def _ssim_strip(
     return t
 
 
-def _combine(per_scale: list[list[list[float]]]) -> float:
-    total, i = 0.0, 0
+def _combine(per_scale: list[list[list[float]]], slack: float = 0.0) -> float:
+    """The score of the maps' norms; ``slack`` is added to their weighted sum first (the
+    fit is increasing in it: a lower bound when the sum is known to within ``slack``)."""
+    total, i = slack, 0
     for c in range(3):
         for norms in per_scale:
             for n in range(2):
