@@ -78,6 +78,13 @@ def test_a_pass_above_the_leap_is_kept_only_once_the_quality_below_fails():
     assert found.quality == min(passing) == FULL_CHROMA_QUALITY - 1, calls
 
 
+def test_target_90_first_probes_the_last_quality_before_the_leap():
+    # sugarshack.mpo, frozenpond.mpo: 89.8 and 90.2 at q89, 95 at q90. The first probe
+    # was q88; a pass at q90 then still needed q89 ruled out: 3 probes where 2 decide.
+    found, calls, passing = run(jpeg_like(89.8, leap=5.1), "jpeg", 90, FULL_CHROMA_QUALITY)
+    assert found.quality == min(passing) == FULL_CHROMA_QUALITY and len(calls) == 2, calls
+
+
 def test_above_the_leap_steps_follow_its_own_slope():
     # xmp_test.jpg at target 90: q88 83.0, q90 87.8. A 4:2:0 slope (0.6) stepped from q90
     # to q96 (93.0, kept); q93 was the smallest pass (1.37x the bytes kept).

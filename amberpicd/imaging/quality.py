@@ -11,7 +11,7 @@ kept only once the quality just below fails. It stops when the bracket is ``TOLE
 quality steps wide or a passing probe lands within ``NEAR`` points of the target. Every
 probe costs an encode and a full SSIMULACRA2 comparison, so the steering trades a few
 percent of bytes for probes. Simulated on score curves recorded from the 9 photos and 6
-screenshots of benchmarks/compress.py (targets 60, 70, 75, 80, 90; 2026-12-01): 178
+screenshots of benchmarks/compress.py (targets 60, 70, 75, 80, 90; 2026-12-01): 173
 probes for JPEG, 196 for WebP, 196 for AVIF (207, 220, 211 before), files 2.8, 4.5 and
 3.1 % above the smallest passing quality (8.9, 4.4 and 11.1 before); on the photos alone
 at targets 70, 75, 80, 2.0 probes per picture for JPEG, 1.7 for WebP, 1.9 for AVIF
@@ -45,8 +45,10 @@ TOLERANCE = 2  # stop when the passing and failing qualities are this close
 NEAR = {"jpeg": 4.0, "webp": 3.0, "avif": 4.0}
 # (target, quality) points per format: where photos typically reach the score (the median
 # over the 9 photos of benchmarks/compress.py at 1024 px, 2026-12-01; AVIF at speed 6).
+# JPEG at 90: q89 (median q90), the last quality before the 4:4:4 jump, which tells which
+# side of it the answer lies: half the photos need q90-95, the others q74-89.
 _PRIORS: dict[str, tuple[tuple[float, int], ...]] = {
-    "jpeg": ((50, 25), (60, 40), (70, 58), (75, 65), (80, 73), (85, 78), (90, 88), (95, 97)),
+    "jpeg": ((50, 25), (60, 40), (70, 58), (75, 65), (80, 73), (85, 78), (90, 89), (95, 97)),
     "webp": ((50, 20), (60, 45), (70, 72), (75, 80), (80, 85), (85, 90), (90, 96), (95, 99)),
     "avif": ((50, 36), (60, 45), (70, 55), (75, 60), (80, 67), (85, 83), (90, 91), (95, 100)),
 }
