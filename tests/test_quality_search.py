@@ -85,6 +85,17 @@ def test_target_90_first_probes_the_last_quality_before_the_leap():
     assert found.quality == min(passing) == FULL_CHROMA_QUALITY and len(calls) == 2, calls
 
 
+def test_a_near_pass_far_above_the_leap_ends_the_search():
+    # Target 95: the first probe (q97) passes within NEAR and q90 would score ~89, so
+    # nothing below the leap can pass. Refusing to stop until a miss below it was known
+    # walked down one quality a probe (97, 96, 95, 94, 93, 92) on every photo.
+    def curve(q: int) -> float:
+        return 88 + 0.6 * (q - 89) if q < FULL_CHROMA_QUALITY else 93 + 0.5 * (q - 90)
+
+    found, calls, _ = run(curve, "jpeg", 95, FULL_CHROMA_QUALITY)
+    assert found.score >= 95 and len(calls) <= 2, calls
+
+
 def test_above_the_leap_steps_follow_its_own_slope():
     # xmp_test.jpg at target 90: q88 83.0, q90 87.8. A 4:2:0 slope (0.6) stepped from q90
     # to q96 (93.0, kept); q93 was the smallest pass (1.37x the bytes kept).

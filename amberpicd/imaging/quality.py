@@ -7,16 +7,17 @@ the bracket is known, then Illinois-weighted interpolation between the bracket's
 each aiming a little above the target (``_STEER``) so that it tends to pass and end the
 search. Where the encoder's settings change (``jump``: JPEG and AVIF switch to 4:4:4 at
 q90) scores and sizes leap, so nothing is interpolated across it and a pass above it is
-kept only once the quality just below fails. It stops when the bracket is ``TOLERANCE``
+kept only once the quality just below it fails (or surely would). It stops when the bracket is ``TOLERANCE``
 quality steps wide or a passing probe lands within ``NEAR`` points of the target. Every
 probe costs an encode and a full SSIMULACRA2 comparison, so the steering trades a few
 percent of bytes for probes. Simulated on score curves recorded from the 9 photos and 6
 screenshots of benchmarks/compress.py (targets 60, 70, 75, 80, 90; 2026-12-01): 173
-probes for JPEG, 196 for WebP, 196 for AVIF (207, 220, 211 before), files 2.8, 4.5 and
-3.1 % above the smallest passing quality (8.9, 4.4 and 11.1 before); on the photos alone
+probes for JPEG, 196 for WebP, 193 for AVIF (207, 220, 211 before), files 2.8, 4.5 and
+3.6 % above the smallest passing quality (8.9, 4.4 and 11.1 before); on the photos alone
 at targets 70, 75, 80, 2.0 probes per picture for JPEG, 1.7 for WebP, 1.9 for AVIF
-(2.3, 1.7, 2.1 before). At most ``MAX_PROBES``; scores by ``imaging.ssimulacra2``, on
-the pictures as a viewer sees them (``Seen``).
+(2.3, 1.7, 2.1 before); at targets 50, 85, 88, 92, 95 (not tuned on) 165, 165 and 162
+probes (187, 182, 226 before). At most ``MAX_PROBES``; scores by ``imaging.ssimulacra2``,
+on the pictures as a viewer sees them (``Seen``).
 
 Touches no files; the caller gives a function that encodes at a quality.
 """
@@ -237,22 +238,32 @@ class _Bracket:
                 self.weight_high /= 2
         self._moved = passed
         self.probes.append((q, score))
-        self.last_score = score
-        self.last_passed = passed
 
-    def straddles(self) -> bool:
-        """The bracket holds the jump, and the cheaper side of it is not yet ruled out."""
+    def straddles(self, fmt: str, target: float) -> bool:
+        """The bracket holds the jump, and the cheaper side of it is not yet ruled out: by
+        a miss there, or (all probes passing) by the jump itself likely missing, stepped
+        down from the smallest pass at the slope above it (JPEG at target 95: q89 never
+        passed, a probe of it cost every photo one more)."""
         j = self.jump
-        return j is not None and self.low < j - 1 and j <= self.high <= self.top
+        if j is None or not (self.low < j - 1 and j <= self.high <= self.top):
+            return False
+        if self.score_low is not None or self.score_high is None:
+            return True
+        slope = _SLOPE_ABOVE_JUMP.get(fmt, _STEER[fmt][0])
+        return self.score_high - slope * (self.high - j) >= target
 
     def done(self, fmt: str, target: float) -> bool:
         if self.low == self.top:
             return True
-        if self.straddles():
+        if self.straddles(fmt, target):
             return False  # a pass below the jump is far smaller: look there first
         if self.high <= self.top and self.high - self.low <= TOLERANCE:
             return True
-        return self.last_passed and self.last_score - target <= NEAR[fmt]
+        return self.near(fmt, target)
+
+    def near(self, fmt: str, target: float) -> bool:
+        """The smallest pass so far scores within NEAR of the target."""
+        return self.score_high is not None and self.score_high - target <= NEAR[fmt]
 
 
 def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) -> int:
@@ -260,7 +271,9 @@ def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) ->
     slope, margin = _STEER[fmt]
     aim = target + margin
     low, high, top, jump = b.low, b.high, b.top, b.jump
-    if b.straddles() and b.score_low is not None:
+    if b.straddles(fmt, target) and b.score_low is None and b.near(fmt, target):
+        q = jump - 1  # near enough above the jump: only the side below could be smaller
+    elif b.straddles(fmt, target) and b.score_low is not None:
         # Scores leap at the jump: interpolating across it lands far too low. Step from
         # the failing end along its own side; past the jump, the jump itself (its
         # cheapest quality), or just below it when that already passed.
