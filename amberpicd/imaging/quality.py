@@ -7,17 +7,17 @@ the bracket is known, then Illinois-weighted interpolation between the bracket's
 each aiming a little above the target (``_STEER``) so that it tends to pass and end the
 search. Where the encoder's settings change (``jump``: JPEG and AVIF switch to 4:4:4 at
 q90) scores and sizes leap, so nothing is interpolated across it and a pass above it is
-kept only once the quality just below it fails (or surely would). It stops when the bracket is ``TOLERANCE``
-quality steps wide or a passing probe lands within ``NEAR`` points of the target. Every
-probe costs an encode and a full SSIMULACRA2 comparison, so the steering trades a few
-percent of bytes for probes. Simulated on score curves recorded from the 9 photos and 6
-screenshots of benchmarks/compress.py (targets 60, 70, 75, 80, 90; 2026-12-01): 173
-probes for JPEG, 196 for WebP, 193 for AVIF (207, 220, 211 before), files 2.8, 4.5 and
-3.6 % above the smallest passing quality (8.9, 4.4 and 11.1 before); on the photos alone
-at targets 70, 75, 80, 2.0 probes per picture for JPEG, 1.7 for WebP, 1.9 for AVIF
-(2.3, 1.7, 2.1 before); at targets 50, 85, 88, 92, 95 (not tuned on) 165, 165 and 162
-probes (187, 182, 226 before). At most ``MAX_PROBES``; scores by ``imaging.ssimulacra2``,
-on the pictures as a viewer sees them (``Seen``).
+kept only once the quality just below it fails (or surely would). It stops when the
+bracket is ``TOLERANCE`` quality steps wide or a passing probe lands within ``NEAR``
+points of the target. Every probe costs an encode and a full SSIMULACRA2 comparison, so
+the steering trades a few percent of bytes for probes. Simulated on score curves
+recorded from the 9 photos and 6 screenshots of benchmarks/compress.py (targets 60, 70,
+75, 80, 90; 2026-12-01): 173 probes for JPEG, 196 for WebP, 193 for AVIF (207, 220, 211
+before), files 2.8, 4.5 and 3.6 % above the smallest passing quality (8.9, 4.4 and 11.1
+before); on the photos alone at targets 70, 75, 80, 2.0 probes per picture for JPEG, 1.7
+for WebP, 1.9 for AVIF (2.3, 1.7, 2.1 before); at targets 50, 85, 88, 92, 95 (not tuned
+on) 165, 165 and 162 probes (187, 182, 226 before). At most ``MAX_PROBES``; scores by
+``imaging.ssimulacra2``, on the pictures as a viewer sees them (``Seen``).
 
 Touches no files; the caller gives a function that encodes at a quality.
 """
