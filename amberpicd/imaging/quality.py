@@ -183,7 +183,8 @@ def search(
     """The smallest encode (by quality, 1..``top``) scoring at least ``target``; if none
     does, the best-scoring one probed (the caller reports the score reached). ``jump``:
     the quality from which the encoder's settings change (JPEG and AVIF: 4:4:4 chroma),
-    where score and size leap up (JPEG: +13 points and +60 % bytes from q89 to q90)."""
+    where score and size leap up (q89 to q90, JPEG photos: 1-13 points, 1.15-1.6x the
+    bytes; AVIF: 0-13 points, 1.07-1.3x)."""
     tried: dict[int, tuple[bytes, float]] = {}
 
     def probe(q: int) -> float:
