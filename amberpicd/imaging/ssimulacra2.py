@@ -151,8 +151,11 @@ _pool: ThreadPoolExecutor | None = None
 
 def _each_scale(linear: np.ndarray, count: int, fn: Callable[[int, np.ndarray], T]) -> list[T]:
     """``fn(scale, linear RGB at that scale)`` for the first ``count`` scales: the full size
-    on this thread while a helper thread takes the smaller ones (``THREADS``)."""
+    on this thread while a helper thread takes the smaller ones (``THREADS``). No scales
+    (a side under 8 px): nothing, as the judge, whose score is then 100."""
     global _pool
+    if count == 0:
+        return []
     half = xyb.halve(linear) if count > 1 else linear
 
     def smaller() -> list[T]:
@@ -164,9 +167,16 @@ def _each_scale(linear: np.ndarray, count: int, fn: Callable[[int, np.ndarray], 
 
     if THREADS < 2 or count < 2:
         return [fn(0, linear), *smaller()]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(1, thread_name_prefix="ssimulacra2")
-    rest = _pool.submit(smaller)
+    try:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(1, thread_name_prefix="ssimulacra2")
+        rest = _pool.submit(smaller)
+    except RuntimeError:
+        # The helper could not start (its stack does not fit the worker's address space,
+        # or the interpreter is shutting down): this thread does it all. The pool is let
+        # go with the work it could not start, which then never runs.
+        _pool = None
+        return [fn(0, linear), *smaller()]
     try:
         first = fn(0, linear)
     finally:
