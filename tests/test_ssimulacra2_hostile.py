@@ -5,6 +5,7 @@ maps towards the maxima the slack assumes."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -15,6 +16,10 @@ import pytest
 from PIL import Image
 
 from amberpicd.imaging import ssimulacra2
+from amberpicd.imaging.encode import encode_as
+from amberpicd.imaging.picture import Picture
+from amberpicd.imaging.quality import reported
+from amberpicd.ops.encode import Encode
 
 
 @pytest.mark.parametrize("size", [(1, 1), (7, 7), (7, 300), (300, 7)])
@@ -76,3 +81,71 @@ def test_a_helper_thread_that_cannot_start_leaves_the_score_to_this_thread(tmp_p
     lines = done.stdout.splitlines()
     assert lines[0] == "no threads"  # control: the helper really cannot start
     assert lines[1].startswith("True"), done.stdout
+
+
+@pytest.fixture
+def looser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lean references with 5 more of slack: a far looser bound, still a lower bound of the
+    published score. The callers may take only that from it: no decision may change."""
+    looser = [slack + 5.0 if slack else slack for slack in ssimulacra2._LEAN_SLACK]
+    monkeypatch.setattr(ssimulacra2, "_LEAN_SLACK", looser)
+
+
+def _thumb(pillow_images: Path, name: str) -> Image.Image:
+    with Image.open(pillow_images / name) as src:
+        im = src.convert("RGB")
+    im.thumbnail((320, 320))
+    return im
+
+
+def _published(im: Image.Image, data: bytes) -> float:
+    with Image.open(io.BytesIO(data)) as got:
+        return ssimulacra2.Reference(im).score(got.convert("RGB"))
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("flower.jpg", "jpeg"), ("fujifilm.mpo", "webp")])
+def test_max_bytes_reports_whether_its_output_reaches_the_target(
+    pillow_images: Path, looser: None, name: str, fmt: str
+):
+    """Under max_bytes the output is the best fit below the quality found, and its score is
+    what ``format: auto`` (compress._smallest) compares with the target: a bare lower bound
+    there told "misses the target" of outputs that reach it."""
+    im, target = _thumb(pillow_images, name), 70.0
+    free = encode_as(Picture([im]), Encode(format=fmt, quality="auto", target=target), fmt, (),
+                     Path(name))  # fmt: skip
+    spec = Encode(format=fmt, quality="auto", target=target, max_bytes=len(free.data) - 1)
+    capped = encode_as(Picture([im]), spec, fmt, (), Path(name))
+    published = _published(im, capped.data)
+    assert capped.quality is not None and capped.quality < free.quality
+    assert published >= target  # control: the capped output does reach the target
+    assert capped.score is not None and target <= capped.score <= published + 1e-6
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+@pytest.mark.parametrize("name", ["sugarshack.mpo", "hopper.pcd"])
+def test_a_looser_bound_still_reaches_the_target_by_the_published_score(
+    pillow_images: Path, looser: None, name: str, fmt: str
+):
+    """The search, the WebP lossless fallback and the score reported, with a bound 5 looser:
+    what is kept still reaches the target by the published metric, and the score reported
+    is at least the target and at most the published score."""
+    im, target = _thumb(pillow_images, name), 75.0
+    out = encode_as(Picture([im]), Encode(format=fmt, quality="auto", target=target), fmt, (),
+                    Path(name))  # fmt: skip
+    published = _published(im, out.data)
+    assert published >= target, (out.quality, published)
+    assert out.score is not None and target <= out.score <= published + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("score", "target"),
+    [(79.996, 80.0), (74.775, 70.0), (80.0, 80.0), (80.004, 80.0), (70.1249, 70.123),
+     (70.1, 70.1), (-12.345, 30.0), (100.0, 100.0), (99.999, 100.0)],
+)  # fmt: skip
+def test_the_score_reported_is_rounded_down_and_never_across_the_target(score, target):
+    """round(score, 2) made 79.996 a pass of target 80 for format: auto (compress._smallest)
+    and reported a lean bound above the published score (74.775 as 74.78)."""
+    shown = reported(score, target)
+    assert shown <= score and (shown >= target) == (score >= target)
+    assert shown == round(shown, 2) or shown == target
+    assert score - shown < 0.01

@@ -129,6 +129,14 @@ class Seen:
         )
 
 
+def reported(score: float, target: float) -> float:
+    """``score`` to two decimals for users and for ``format: auto``'s comparison with
+    ``target`` (compress._smallest): rounded down, so it stays a lower bound of the
+    published score, and never across the target (79.996 rounded is 80.0, a pass)."""
+    shown = math.floor(score * 100) / 100
+    return max(shown, target) if score >= target else min(shown, score)
+
+
 def _starts(durations: list[int]) -> list[int]:
     return [0, *accumulate(durations[:-1])]
 
