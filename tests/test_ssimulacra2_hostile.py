@@ -6,13 +6,18 @@ maps towards the maxima the slack assumes."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from amberpicd.imaging import ssimulacra2
@@ -149,3 +154,82 @@ def test_the_score_reported_is_rounded_down_and_never_across_the_target(score, t
     assert shown <= score and (shown >= target) == (score >= target)
     assert shown == round(shown, 2) or shown == target
     assert score - shown < 0.01
+
+
+def test_the_fit_is_increasing_everywhere_exactly():
+    """The lean bound needs the cubic fit increasing at every total, and it barely is: its
+    derivative a + 2bt + 3ct^2 has discriminant (2b)^2 - 12ac = -1.6e-9 (exact rationals of
+    the float coefficients), least slope 2e-6 at t = 111.4 (a score of -64). Sampled in
+    steps of 1e-4 around there, the float evaluation stays increasing too."""
+    a, b, c = (Fraction(x) for x in ssimulacra2._FIT)
+    assert c > 0 and (2 * b) ** 2 - 12 * a * c < 0
+    vertex = float(-b / (3 * c)) / 0.9562382616834844  # in the weighted sum's units
+    zeros = [[[0.0] * 6 for _ in range(3)]]
+    totals = vertex + np.arange(-2000, 2001) * 1e-4
+    scores = [ssimulacra2._combine(zeros, t) for t in totals]
+    assert all(x > y for x, y in itertools.pairwise(scores))
+    assert -65 < scores[2000] < -63  # where the flat part is (control: the right place)
+
+
+def _checker(h: int, w: int, c1, c2, period: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    odd = ((y // period + x // period) % 2).astype(bool)[..., None]
+    return np.where(odd, np.array(c1, np.uint8), np.array(c2, np.uint8)).astype(np.uint8)
+
+
+_EXTREMES = [((0, 0, 255), (255, 255, 0)), ((255, 0, 0), (0, 255, 0)),
+             ((0, 0, 0), (255, 255, 255)), ((255, 0, 255), (0, 255, 0))]  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 17), (33, 40), (130, 70), (300, 260)])
+@pytest.mark.parametrize("period", [1, 3, 8])
+def test_extreme_checkerboards_keep_the_lean_bounds(size, period: int):
+    """The skipped maps pushed towards the maxima the slack assumes: checkerboards of the
+    XYB extremes (blue/yellow for B, red/green for X) against their inverse (1 - SSIM near
+    2), a flat grey (edges gone: blurring) and a shifted copy (ringing), at 1 to 6 scales.
+    The fit is flat there (scores near -64), so the bound has almost no room: it holds."""
+    h, w = size
+    for c1, c2 in _EXTREMES:
+        a = _checker(h, w, c1, c2, period)
+        ref = ssimulacra2.Reference(Image.fromarray(a))
+        lean = ssimulacra2.Reference(Image.fromarray(a), lean=True)
+        for b in (_checker(h, w, c2, c1, period), np.full_like(a, 128), np.roll(a, 1, 1)):
+            published = ref.score(Image.fromarray(b))
+            low, high = lean.bounds(Image.fromarray(b))
+            assert low <= published <= high + 1e-9, (c1, low, published, high)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    w=st.integers(8, 72),
+    h=st.integers(8, 72),
+    levels=st.sampled_from([2, 3, 256]),
+    kind=st.sampled_from(["noise", "inverse", "shift", "blend", "one pixel"]),
+)
+def test_hostile_pairs_keep_the_lean_bounds(seed: int, w: int, h: int, levels: int, kind: str):
+    """low <= published <= high for any pair, not only photos through codecs: noise of a
+    few levels (extreme colours), inverses, shifted copies, blends and a single changed
+    pixel (the gap where a target of 100 needs the published score)."""
+    rng = np.random.default_rng(seed)
+    a = (rng.integers(0, levels, (h, w, 3)) * (255 // (levels - 1))).astype(np.uint8)
+    if kind == "noise":
+        b = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind == "inverse":
+        b = 255 - a
+    elif kind == "shift":
+        b = np.roll(a, int(rng.integers(1, 4)), axis=int(rng.integers(0, 2)))
+    elif kind == "blend":
+        b = ((a.astype(np.uint16) + rng.integers(0, 256, (h, w, 3))) // 2).astype(np.uint8)
+    else:
+        b = a.copy()
+        b[seed % h, seed % w] = 255 - b[seed % h, seed % w]
+    im_a, im_b = Image.fromarray(a), Image.fromarray(b)
+    published = ssimulacra2.Reference(im_a).score(im_b)
+    lean = ssimulacra2.Reference(im_a, lean=True)
+    low, high = lean.bounds(im_b)
+    assert low <= published <= high + 1e-9, (low, published, high)
+    # The score with a target: the published one where the bounds cannot tell.
+    for target in (low - 1, (low + high) / 2, high + 1e-6, 100.0):
+        got = lean.score(im_b, target)
+        assert (got >= target) == (published >= target) and got <= published + 1e-9
