@@ -233,3 +233,19 @@ def test_hostile_pairs_keep_the_lean_bounds(seed: int, w: int, h: int, levels: i
     for target in (low - 1, (low + high) / 2, high + 1e-6, 100.0):
         got = lean.score(im_b, target)
         assert (got >= target) == (published >= target) and got <= published + 1e-9
+
+
+def test_identical_pixels_score_exactly_100_on_a_lean_reference(pillow_images: Path):
+    """A lean bound of identical pictures is 98.8 (all slack): a lossless output (the WebP
+    fallback) was reported at 98.77. Identical pixels are exactly 100; one pixel off is not."""
+    im = _thumb(pillow_images, "hopper.pcd")
+    lean = ssimulacra2.Reference(im, lean=True)
+    assert lean.bounds(im.copy()) == (100.0, 100.0)
+    assert lean.bounds(im.convert("RGBA")) == (100.0, 100.0)
+    near = im.copy()
+    near.putpixel((5, 5), tuple(255 - v for v in near.getpixel((5, 5))))
+    assert lean.bounds(near)[0] < 99.9  # control: a changed pixel is not taken as identical
+    # The WebP fallback: hopper's dithering defeats lossy WebP, so the output is lossless.
+    out = encode_as(Picture([im]), Encode(format="webp", quality="auto", target=75.0), "webp",
+                    (), Path("hopper.pcd"))  # fmt: skip
+    assert out.quality == 100 and out.score == 100.0
