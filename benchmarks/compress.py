@@ -11,9 +11,10 @@ against the one *safe* fixed quality per format (the lowest on a grid that keeps
 photo at or above the target), plus peers at their defaults: cjpeg (libjpeg-turbo q75),
 mozjpeg (libvips jpegsave with trellis, Squoosh's q75), cwebp (q75), avifenc. Every output
 is judged by the PyPI ``ssimulacra2`` package (not our metric). ``quality: auto``'s time over
-the fixed quality: the encode step alone (CPU of this process, with the probes counted) and
-whole ``amberpicd process`` runs (benchmarks/process_ratio.py). Lossless: ``optimize``
-against ``jpegtran -optimize -progressive``, ``optipng -o2`` and oxipng, files as shipped.
+the fixed quality: the encode step alone (wall and CPU seconds of this process, with the
+probes counted) and whole ``amberpicd process`` runs (benchmarks/process_ratio.py).
+Lossless: ``optimize`` against ``jpegtran -optimize -progressive``, ``optipng -o2`` and
+oxipng, files as shipped. ``--time-only``: the speed tables alone (about 3 minutes).
 """
 
 from __future__ import annotations
@@ -275,62 +276,79 @@ def _pixels(data: bytes) -> bytes:
         return im.convert("RGBA").tobytes()
 
 
-def cpu_timed(fn):
-    """Like ``timed``, in CPU seconds of this process (all its threads): what a shared
-    machine's load changes least. Not for peers, which run as other processes."""
-    t = time.process_time()
-    out = fn()
-    return out, time.process_time() - t
+def both_timed(fn, rounds: int = 1):
+    """The best of ``rounds`` runs, in wall seconds and in CPU seconds of this process (the
+    metric's helper thread included)."""
+    wall = cpu = float("inf")
+    for _ in range(rounds):
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
+    return out, wall, cpu
 
 
 def metric_speed(images: Path) -> list[str]:
     im = load(images, "xmp_test.jpg", 4096)  # 2000x1072: 2.1 MP
     data = fixed(im, "avif", 60)
     dist = _decode(data)
-    ref, prep = cpu_timed(lambda: Reference(im))
-    runs = [cpu_timed(lambda: ref.score(dist))[1] for _ in range(3)]
-    avif = [cpu_timed(lambda: fixed(im, "avif", 60))[1] for _ in range(2)]
-    jpeg = [cpu_timed(lambda: fixed(im, "jpeg", 82))[1] for _ in range(3)]
-    return [
-        "\n### SSIMULACRA2 speed, 2.1 MP (xmp_test.jpg), CPU seconds\n",
-        f"reference preparation {prep:.2f} s; one comparison {min(runs):.2f} s (best of 3); "
-        f"AVIF q60 speed 6 encode {min(avif):.2f} s; JPEG q82 encode {min(jpeg):.3f} s",
+    rows = [
+        "\n### SSIMULACRA2 speed, 2.1 MP (xmp_test.jpg), best of 3, wall / CPU seconds\n",
+        "| reference | preparation | one comparison |",
+        "|---|---|---|",
     ]
+    for kind, lean in (("published (exact)", False), ("lean (quality: auto)", True)):
+        ref, pw, pc = both_timed(lambda lean=lean: Reference(im, lean=lean), 3)
+        _, sw, sc = both_timed(lambda ref=ref: ref.score(dist), 3)
+        rows.append(f"| {kind} | {pw:.3f} / {pc:.3f} | {sw:.3f} / {sc:.3f} |")
+    _, aw, ac = both_timed(lambda: fixed(im, "avif", 60), 2)
+    _, jw, jc = both_timed(lambda: fixed(im, "jpeg", 82), 3)
+    rows.append(
+        f"\nAVIF q60 speed 6 encode {aw:.2f} / {ac:.2f} s; JPEG q82 encode {jw:.3f} / {jc:.3f} s"
+    )
+    return rows
 
 
 def auto_time_ratios(photos: dict[str, Image.Image], targets, safe) -> list[str]:
-    """``quality: auto`` over the safe fixed quality, per format, in CPU seconds of this
-    process (the issue's goal: at most 4x), with the probes the searches took."""
+    """``quality: auto`` over the safe fixed quality, per format: the encode step alone, in
+    this process (the issue's goal: at most 4x the wall time), each photo's best of 2
+    interleaved runs, in wall and CPU seconds, with the probes the searches took."""
     rows = [
-        "\n### `quality: auto` time over a fixed encode (photos, CPU seconds)\n",
-        "| target | format | fixed s | auto s | ratio | probes |",
-        "|---|---|---|---|---|---|",
+        "\n### `quality: auto` time over a fixed encode, the encode step alone (photos)\n",
+        "| target | format | fixed wall s | auto wall s | ratio | fixed CPU s | auto CPU s "
+        "| ratio | probes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    log = logging.getLogger("amberpicd.imaging.encode")
     for t in targets:
         for fmt in LOSSY:
-            fixed_s = auto_s = 0.0
+            total = [0.0] * 4  # fixed wall, fixed CPU, auto wall, auto CPU
             probes = 0
             for name, im in photos.items():
                 q = safe[(fmt, t)]
-                fixed_s += cpu_timed(lambda im=im, fmt=fmt, q=q: fixed(im, fmt, q))[1]
                 spec = Encode(format=fmt, quality="auto", target=t)
                 pic, where = Picture([im]), Path(name)
                 seen: list[str] = []
                 handler = _Collect(seen)
-                log = logging.getLogger("amberpicd.imaging.encode")
                 log.addHandler(handler)
                 log.setLevel(logging.DEBUG)
+                best = [float("inf")] * 4
                 try:
-                    run = lambda pic=pic, spec=spec, fmt=fmt, w=where: encode_as(  # noqa: E731
-                        pic, spec, fmt, (), w
-                    )
-                    auto_s += cpu_timed(run)[1]
+                    for _ in range(2):
+                        _, w, c = both_timed(lambda im=im, fmt=fmt, q=q: fixed(im, fmt, q))
+                        best[0], best[1] = min(best[0], w), min(best[1], c)
+                        run = lambda pic=pic, spec=spec, fmt=fmt, w=where: encode_as(  # noqa: E731
+                            pic, spec, fmt, (), w
+                        )
+                        _, w, c = both_timed(run)
+                        best[2], best[3] = min(best[2], w), min(best[3], c)
                 finally:
                     log.removeHandler(handler)
-                probes += sum(int(m.rsplit(", ", 1)[1].split()[0]) for m in seen)
+                total = [a + b for a, b in zip(total, best, strict=True)]
+                probes += int(seen[-1].rsplit(", ", 1)[1].split()[0])
+            fw, fc, aw, ac = total
             rows.append(
-                f"| {t:g} | {fmt} | {fixed_s:.2f} | {auto_s:.2f} | {auto_s / fixed_s:.1f}x "
-                f"| {probes} |"
+                f"| {t:g} | {fmt} | {fw:.2f} | {aw:.2f} | {aw / fw:.1f}x "
+                f"| {fc:.2f} | {ac:.2f} | {ac / fc:.1f}x | {probes} |"
             )
     return rows
 
@@ -360,6 +378,7 @@ def main() -> None:
     ap.add_argument("--targets", default="70,75,80")
     ap.add_argument("--max-side", type=int, default=1024)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "compress.md")
+    ap.add_argument("--time-only", action="store_true", help="the speed tables alone")
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     images = corpus.pillow_images()
@@ -377,6 +396,9 @@ def main() -> None:
     )
     lines += auto_time_ratios(photos, targets, safe)
     lines += process_run_ratios(photos, targets, safe, LOSSY, TMP)
+    if args.time_only:
+        write_report(args.out, lines)
+        return
     lines += lossy_table("Photos", photos, targets, safe)
     lines += lossy_table("Screenshots", screens, targets, safe)
     lines += lossless_table(images)

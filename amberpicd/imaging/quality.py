@@ -70,8 +70,10 @@ def prior(fmt: str, target: float) -> int:
 
 def decoded(data: bytes) -> Image.Image:
     """An encode's pixels, its alpha kept (``Seen`` composites it)."""
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGBA" if im.has_transparency_data else "RGB")
+    im = Image.open(io.BytesIO(data))
+    im.load()  # the picture itself where its mode serves: a convert would copy it
+    mode = "RGBA" if im.has_transparency_data else "RGB"
+    return im if im.mode == mode else im.convert(mode)
 
 
 def decoded_frames(data: bytes) -> list[Image.Image]:

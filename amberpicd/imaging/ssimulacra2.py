@@ -167,12 +167,11 @@ def _each_scale(linear: np.ndarray, count: int, fn: Callable[[int, np.ndarray], 
     global _pool
     if count == 0:
         return []
-    half = xyb.halve(linear) if count > 1 else linear
 
-    def smaller() -> list[T]:
-        out, lin = [], half
+    def smaller() -> list[T]:  # the halving too: it overlaps the full size's work
+        out, lin = [], linear
         for scale in range(1, count):
-            lin = lin if scale == 1 else xyb.halve(lin)
+            lin = xyb.halve(lin)
             out.append(fn(scale, lin))
         return out
 
