@@ -249,3 +249,42 @@ def test_identical_pixels_score_exactly_100_on_a_lean_reference(pillow_images: P
     out = encode_as(Picture([im]), Encode(format="webp", quality="auto", target=75.0), "webp",
                     (), Path("hopper.pcd"))  # fmt: skip
     assert out.quality == 100 and out.score == 100.0
+
+
+def test_a_fallback_to_the_published_score_holds_no_more_memory_than_an_exact_reference(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A lean reference that needed the published score kept the exact reference beside
+    its own planes: 82 bytes a pixel for the rest of the search instead of 57, 126 at peak
+    instead of 101 (a worker_memory that fitted the exact metric could fail). Once needed,
+    the reference becomes exact: its lean planes go, and the scores stay the published."""
+    import tracemalloc
+
+    monkeypatch.setattr(ssimulacra2, "THREADS", 1)  # one thread: the peaks are this one's
+    rng = np.random.default_rng(5)
+    im = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    near = im.copy()
+    near.putpixel((5, 5), (0, 0, 0))
+    other = im.rotate(1)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        exact = ssimulacra2.Reference(im)
+        kept_exact = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.reset_peak()
+        published = exact.score(near)
+        peak_exact = tracemalloc.get_traced_memory()[1] - base
+        want_other = exact.score(other)
+        del exact
+        base = tracemalloc.get_traced_memory()[0]
+        lean = ssimulacra2.Reference(im, lean=True)
+        low, high = lean.bounds(near)
+        assert low < published <= high  # control: a target between them is undecided
+        tracemalloc.reset_peak()
+        assert lean.score(near, (low + high) / 2) == published
+        kept, peak = (m - base for m in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    assert kept <= 1.05 * kept_exact, (kept, kept_exact)
+    assert peak <= 1.05 * max(peak_exact, kept_exact * 70 / 57), (peak, peak_exact)
+    assert lean.bounds(near) == (published, published) and lean.score(other) == want_other

@@ -88,7 +88,6 @@ class Reference:
     def __init__(self, picture: Image.Image, *, lean: bool = False) -> None:
         self.size = picture.size
         self._picture = picture if lean else None  # for an exact score, when one is needed
-        self._exact: Reference | None = None
         # Scale s has sides ceil(side / 2**s), measured while both are at least 8.
         scales = sum(min(self.size) > 7 * 2**s for s in range(SCALES))
         self._needed = (_LEAN if lean else _NEEDED)[scales]
@@ -121,9 +120,12 @@ class Reference:
         low, high = self.bounds(distorted)
         if self._picture is None or target is None or low >= target or high < target:
             return low
-        if self._exact is None:
-            self._exact = Reference(self._picture)
-        return self._exact.score(distorted)
+        # Undecided: from now on an exact reference, its lean planes freed first, so that
+        # it never holds more than one (a failure leaves it unusable, never scoring 100).
+        picture, self._picture, self._scales = self._picture, None, None  # type: ignore[assignment]
+        exact = Reference(picture)
+        self._scales, self._needed, self._slack = exact._scales, exact._needed, 0.0
+        return self.score(distorted)
 
 
 def _same(a: Image.Image, b: Image.Image) -> bool:
