@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from amberpicd.imaging import ssimulacra2
+from amberpicd.imaging import quality, ssimulacra2
 from amberpicd.imaging.encode import encode_as
 from amberpicd.imaging.picture import Picture
 from amberpicd.imaging.quality import reported
@@ -288,3 +289,64 @@ def test_a_fallback_to_the_published_score_holds_no_more_memory_than_an_exact_re
     assert kept <= 1.05 * kept_exact, (kept, kept_exact)
     assert peak <= 1.05 * max(peak_exact, kept_exact * 70 / 57), (peak, peak_exact)
     assert lean.bounds(near) == (published, published) and lean.score(other) == want_other
+
+
+@pytest.mark.parametrize("size", [(9, 9), (40, 300), (257, 256)])
+@pytest.mark.parametrize("lean", [False, True])
+def test_callers_on_several_threads_get_the_one_thread_scores(
+    monkeypatch: pytest.MonkeyPatch, size, lean: bool
+):
+    """Deterministic whatever the threads: the helper off, the helper on, and four callers
+    at once sharing the one helper (queued behind each other, never waiting on each
+    other's work: a deadlock fails the join's deadline)."""
+    rng = np.random.default_rng(size[0])
+    w, h = size
+    im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    dists = [im.rotate(k) for k in range(1, 5)]
+    monkeypatch.setattr(ssimulacra2, "THREADS", 1)
+    want = [ssimulacra2.Reference(im, lean=lean).bounds(d) for d in dists]
+    monkeypatch.setattr(ssimulacra2, "THREADS", 2)
+    assert [ssimulacra2.Reference(im, lean=lean).bounds(d) for d in dists] == want
+    got: dict[int, tuple[float, float]] = {}
+
+    def run(k: int) -> None:
+        got[k] = ssimulacra2.Reference(im, lean=lean).bounds(dists[k])
+
+    callers = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    assert not any(t.is_alive() for t in callers), "a caller hung"
+    assert [got[k] for k in range(4)] == want
+
+
+def test_alpha_and_frames_take_the_min_of_bounds_that_decide_like_the_published(
+    pillow_images: Path,
+):
+    """quality.Seen passes the target into every (frame, background) reference and keeps
+    the min: the min of lower bounds is a lower bound of the min, and it reaches a target
+    exactly when every published score does, also for targets a hair either side."""
+    base = _thumb(pillow_images, "flower.jpg").resize((96, 72))
+    frames = []
+    for k in range(3):
+        f = base.rotate(10 * k).convert("RGBA")
+        alpha = np.full((72, 96), 255, np.uint8)
+        alpha[:, : 20 + 10 * k] = 60 * k  # a transparent band, different per frame
+        f.putalpha(Image.fromarray(alpha))
+        frames.append(f)
+    dist = []
+    for f in frames:
+        buf = io.BytesIO()
+        f.save(buf, "WEBP", quality=70)
+        dist.append(Image.open(io.BytesIO(buf.getvalue())).convert("RGBA"))
+    published = min(
+        ssimulacra2.Reference(quality._shown(f, bg)).score(quality._shown(d, bg))
+        for f, d in zip(frames, dist, strict=True)
+        for bg in quality._BACKGROUNDS
+    )
+    assert quality._transparent(frames[0])  # control: scored over both backgrounds
+    for target in (published - 5, published - 1e-3, published, published + 1e-3, 99.0):
+        seen = quality.Seen(frames, [100, 100, 100])  # fresh: no reference made exact yet
+        got = seen.score(dist, target)
+        assert got <= published + 1e-9 and (got >= target) == (published >= target), target
