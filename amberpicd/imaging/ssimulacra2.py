@@ -83,7 +83,8 @@ class Reference:
     """A reference picture, prepared once (XYB, means, variances and edge terms at every
     scale) to score several candidate encodes of it: the search's probes pay only for
     the distorted side. ``lean``: skip the maps of negligible weight, and score a proven
-    lower bound of the published score (the module's docstring)."""
+    lower bound of the published score (the module's docstring); once a target needs the
+    published score, the reference is an exact one from then on."""
 
     def __init__(self, picture: Image.Image, *, lean: bool = False) -> None:
         self.size = picture.size
