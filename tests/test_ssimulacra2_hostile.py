@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -350,3 +351,34 @@ def test_alpha_and_frames_take_the_min_of_bounds_that_decide_like_the_published(
         seen = quality.Seen(frames, [100, 100, 100])  # fresh: no reference made exact yet
         got = seen.score(dist, target)
         assert got <= published + 1e-9 and (got >= target) == (published >= target), target
+
+
+def test_an_interrupt_or_error_in_a_scale_leaves_the_helper_done_and_usable(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Ctrl-C (or any error) in the full size's work waits for the helper before it goes
+    up: the helper never works on for a call that is over; an error in a smaller scale
+    reaches the caller; after either, the next call has the helper as before."""
+    monkeypatch.setattr(ssimulacra2, "THREADS", 2)
+    linear = np.random.default_rng(0).random((3, 64, 64), dtype=np.float32)
+    done: list[int] = []
+
+    def interrupted(scale: int, lin: np.ndarray) -> int:
+        if scale == 0:
+            raise KeyboardInterrupt
+        time.sleep(0.05)  # the helper still busy when scale 0 fails
+        done.append(scale)
+        return scale
+
+    with pytest.raises(KeyboardInterrupt):
+        ssimulacra2._each_scale(linear, 4, interrupted)
+    assert done == [1, 2, 3]  # finished before the interrupt went up
+
+    def failing(scale: int, lin: np.ndarray) -> int:
+        if scale == 2:
+            raise ValueError("scale 2")
+        return lin.shape[1]
+
+    with pytest.raises(ValueError, match="scale 2"):
+        ssimulacra2._each_scale(linear, 4, failing)
+    assert ssimulacra2._each_scale(linear, 4, lambda s, lin: lin.shape[1]) == [64, 32, 16, 8]
