@@ -177,6 +177,9 @@ def test_two_threads_give_the_one_thread_scores(
     assert ssimulacra2.Reference(im, lean=True).bounds(dist) == alone
 
 
+# Python 3.12+ warns at any fork of a process with threads (this one has the helper, on
+# purpose: the test is that the child copes); warnings are errors here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_scores_after_its_parent_used_the_helper_thread(
     pillow_images: Path, monkeypatch: pytest.MonkeyPatch
 ):
