@@ -134,7 +134,7 @@ def _encode_one(
     top = spec.fixed_quality or DEFAULT_QUALITY.get(fmt, 100)
     limit = None if spec.max_bytes is None else int(spec.max_bytes)
     if auto and fmt in LOSSY and not spec.lossless:
-        from amberpicd.imaging.quality import Found, Seen, decoded_frames, search  # the metric too
+        from amberpicd.imaging.quality import Found, Seen, decoded_frames, reported, search
 
         ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
@@ -146,18 +146,18 @@ def _encode_one(
             exact = _options(spec.model_copy(update={"lossless": True}), 100)
             data = _save(frames, fmt, {**exact, **meta})
             found = Found(data, 100, ref.score(decoded_frames(data), target), found.probes)
-        log.debug(
-            "%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes",
-            path.name, fmt, found.quality, found.score, target, found.probes)  # fmt: skip
+        log.debug("%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes", path.name,
+                  fmt, found.quality, found.score, target, found.probes)  # fmt: skip
         if limit is None or len(found.data) <= limit:
-            return Encoded(found.data, fmt, found.quality, round(found.score, 2))
+            return Encoded(found.data, fmt, found.quality, reported(found.score, target))
         try:
             data, quality = _best_fit(at, found.quality - 1, limit, path)
         except EncodeError:
             if choosing:
                 return None
             raise
-        return Encoded(data, fmt, quality, round(ref.score(decoded_frames(data)), 2))
+        score = ref.score(decoded_frames(data), target)  # format: auto compares it
+        return Encoded(data, fmt, quality, reported(score, target))
     if limit is None:
         return Encoded(at(top), fmt, top if fmt in LOSSY else None)
     if fmt in LOSSY and not spec.lossless:

@@ -145,6 +145,14 @@ class Seen:
         )
 
 
+def reported(score: float, target: float) -> float:
+    """``score`` to two decimals for users and for ``format: auto``'s comparison with
+    ``target`` (compress._smallest): rounded down, so it stays a lower bound of the
+    published score, and never across the target (round() made 79.996 a pass of 80)."""
+    shown = min(math.floor(score * 100) / 100, score)  # min: float error in the floor
+    return max(shown, target) if score >= target else shown
+
+
 def _starts(durations: list[int]) -> list[int]:
     return [0, *accumulate(durations[:-1])]
 
