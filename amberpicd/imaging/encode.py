@@ -138,8 +138,8 @@ def _encode_one(
 
         ref = Seen(frames, meta.get("duration"))  # an animation's frames too
         probe = _probe(frames, spec, auto) or at
-        target = spec.target_score
-        found = search(probe, ref, fmt, target, decode=decoded_frames)
+        target, jump = spec.target_score, None if fmt == "webp" else FULL_CHROMA_QUALITY
+        found = search(probe, ref, fmt, target, decode=decoded_frames, jump=jump)
         if probe is not at:
             found = replace(found, data=at(found.quality))  # same pixels, the real coding
         if fmt == "webp" and found.score < target:  # 4:2:0 on dithering, noise

@@ -2,15 +2,22 @@
 
 A bracketed search over the format's quality scale: the first probe is predicted from
 the target (a table per format, measured on photos), the next ones from the misses (a
-typical slope per format while only one side of the bracket is known, then interpolation
-between the bracket's ends), each aiming a little above the target (``_STEER``) so that
-it tends to pass and end the search. It stops when the bracket is ``TOLERANCE`` quality
-steps wide or a passing probe lands within ``NEAR`` points of the target. Every probe
-costs an encode and a full SSIMULACRA2 comparison, so the steering trades a few percent
-of bytes for probes: on the 9 photos of benchmarks/compress.py (targets 70, 75, 80) 2.2
-probes per picture for JPEG, 1.7 for WebP (3.4 and 2.4 before), files 3-4 % above the
-smallest passing quality. At most ``MAX_PROBES``; scores by ``imaging.ssimulacra2``,
-on the pictures as a viewer sees them (``Seen``).
+typical slope per format, or the flatter one the probes measured, while only one side of
+the bracket is known, then Illinois-weighted interpolation between the bracket's ends),
+each aiming a little above the target (``_STEER``) so that it tends to pass and end the
+search. Where the encoder's settings change (``jump``: JPEG and AVIF switch to 4:4:4 at
+q90) scores and sizes leap, so nothing is interpolated across it and a pass above it is
+kept only once the quality just below it fails (or surely would). It stops when the
+bracket is ``TOLERANCE`` quality steps wide or a passing probe lands within ``NEAR``
+points of the target. Every probe costs an encode and a full SSIMULACRA2 comparison, so
+the steering trades a few percent of bytes for probes. Simulated on score curves
+recorded from the 9 photos and 6 screenshots of benchmarks/compress.py (targets 60, 70,
+75, 80, 90; 2026-12-01): 173 probes for JPEG, 196 for WebP, 193 for AVIF (207, 220, 211
+before), files 2.8, 4.5 and 3.6 % above the smallest passing quality (8.9, 4.4 and 11.1
+before); on the photos alone at targets 70, 75, 80, 2.0 probes per picture for JPEG, 1.7
+for WebP, 1.9 for AVIF (2.3, 1.7, 2.1 before); at targets 50, 85, 88, 92, 95 (not tuned
+on) 165, 165 and 162 probes (187, 182, 226 before). At most ``MAX_PROBES``; scores by
+``imaging.ssimulacra2``, on the pictures as a viewer sees them (``Seen``).
 
 Touches no files; the caller gives a function that encodes at a quality.
 """
@@ -34,17 +41,24 @@ log = logging.getLogger(__name__)
 MAX_PROBES = 6
 HARD_LIMIT = 10  # while no probe passes yet
 TOLERANCE = 2  # stop when the passing and failing qualities are this close
-NEAR = 3.0  # or when a passing probe scores this close above the target: near-minimal
-# (target, quality) points per format: where photos typically reach the score (JPEG and
-# WebP: the median over the 9 photos of benchmarks/compress.py at 1024 px, 2026-12-01).
+# Or stop when a passing probe scores this close above the target (near-minimal), per
+# format: WebP's bytes grow faster per point than JPEG's (chosen by simulation, as _STEER).
+NEAR = {"jpeg": 4.0, "webp": 3.0, "avif": 4.0}
+# (target, quality) points per format: where photos typically reach the score (the median
+# over the 9 photos of benchmarks/compress.py at 1024 px, 2026-12-01; AVIF at speed 6).
+# JPEG at 90: q89 (median q90), the last quality before the 4:4:4 jump, which tells which
+# side of it the answer lies: half the photos need q90-95, the others q74-89.
 _PRIORS: dict[str, tuple[tuple[float, int], ...]] = {
-    "jpeg": ((50, 25), (60, 40), (70, 58), (75, 65), (80, 73), (85, 78), (90, 88), (95, 97)),
+    "jpeg": ((50, 25), (60, 40), (70, 58), (75, 65), (80, 73), (85, 78), (90, 89), (95, 97)),
     "webp": ((50, 20), (60, 45), (70, 72), (75, 80), (80, 85), (85, 90), (90, 96), (95, 99)),
-    "avif": ((50, 25), (60, 38), (70, 52), (75, 60), (80, 68), (85, 77), (90, 86), (95, 94)),
+    "avif": ((50, 36), (60, 45), (70, 55), (75, 60), (80, 67), (85, 83), (90, 91), (95, 100)),
 }
 # Per format: score points per quality step near the targets (typical), and how far above
 # the target a probe aims (chosen by simulating the search on the measured score curves).
-_STEER = {"jpeg": (0.6, 1.0), "webp": (0.8, 0.5), "avif": (0.5, 0.5)}
+_STEER = {"jpeg": (0.6, 1.0), "webp": (0.8, 0.5), "avif": (0.7, 0.5)}
+# The typical slope above the ``jump`` (4:4:4), where it differs: JPEG photos gain ~1 point
+# a step from q90 (0.6 below), so steps sized for 4:2:0 overshot by 3-5 qualities at 90.
+_SLOPE_ABOVE_JUMP = {"jpeg": 1.0}
 
 
 @dataclass(frozen=True)
@@ -172,9 +186,13 @@ def search(
     target: float,
     top: int = 100,
     decode: Callable[[bytes], Image.Image | list[Image.Image]] = decoded,
+    jump: int | None = None,
 ) -> Found:
     """The smallest encode (by quality, 1..``top``) scoring at least ``target``; if none
-    does, the best-scoring one probed (the caller reports the score reached)."""
+    does, the best-scoring one probed (the caller reports the score reached). ``jump``:
+    the quality from which the encoder's settings change (JPEG and AVIF: 4:4:4 chroma),
+    where score and size leap up (q89 to q90, JPEG photos: 1-13 points, 1.15-1.6x the
+    bytes; AVIF: 0-13 points, 1.07-1.3x)."""
     tried: dict[int, tuple[bytes, float]] = {}
 
     def probe(q: int) -> float:
@@ -183,23 +201,17 @@ def search(
         log.debug("%s q%d: %d bytes, score %.2f", fmt, q, len(data), tried[q][1])
         return tried[q][1]
 
-    low, high = 0, top + 1  # low fails (or is below the scale), high passes (or above)
-    score_low, score_high = None, None
+    b = _Bracket(top, jump)
     q = min(max(prior(fmt, target), 1), top)
     # A search without a pass yet goes on past MAX_PROBES (to HARD_LIMIT): an output
     # below the target is worse than a few more encodes on a picture far from the prior.
-    while len(tried) < (MAX_PROBES if high <= top else HARD_LIMIT):
+    while len(tried) < (MAX_PROBES if b.high <= top else HARD_LIMIT):
         s = probe(q)
-        if s >= target:
-            high, score_high = q, s
-        else:
-            low, score_low = q, s
-        if (high <= top and high - low <= TOLERANCE) or low == top:
+        b.update(q, s, s >= target)
+        if b.done(fmt, target):
             break
-        if s >= target and s - target <= NEAR:
-            break
-        q = _next(fmt, target, low, high, score_low, score_high, q, s, top)
-        if high > top and len(tried) == HARD_LIMIT - 1:
+        q = _next(fmt, target, b, q, s)
+        if b.high > top and len(tried) == HARD_LIMIT - 1:
             q = top  # the last encode without a pass: the quality likeliest to pass
         if q in tried:
             break
@@ -209,29 +221,107 @@ def search(
     return Found(data, best, s, len(tried))
 
 
-def _next(
-    fmt: str,
-    target: float,
-    low: int,
-    high: int,
-    score_low: float | None,
-    score_high: float | None,
-    last: int,
-    last_score: float,
-    top: int,
-) -> int:
+class _Bracket:
+    """The search's state: ``low`` fails (or is below the scale), ``high`` passes (or is
+    above it), with their scores and Illinois weights (an end kept while the other moved
+    twice in a row counts half as much each time: plain interpolation on a convex curve
+    kept landing on the failing side, the passing end never moved, 6 probes on a photo)."""
+
+    def __init__(self, top: int, jump: int | None) -> None:
+        self.top, self.jump = top, jump
+        self.low, self.high = 0, top + 1
+        self.score_low: float | None = None
+        self.score_high: float | None = None
+        self.weight_low = self.weight_high = 1.0
+        self._moved: bool | None = None  # which end the last probe moved (True: high)
+        self.probes: list[tuple[int, float]] = []
+
+    def update(self, q: int, score: float, passed: bool) -> None:
+        if passed:
+            self.high, self.score_high, self.weight_high = q, score, 1.0
+            if self._moved is True:
+                self.weight_low /= 2
+        else:
+            self.low, self.score_low, self.weight_low = q, score, 1.0
+            if self._moved is False:
+                self.weight_high /= 2
+        self._moved = passed
+        self.probes.append((q, score))
+
+    def straddles(self, fmt: str, target: float) -> bool:
+        """The bracket holds the jump, and the cheaper side of it is not yet ruled out: by
+        a miss there, or (all probes passing) by the jump itself likely missing, stepped
+        down from the smallest pass at the slope above it (JPEG at target 95: q89 never
+        passed, a probe of it cost every photo one more)."""
+        j = self.jump
+        if j is None or not (self.low < j - 1 and j <= self.high <= self.top):
+            return False
+        if self.score_low is not None or self.score_high is None:
+            return True
+        slope = _SLOPE_ABOVE_JUMP.get(fmt, _STEER[fmt][0])
+        return self.score_high - slope * (self.high - j) >= target
+
+    def done(self, fmt: str, target: float) -> bool:
+        if self.low == self.top:
+            return True
+        if self.straddles(fmt, target):
+            return False  # a pass below the jump is far smaller: look there first
+        if self.high <= self.top and self.high - self.low <= TOLERANCE:
+            return True
+        return self.near(fmt, target)
+
+    def near(self, fmt: str, target: float) -> bool:
+        """The smallest pass so far scores within NEAR of the target."""
+        return self.score_high is not None and self.score_high - target <= NEAR[fmt]
+
+
+def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) -> int:
     """The next quality to probe, strictly inside (low, high)."""
     slope, margin = _STEER[fmt]
     aim = target + margin
-    if score_low is not None and score_high is not None:
-        # Interpolate between the bracket's ends, rounded up (a pass ends the search
-        # sooner and is what is kept), kept strictly inside the bracket.
-        guess = low + (high - low) * (aim - score_low) / max(score_high - score_low, 1e-6)
+    low, high, top, jump = b.low, b.high, b.top, b.jump
+    if b.straddles(fmt, target) and b.score_low is None and b.near(fmt, target):
+        q = jump - 1  # near enough above the jump: only the side below could be smaller
+    elif b.straddles(fmt, target) and b.score_low is not None:
+        # Scores leap at the jump: interpolating across it lands far too low. Step from
+        # the failing end along its own side; past the jump, the jump itself (its
+        # cheapest quality), or just below it when that already passed.
+        q = math.ceil(low + (aim - b.score_low) / slope)
+        if q >= jump:
+            q = jump if high > jump else jump - 1
+    elif b.score_low is not None and b.score_high is not None:
+        # Interpolate between the bracket's ends (Illinois-weighted), rounded up (a pass
+        # ends the search sooner and is what is kept), kept strictly inside the bracket.
+        miss_low = (b.score_low - aim) * b.weight_low
+        miss_high = (b.score_high - aim) * b.weight_high
+        guess = low + (high - low) * -miss_low / max(miss_high - miss_low, 1e-6)
         q = math.ceil(guess)
     else:
-        # One side only: step by the predicted miss (a typical slope), at least 1.
-        step = (aim - last_score) / slope
+        # One side only: step by the predicted miss (a typical slope, or the flatter
+        # one the last two probes measured), at least 1.
+        if jump is not None and last >= jump:
+            slope = _SLOPE_ABOVE_JUMP.get(fmt, slope)
+        step = (aim - last_score) / _measured(b, slope)
         step = math.copysign(max(abs(step), 1), step)
         q = math.ceil(last + step) if step > 0 else round(last + step)
+        if jump is not None and step > 0 and last < jump <= q:
+            q = jump  # the leap there may be all that is missing
     lo_bound, hi_bound = max(low, 0) + 1, min(high, top + 1) - 1
     return min(max(q, lo_bound), hi_bound)
+
+
+_FLATTEST = 0.4  # a measured slope is trusted down to this fraction of the typical one
+
+
+def _measured(b: _Bracket, typical: float) -> float:
+    """The slope between the last two probes (all on one side), within
+    [``_FLATTEST`` x, 1 x] ``typical``: a picture that gains less per step than the typical
+    one takes longer steps (WebP screenshots walked down from q80 in six steps of ~15);
+    a steeper one keeps the typical (its step is an overshoot the bracket then corrects).
+    Not across the ``jump``."""
+    if len(b.probes) < 2:
+        return typical
+    (q0, s0), (q1, s1) = b.probes[-2:]
+    if b.jump is not None and (q0 >= b.jump) != (q1 >= b.jump):
+        return typical
+    return min(max((s1 - s0) / (q1 - q0), typical * _FLATTEST), typical)
