@@ -1,18 +1,11 @@
-"""Hostile review of lean references and the helper thread (imaging.ssimulacra2): pictures
-with no scale at all, a helper thread that cannot start, callers that must rely on the lower
-bound's contract (never on how tight it is), and constructed pairs that push the skipped
-maps towards the maxima the slack assumes."""
+"""Hostile review of lean references (imaging.ssimulacra2): pictures with no scale at all,
+callers that must rely on the lower bound's contract (never on how tight it is), and
+constructed pairs that push the skipped maps towards the maxima the slack assumes."""
 
 from __future__ import annotations
 
 import io
 import itertools
-import os
-import subprocess
-import sys
-import textwrap
-import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,51 +36,6 @@ def test_a_picture_under_eight_pixels_scores_100_as_the_judge_does(size, lean: b
     # Control: one pixel more on the short side is a scale, and these colours differ.
     grown = (max(size[0], 8), max(size[1], 8))
     assert ssimulacra2.score(a.resize(grown), b.resize(grown)) < 99
-
-
-_NO_THREAD = textwrap.dedent(
-    """
-    import resource, threading
-    import numpy as np
-    from PIL import Image
-    from amberpicd.imaging import ssimulacra2 as s
-    rng = np.random.default_rng(3)
-    a = Image.fromarray(rng.integers(0, 256, (120, 90, 3), dtype=np.uint8))
-    b = a.rotate(2)
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
-    try:  # control: this process cannot start a thread (its stack would not fit)
-        threading.Thread(target=lambda: None).start()
-        print("thread started")
-    except RuntimeError:
-        print("no threads")
-    s.THREADS = 2
-    two = [s.Reference(a, lean=True).bounds(b) for _ in range(2)]
-    s.THREADS = 1
-    one = s.Reference(a, lean=True).bounds(b)
-    print(two[0] == one and two[1] == one, one)
-    """
-)
-
-
-def test_a_helper_thread_that_cannot_start_leaves_the_score_to_this_thread(tmp_path: Path):
-    """A worker whose thread stacks do not fit its address space (a large ``ulimit -s``
-    under worker_memory) scored nothing at all: "can't start new thread". The scales then
-    run on the calling thread, with the same scores."""
-    script = tmp_path / "no_thread.py"
-    script.write_text(_NO_THREAD)
-    done = subprocess.run(
-        ["bash", "-c", f'ulimit -s 2000000 && exec "$0" {script}', sys.executable],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},  # as in workers (their preload)
-    )
-    if done.returncode and "ulimit" in done.stderr:
-        pytest.skip(f"cannot raise the stack limit here: {done.stderr.strip()}")
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0] == "no threads"  # control: the helper really cannot start
-    assert lines[1].startswith("True"), done.stdout
 
 
 @pytest.fixture
@@ -253,16 +201,13 @@ def test_identical_pixels_score_exactly_100_on_a_lean_reference(pillow_images: P
     assert out.quality == 100 and out.score == 100.0
 
 
-def test_a_fallback_to_the_published_score_holds_no_more_memory_than_an_exact_reference(
-    monkeypatch: pytest.MonkeyPatch,
-):
+def test_a_fallback_to_the_published_score_holds_no_more_memory_than_an_exact_reference():
     """A lean reference that needed the published score kept the exact reference beside
     its own planes: 82 bytes a pixel for the rest of the search instead of 57, 126 at peak
     instead of 101 (a worker_memory that fitted the exact metric could fail). Once needed,
     the reference becomes exact: its lean planes go, and the scores stay the published."""
     import tracemalloc
 
-    monkeypatch.setattr(ssimulacra2, "THREADS", 1)  # one thread: the peaks are this one's
     rng = np.random.default_rng(5)
     im = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
     near = im.copy()
@@ -290,36 +235,6 @@ def test_a_fallback_to_the_published_score_holds_no_more_memory_than_an_exact_re
     assert kept <= 1.05 * kept_exact, (kept, kept_exact)
     assert peak <= 1.05 * max(peak_exact, kept_exact * 70 / 57), (peak, peak_exact)
     assert lean.bounds(near) == (published, published) and lean.score(other) == want_other
-
-
-@pytest.mark.parametrize("size", [(9, 9), (40, 300), (257, 256)])
-@pytest.mark.parametrize("lean", [False, True])
-def test_callers_on_several_threads_get_the_one_thread_scores(
-    monkeypatch: pytest.MonkeyPatch, size, lean: bool
-):
-    """Deterministic whatever the threads: the helper off, the helper on, and four callers
-    at once sharing the one helper (queued behind each other, never waiting on each
-    other's work: a deadlock fails the join's deadline)."""
-    rng = np.random.default_rng(size[0])
-    w, h = size
-    im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-    dists = [im.rotate(k) for k in range(1, 5)]
-    monkeypatch.setattr(ssimulacra2, "THREADS", 1)
-    want = [ssimulacra2.Reference(im, lean=lean).bounds(d) for d in dists]
-    monkeypatch.setattr(ssimulacra2, "THREADS", 2)
-    assert [ssimulacra2.Reference(im, lean=lean).bounds(d) for d in dists] == want
-    got: dict[int, tuple[float, float]] = {}
-
-    def run(k: int) -> None:
-        got[k] = ssimulacra2.Reference(im, lean=lean).bounds(dists[k])
-
-    callers = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(4)]
-    for t in callers:
-        t.start()
-    for t in callers:
-        t.join(60)
-    assert not any(t.is_alive() for t in callers), "a caller hung"
-    assert [got[k] for k in range(4)] == want
 
 
 def test_alpha_and_frames_take_the_min_of_bounds_that_decide_like_the_published(
@@ -351,34 +266,3 @@ def test_alpha_and_frames_take_the_min_of_bounds_that_decide_like_the_published(
         seen = quality.Seen(frames, [100, 100, 100])  # fresh: no reference made exact yet
         got = seen.score(dist, target)
         assert got <= published + 1e-9 and (got >= target) == (published >= target), target
-
-
-def test_an_interrupt_or_error_in_a_scale_leaves_the_helper_done_and_usable(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    """Ctrl-C (or any error) in the full size's work waits for the helper before it goes
-    up: the helper never works on for a call that is over; an error in a smaller scale
-    reaches the caller; after either, the next call has the helper as before."""
-    monkeypatch.setattr(ssimulacra2, "THREADS", 2)
-    linear = np.random.default_rng(0).random((3, 64, 64), dtype=np.float32)
-    done: list[int] = []
-
-    def interrupted(scale: int, lin: np.ndarray) -> int:
-        if scale == 0:
-            raise KeyboardInterrupt
-        time.sleep(0.05)  # the helper still busy when scale 0 fails
-        done.append(scale)
-        return scale
-
-    with pytest.raises(KeyboardInterrupt):
-        ssimulacra2._each_scale(linear, 4, interrupted)
-    assert done == [1, 2, 3]  # finished before the interrupt went up
-
-    def failing(scale: int, lin: np.ndarray) -> int:
-        if scale == 2:
-            raise ValueError("scale 2")
-        return lin.shape[1]
-
-    with pytest.raises(ValueError, match="scale 2"):
-        ssimulacra2._each_scale(linear, 4, failing)
-    assert ssimulacra2._each_scale(linear, 4, lambda s, lin: lin.shape[1]) == [64, 32, 16, 8]

@@ -1,15 +1,11 @@
 """Lean references (what ``quality: auto`` scores with): they skip the maps of negligible
 weight and must bound the published score from below, tightly, whatever the pictures;
-where the bound cannot decide a target they give the published score itself. Also: the
-two-thread path gives the one-thread scores, and a forked child can still score."""
+where the bound cannot decide a target they give the published score itself."""
 
 from __future__ import annotations
 
 import io
 import itertools
-import os
-import select
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -164,46 +160,3 @@ def test_quality_auto_outputs_reach_the_target_by_the_published_score(
             published = ssimulacra2.Reference(im).score(got.convert("RGB"))
         assert published >= target, (fmt, out.quality, published)
         assert out.score is not None and out.score <= published + 0.01
-
-
-def test_two_threads_give_the_one_thread_scores(
-    pillow_images: Path, monkeypatch: pytest.MonkeyPatch
-):
-    im = _photo(pillow_images, "sugarshack.mpo")
-    dist = _roundtrip(im, "JPEG", 50)
-    monkeypatch.setattr(ssimulacra2, "THREADS", 1)
-    alone = ssimulacra2.Reference(im, lean=True).bounds(dist)
-    monkeypatch.setattr(ssimulacra2, "THREADS", 2)
-    assert ssimulacra2.Reference(im, lean=True).bounds(dist) == alone
-
-
-# Python 3.12+ warns at any fork of a process with threads (this one has the helper, on
-# purpose: the test is that the child copes); warnings are errors here.
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_a_forked_child_scores_after_its_parent_used_the_helper_thread(
-    pillow_images: Path, monkeypatch: pytest.MonkeyPatch
-):
-    """The worker pool forks: a child must not wait on the parent's helper thread (it
-    does not exist there)."""
-    monkeypatch.setattr(ssimulacra2, "THREADS", 2)
-    im = _photo(pillow_images, "flower.jpg", (200, 150))
-    dist = _roundtrip(im, "JPEG", 50)
-    want = ssimulacra2.Reference(im).score(dist)  # the parent's helper thread now exists
-    assert ssimulacra2._pool is not None
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        try:
-            got = ssimulacra2.Reference(im).score(dist)
-            os.write(write, f"{got!r}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    ready, _, _ = select.select([read], [], [], 60)  # a hung child fails, never hangs
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-    with os.fdopen(read) as pipe:
-        got = pipe.read() if ready else ""
-    _, status = os.waitpid(pid, 0)
-    assert ready, "the forked child hung scoring"
-    assert status == 0 and float(got) == want
