@@ -197,7 +197,10 @@ def search(
 
     def probe(q: int) -> float:
         data = at(q)
-        tried[q] = (data, reference.score(decode(data), target))
+        # AVIF maps qualities to 64 quantizers (q88 and q89 encode alike): a file already
+        # scored is not compared again.
+        twin = next((s for d, s in tried.values() if d == data), None)
+        tried[q] = (data, reference.score(decode(data), target) if twin is None else twin)
         log.debug("%s q%d: %d bytes, score %.2f", fmt, q, len(data), tried[q][1])
         return tried[q][1]
 
