@@ -132,3 +132,28 @@ def test_an_encode_identical_to_one_already_scored_is_not_scored_again():
     found, calls, scored = search(curve, "avif", 80, jump=90, encode=encode)
     assert found.quality == 90 and {88, 89} <= set(calls), calls
     assert len(scored) == len(set(scored)), (calls, scored)
+
+
+@SETTINGS
+@given(
+    values=st.lists(st.floats(-60, 100), min_size=100, max_size=100),
+    merged=st.sets(st.integers(2, 100)),
+    fmt=FORMATS,
+    target=TARGETS,
+    jump=JUMPS,
+)
+def test_qualities_that_encode_alike(
+    values: list[float], merged: set[int], fmt: str, target: float, jump: int | None
+):
+    # A quality in ``merged`` encodes as the one below it (AVIF's shared quantizers).
+    def group(q: int) -> int:
+        return group(q - 1) if q in merged else q
+
+    found, calls, scored = search(
+        lambda q: values[group(q) - 1], fmt, target, jump=jump, encode=lambda q: b"%d" % group(q)
+    )
+    assert len(scored) == len(set(scored)) and len(set(calls)) == len(calls), calls
+    passing = [q for q in calls if values[group(q) - 1] >= target]
+    assert found.quality == (min(passing) if passing else found.quality), calls
+    assert found.score == values[group(found.quality) - 1]
+    assert passing or 100 in calls, calls
