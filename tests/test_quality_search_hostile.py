@@ -157,3 +157,16 @@ def test_qualities_that_encode_alike(
     assert found.quality == (min(passing) if passing else found.quality), calls
     assert found.score == values[group(found.quality) - 1]
     assert passing or 100 in calls, calls
+
+
+def test_a_flat_slope_measured_above_the_jump_is_believed():
+    # No leap at q90 and 0.5 a step above it (a grayscale JPEG has no chroma to switch;
+    # AVIF screenshots measured the same): at target 95, q97 passed far above, q94 within
+    # NEAR. The jump was judged out of reach at the typical slope (1 a step: 98 - 4 < 95)
+    # though the two probes had measured 0.5 (98 - 2), and q94 was kept where q89 passed:
+    # test_combine_caron.png (AVIF) kept q94 at 1.3x the smallest file, q89 1.2x.
+    def curve(q: int) -> float:
+        return 96 - 0.6 * (89 - q) if q < 90 else 96 + 0.5 * (q - 90)
+
+    found, calls, _ = search(curve, "jpeg", 95, jump=90)
+    assert 89 in calls and found.quality <= 89, calls
