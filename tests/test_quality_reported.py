@@ -104,6 +104,6 @@ def test_debug_log_says_quality_and_score(pillow_images: Path, caplog):
         result = encode_as(picture, spec, "jpeg", (), Path("flower.jpg"))
     said = [r.getMessage() for r in caplog.records if "quality auto" in r.getMessage()]
     assert said == [
-        f"flower.jpg: jpeg quality auto: q{result.quality}, score {result.score:.1f}"
+        f"flower.jpg: jpeg quality auto: q{result.quality}, score {result.score:.2f}"
         f" (target 75), {said[0].rsplit(', ', 1)[1]}"
     ]

@@ -146,8 +146,8 @@ def _encode_one(
             exact = _options(spec.model_copy(update={"lossless": True}), 100)
             data = _save(frames, fmt, {**exact, **meta})
             found = Found(data, 100, ref.score(decoded_frames(data), target), found.probes)
-        log.debug("%s: %s quality auto: q%d, score %.1f (target %.0f), %d probes", path.name,
-                  fmt, found.quality, found.score, target, found.probes)  # fmt: skip
+        log.debug("%s: %s quality auto: q%d, score %.2f (target %g), %d probes", path.name, fmt,
+                  found.quality, reported(found.score, target), target, found.probes)  # fmt: skip
         if limit is None or len(found.data) <= limit:
             return Encoded(found.data, fmt, found.quality, reported(found.score, target))
         try:
