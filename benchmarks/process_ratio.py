@@ -21,15 +21,23 @@ def process_run_ratios(
     publish, journal; default workers) over the photos with ``quality: auto`` against the
     same rule at the safe fixed quality, wall and CPU seconds of every process of the run,
     the rounds interleaved and the best kept. The photos go in as PNGs of the fitted
-    pictures (the same pixels the encode-step table sees)."""
+    pictures (the same pixels the encode-step table sees), each also mirrored, flipped and
+    turned (4 files a photo: start-up is then a small part of the run, as in a real batch)."""
     inbox = tmp / "process-in"
     inbox.mkdir(exist_ok=True)
+    turns = {"": None, "-m": Image.Transpose.FLIP_LEFT_RIGHT,
+             "-f": Image.Transpose.FLIP_TOP_BOTTOM, "-r": Image.Transpose.ROTATE_180}  # fmt: skip
     for name, im in photos.items():
-        im.save(inbox / f"{Path(name).stem}.png")
+        for suffix, turn in turns.items():
+            (im if turn is None else im.transpose(turn)).save(
+                inbox / f"{Path(name).stem}{suffix}.png"
+            )
+    files = len(photos) * len(turns)
     rows = [
-        "\n### `amberpicd process` over the photos: `quality: auto` against the safe fixed "
-        "quality (wall and CPU s of all processes, best of "
-        f"{rounds} interleaved rounds, load {os.getloadavg()[0]:.1f})\n",
+        f"\n### `amberpicd process` over {files} files (the photos, each also mirrored, "
+        "flipped and turned): `quality: auto` against the safe fixed quality (wall and CPU s "
+        f"of all processes, best of {rounds} interleaved rounds, load "
+        f"{os.getloadavg()[0]:.1f})\n",
         "| target | format | fixed wall | auto wall | ratio | fixed CPU | auto CPU | ratio |",
         "|---|---|---|---|---|---|---|---|",
     ]
