@@ -192,18 +192,20 @@ def test_file_replaced_mid_job_is_not_deleted_and_its_new_content_is_processed(d
     solid_bmp(tmp_path / "old.bmp", (200, 0, 0))
     solid_bmp(tmp_path / "new.bmp", (0, 0, 200))
     old_st = os.stat(tmp_path / "old.bmp")
-    shutil.copyfile(tmp_path / "old.bmp", tmp_path / "x.tmp")
-    os.rename(tmp_path / "x.tmp", target)
-    wait_for(lambda: str(target) in opens(log), what="a worker to open x.bmp")
-    # Mid-job: rename another file over it, same size, mtime put back (cp -p, exiftool -P).
+    # The replacement is staged first (a dot file the daemon ignores), so that mid-job only
+    # a rename is left to do: copying 18 MB after the worker opened x.bmp raced the job.
     staged = d.inbox / ".x.new"
     shutil.copyfile(tmp_path / "new.bmp", staged)
+    shutil.copyfile(tmp_path / "old.bmp", tmp_path / "x.tmp")
+    os.rename(tmp_path / "x.tmp", target)
+    # Same size, mtime put back (cp -p, exiftool -P).
     os.utime(staged, ns=(old_st.st_atime_ns, os.stat(target).st_mtime_ns))
     assert (os.stat(staged).st_size, os.stat(staged).st_mtime_ns) == (
         os.stat(target).st_size,
         os.stat(target).st_mtime_ns,
     )
-    os.rename(staged, target)
+    wait_for(lambda: str(target) in opens(log), what="a worker to open x.bmp")
+    os.rename(staged, target)  # mid-job: another file renamed over it
     new_hash = sha(tmp_path / "new.bmp")
     wait_for(
         lambda: any(h == new_hash and s == "done" for _, h, s in jobs(d)),

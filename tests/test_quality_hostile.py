@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from curves import search
 from PIL import Image, ImageDraw
 
 from amberpicd.errors import EncodeError
@@ -103,18 +104,7 @@ def test_a_search_without_a_pass_probes_the_top_quality_before_giving_up(fmt: st
     # kept a miss below target - 1 although the top quality reaches the target.
     from amberpicd.imaging import quality as search_mod
 
-    calls: list[int] = []
-
-    def at(q: int) -> bytes:
-        calls.append(q)
-        return str(q).encode()
-
-    class Scores:
-        def score(self, data: bytes, target: float | None = None) -> float:
-            q = int(data)
-            return 80.0 if q == 100 else below + 0.001 * q
-
-    found = search_mod.search(at, Scores(), fmt, 75, decode=lambda data: data)  # type: ignore[arg-type]
+    found, calls, _ = search(lambda q: 80.0 if q == 100 else below + 0.001 * q, fmt, 75)
     assert found.quality == 100 and found.score >= 75, calls
     assert len(calls) <= search_mod.HARD_LIMIT
 

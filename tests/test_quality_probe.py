@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import pytest
+from curves import search
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -92,18 +93,8 @@ def test_search_returns_a_passing_near_minimal_quality(fmt, target, slope, offse
     def curve(q: int) -> float:
         return target + offset + slope * (q - prior) + (bump if q >= FULL_CHROMA_QUALITY else 0)
 
-    calls: list[int] = []
-
-    def at(q: int) -> bytes:
-        calls.append(q)
-        return str(q).encode()
-
-    class Scores:
-        def score(self, data: bytes, target: float | None = None) -> float:
-            return curve(int(data))
-
     jump = None if fmt == "webp" else FULL_CHROMA_QUALITY  # as encode passes it
-    found = search_mod.search(at, Scores(), fmt, target, decode=lambda data: data, jump=jump)  # type: ignore[arg-type]
+    found, calls, _ = search(curve, fmt, target, jump=jump)
     assert len(calls) <= search_mod.HARD_LIMIT and len(set(calls)) == len(calls)
     passing = [q for q in range(1, 101) if curve(q) >= target]
     if not passing:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from curves import search
 from PIL import Image
 
 from amberpicd.imaging import quality as search_mod
@@ -21,18 +22,7 @@ def run(
     curve: Callable[[int], float], fmt: str, target: float, jump: int | None = None
 ) -> tuple[search_mod.Found, list[int], list[int]]:
     """The search on ``curve``: what it kept, the qualities it probed, and the passing ones."""
-    calls: list[int] = []
-
-    def at(q: int) -> bytes:
-        calls.append(q)
-        return str(q).encode()
-
-    class Scores:
-        def score(self, data: bytes, target: float | None = None) -> float:
-            return curve(int(data))
-
-    kw = {} if jump is None else {"jump": jump}
-    found = search_mod.search(at, Scores(), fmt, target, decode=lambda d: d, **kw)  # type: ignore[arg-type]
+    found, calls, _ = search(curve, fmt, target, jump=jump)
     assert len(set(calls)) == len(calls)  # no quality encoded twice
     return found, calls, [q for q in range(1, 101) if curve(q) >= target]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from curves import search
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,35 +21,6 @@ TARGETS = st.sampled_from([30.0, 60.0, 75.0, 89.5, 90.0, 95.0, 100.0]) | st.floa
 TOPS = st.sampled_from([1, 2, 3, 88, 89, 90, 91, 100]) | st.integers(1, 100)
 JUMPS = st.sampled_from([None, 90, 1, 2, 50, 100])
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-
-
-def search(
-    scores: Callable[[int], float],
-    fmt: str,
-    target: float,
-    top: int = 100,
-    jump: int | None = None,
-    encode: Callable[[int], bytes] = lambda q: str(q).encode(),
-) -> tuple[search_mod.Found, list[int], list[bytes]]:
-    """The search on a fake encoder (``encode``) and scorer: what it kept, the qualities it
-    encoded, and the encodes it scored."""
-    calls: list[int] = []
-    scored: list[bytes] = []
-    by_data: dict[bytes, int] = {}
-
-    def at(q: int) -> bytes:
-        calls.append(q)
-        data = encode(q)
-        by_data.setdefault(data, q)
-        return data
-
-    class Scores:
-        def score(self, data: bytes, target: float | None = None) -> float:
-            scored.append(data)
-            return scores(by_data[data])
-
-    found = search_mod.search(at, Scores(), fmt, target, top, lambda d: d, jump)  # type: ignore[arg-type]
-    return found, calls, scored
 
 
 def check_promises(
