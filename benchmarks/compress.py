@@ -14,7 +14,7 @@ is judged by the PyPI ``ssimulacra2`` package (not our metric). ``quality: auto`
 the fixed quality: the encode step alone (wall and CPU seconds of this process, with the
 probes counted) and whole ``amberpicd process`` runs (benchmarks/process_ratio.py).
 Lossless: ``optimize`` against ``jpegtran -optimize -progressive``, ``optipng -o2`` and
-oxipng, files as shipped. ``--time-only``: the speed tables alone (about 3 minutes).
+oxipng, files as shipped. ``--time-only``: the speed tables alone (about 4 minutes).
 """
 
 from __future__ import annotations
