@@ -37,14 +37,19 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+def first_output(d: DaemonProc) -> None:
+    """Starts the daemon and waits for one file done: the journal (and its WAL) exist."""
+    d.start()
+    images.jpeg(d.inbox / "first.jpg", (300, 200))
+    wait_for(lambda: (d.out / "first.webp").exists() and d.idle(), 30, "first.webp")
+
+
 def test_a_full_state_disk_at_start_holds_work_and_resumes(tmp_path: Path):
     with need.tmpfs(tmp_path / "state", "4m") as state:
         d = DaemonProc(tmp_path, CONFIG)
         d.inbox.mkdir()
         try:
-            d.start()
-            images.jpeg(d.inbox / "first.jpg", (300, 200))
-            wait_for(lambda: (d.out / "first.webp").exists() and d.idle(), 30, "first.webp")
+            first_output(d)
             d.kill()  # a crash: the journal's WAL is left as it was
             filler = fill(state)
             src = images.jpeg(d.inbox / "a.jpg", (300, 200))

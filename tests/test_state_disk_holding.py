@@ -12,7 +12,7 @@ from pathlib import Path
 import images
 import need
 from daemonproc import DaemonProc, files, one_inbox, wait_for
-from test_state_disk_full import fill
+from test_state_disk_full import fill, first_output
 
 CONFIG = one_inbox("move")
 NAMES = ["a", "b", "c"]
@@ -34,9 +34,7 @@ def test_holding_is_idle_stops_cleanly_and_resumes_once(tmp_path: Path):
         d = DaemonProc(tmp_path, CONFIG)
         d.inbox.mkdir()
         try:
-            d.start()
-            images.jpeg(d.inbox / "first.jpg", (300, 200))
-            wait_for(lambda: (d.out / "first.webp").exists() and d.idle(), 30, "first.webp")
+            first_output(d)
             d.kill()  # a crash: the WAL left as it was
             filler = fill(state)
             d.start()
@@ -76,9 +74,7 @@ def test_a_read_only_state_folder_holds_work_and_resumes(tmp_path: Path):
         d = DaemonProc(tmp_path, CONFIG)
         d.inbox.mkdir()
         try:
-            d.start()
-            images.jpeg(d.inbox / "first.jpg", (300, 200))
-            wait_for(lambda: (d.out / "first.webp").exists() and d.idle(), 30, "first.webp")
+            first_output(d)
             assert d.stop() == 0  # a clean stop: the WAL checkpointed and removed
             subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
             src = images.jpeg(d.inbox / "a.jpg", (300, 200))
