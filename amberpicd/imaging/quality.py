@@ -285,9 +285,10 @@ def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) ->
     slope, margin = _STEER[fmt]
     aim = target + margin
     low, high, top, jump = b.low, b.high, b.top, b.jump
-    if b.straddles(fmt, target) and b.score_low is None and b.near(fmt, target):
+    straddling = b.straddles(fmt, target)
+    if straddling and b.score_low is None and b.near(fmt, target):
         q = jump - 1  # near enough above the jump: only the side below could be smaller
-    elif b.straddles(fmt, target) and b.score_low is not None:
+    elif straddling and b.score_low is not None:
         # Scores leap at the jump: interpolating across it lands far too low. Step from
         # the failing end along its own side; past the jump, the jump itself (its
         # cheapest quality), or just below it when that already passed.
