@@ -1,7 +1,8 @@
 """The user-facing side of benchmarks/compress.py: whole ``amberpicd process`` runs with
 ``quality: auto`` against the same rule at a fixed quality (wall and CPU seconds of every
 process of the run, by ``harness``), and what one more file costs (the marginal cost: two
-batch sizes, the difference over the files added), free of the start-up both runs share.
+batch sizes, the difference over the files added), free of what a run pays once (start-up,
+each worker's first use of the metric and of each picture size).
 
     .venv/bin/python benchmarks/process_ratio.py [--formats jpeg] [--targets 75]
         [--copies 1,4] [--rounds 3] [--max-side 1024]
@@ -13,6 +14,7 @@ compress.py obtains them (benchmarks/photoset.py). Writes only below a temporary
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -35,9 +37,10 @@ def write_inbox(photos: dict[str, Image.Image], folder: Path, copies: int) -> in
     sees), each also mirrored, flipped and turned, and ``copies - 1`` more of each of those
     with one pixel's red value changed by one (copy k: pixel (k, 0)): every file is content
     of its own, so nothing that recognises content (``duplicates: skip``, the journal's
-    content hash) could spare one, and every copy costs what its original costs. Returns
-    the number of files written."""
+    content hash) could spare one, and every copy costs what its original costs. Raises if
+    two files would hold the same pixels (a symmetric picture). Returns the number of files."""
     folder.mkdir(parents=True, exist_ok=True)
+    seen: dict[bytes, str] = {}
     for name, im in photos.items():
         for suffix, turn in TURNS.items():
             base = im if turn is None else im.transpose(turn)
@@ -47,8 +50,13 @@ def write_inbox(photos: dict[str, Image.Image], folder: Path, copies: int) -> in
                     pic = base.copy()
                     r, g, b = pic.getpixel((k, 0))
                     pic.putpixel((k, 0), (r ^ 1, g, b))
-                pic.save(folder / f"{Path(name).stem}{suffix}{f'-c{k}' if k else ''}.png")
-    return len(photos) * len(TURNS) * copies
+                file = f"{Path(name).stem}{suffix}{f'-c{k}' if k else ''}.png"
+                digest = hashlib.sha256(pic.tobytes()).digest()
+                if digest in seen:
+                    raise ValueError(f"{file}: the same pixels as {seen[digest]}")
+                seen[digest] = file
+                pic.save(folder / file)
+    return len(seen)
 
 
 def one_run(inbox: Path, run: Path, fmt: str, quality: int | str, target: float,
@@ -97,13 +105,13 @@ def process_run_ratios(
     what a large batch approaches. The runs get this process's environment as a user would
     have it (without the BLAS settings ``as_worker`` made) and a bytecode cache, as installed
     (``harness.bytecode_cache``); one untimed run of each kind first fills it."""
+    load = os.getloadavg()[0]  # before this part's own work (its runs keep ~2 cores busy)
     sizes = {c: write_inbox(photos, tmp / f"process-in-x{c}", c) for c in copies}
     env = {"PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
     unset = (*as_worker.set_here(), "PYTHONDONTWRITEBYTECODE")
     fmt, t = formats[0], targets[0]
     for quality in (safe[(fmt, t)], "auto"):
         one_run(tmp / f"process-in-x{copies[0]}", tmp / "warm", fmt, quality, t, env, unset)
-    load = os.getloadavg()[0]
     body = []
     for t in targets:
         for fmt in formats:
@@ -128,8 +136,8 @@ def process_run_ratios(
     return [
         f"\n### `amberpicd process` over {files} files (the photos, each also mirrored, "
         f"flipped and turned{more}): `quality: auto` against the safe fixed quality (wall and "
-        f"CPU s of all processes, best of {rounds} interleaved rounds, bytecode cached, load "
-        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)\n",
+        f"CPU s of all processes, best of {rounds} interleaved rounds, bytecode cached; load "
+        f"average {load:.1f} before, {os.getloadavg()[0]:.1f} after, its own runs included)\n",
         "| target | format | files | fixed wall | auto wall | ratio | fixed CPU | auto CPU "
         "| ratio |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -171,6 +179,7 @@ def main() -> None:
     formats = args.formats.split(",")
     targets = [float(t) for t in args.targets.split(",")]
     copies = [int(c) for c in args.copies.split(",")]
+    started = f"Load average at the start: {os.getloadavg()[0]:.1f}."
     as_worker.blas_threads()  # the safe qualities are scored as compress.py scores them
     sys.path.insert(0, str(ROOT / "tests"))
     import corpus  # tests/corpus.py: Pillow's test images
@@ -183,7 +192,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="amberpicd-process-ratio-"))
     try:
         lines = [
-            as_worker.describe(),
+            f"{started} {as_worker.describe()}",
             "Safe fixed qualities (photos): "
             + ", ".join(f"{f}@{t:g}=q{q}" for (f, t), q in safe.items()),
             *process_run_ratios(photos, targets, safe, formats, tmp, args.rounds, copies),
