@@ -16,7 +16,7 @@ probes counted) and whole ``amberpicd process`` runs (benchmarks/process_ratio.p
 and at target 75 for JPEG and WebP also 144, for the marginal cost of a file).
 Lossless: ``optimize`` against ``jpegtran -optimize -progressive``, ``optipng -o2`` and
 oxipng, files as shipped. ``--time-only``: the speed tables alone (about 4 minutes before
-the marginal runs, which add about 1.5).
+the marginal runs, which add about 2).
 
 This process times its in-process work as an amberpicd worker runs (benchmarks/as_worker.py):
 one BLAS thread (``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS=1``, set before numpy loads,

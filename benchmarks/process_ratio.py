@@ -5,7 +5,7 @@ batch sizes, the difference over the files added), free of what a run pays once 
 each worker's first use of the metric and of each picture size).
 
     .venv/bin/python benchmarks/process_ratio.py [--formats jpeg] [--targets 75]
-        [--copies 1,4] [--rounds 3] [--max-side 1024]
+        [--copies 1,4] [--rounds 5] [--max-side 1024]
 
 run alone prints the markdown rows, with the photos and safe fixed qualities obtained as
 compress.py obtains them (benchmarks/photoset.py). Writes only below a temporary folder.
@@ -173,7 +173,7 @@ def main() -> None:
     ap.add_argument(
         "--copies", default="1,4", help="batch sizes: copies of each of the 4 files a photo"
     )
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--max-side", type=int, default=1024)
     args = ap.parse_args()
     formats = args.formats.split(",")
