@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import as_worker
@@ -95,6 +95,7 @@ def process_run_ratios(
     tmp: Path,
     rounds: int = 2,
     copies: Sequence[int] = (1,),
+    log: Callable[[str], None] | None = None,
 ) -> list[str]:
     """The user-facing ratio: whole ``amberpicd process`` runs (start-up, decode, encode,
     publish, journal; default workers) over the photos (``write_inbox``: 4 files a photo,
@@ -104,7 +105,8 @@ def process_run_ratios(
     marginal cost of a file, (t_big - t_small) / (n_big - n_small) per kind, and its ratio:
     what a large batch approaches. The runs get this process's environment as a user would
     have it (without the BLAS settings ``as_worker`` made) and a bytecode cache, as installed
-    (``harness.bytecode_cache``); one untimed run of each kind first fills it."""
+    (``harness.bytecode_cache``); one untimed run of each kind first fills it. ``log`` gets a
+    line per timed run (the spread behind the bests)."""
     load = os.getloadavg()[0]  # before this part's own work (its runs keep ~2 cores busy)
     sizes = {c: write_inbox(photos, tmp / f"process-in-x{c}", c) for c in copies}
     env = {"PYTHONPYCACHEPREFIX": str(tmp / "pycache")}
@@ -121,6 +123,9 @@ def process_run_ratios(
                     for kind, quality in (("fixed", safe[(fmt, t)]), ("auto", "auto")):
                         inbox, run = tmp / f"process-in-x{c}", tmp / f"process-{kind}"
                         m = one_run(inbox, run, fmt, quality, t, env, unset)
+                        if log is not None:
+                            log(f"{fmt}@{t:g} {kind} {sizes[c]} files: {m.seconds:.2f} s wall, "
+                                f"{m.cpu:.2f} s CPU, load {os.getloadavg()[0]:.1f}")  # fmt: skip
                         old = best.get((c, kind), (1e9, 1e9))
                         best[(c, kind)] = (min(old[0], m.seconds), min(old[1], m.cpu))
             for c in copies:
@@ -166,6 +171,10 @@ def _row(t: float, fmt: str, files: str, v: Sequence[float], f: str, ratio: bool
     return f"| {t:g} | {fmt} | {files} | {fw:{f}} | {aw:{f}} | {rw} | {fc:{f}} | {ac:{f}} | {rc} |"
 
 
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--formats", default="jpeg", help="comma-separated: jpeg,webp,avif")
@@ -195,7 +204,7 @@ def main() -> None:
             f"{started} {as_worker.describe()}",
             "Safe fixed qualities (photos): "
             + ", ".join(f"{f}@{t:g}=q{q}" for (f, t), q in safe.items()),
-            *process_run_ratios(photos, targets, safe, formats, tmp, args.rounds, copies),
+            *process_run_ratios(photos, targets, safe, formats, tmp, args.rounds, copies, _log),
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
