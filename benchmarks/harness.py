@@ -19,7 +19,8 @@ WORKER_MARKS = ("forkserver", "multiprocessing", "amberpicd-worker", "pyvips-wor
 @dataclass(frozen=True)
 class Command:
     argv: tuple[str, ...]
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None = None  # added to (or replacing in) this process's environment
+    unset: tuple[str, ...] = ()  # removed from it
 
 
 @dataclass
@@ -134,6 +135,8 @@ def run(commands: Sequence[Command], parallel: int = 1, timeout: float = 3600) -
     def one(command: Command) -> None:
         nonlocal direct_cpu
         env = {**os.environ, **(command.env or {})}
+        for var in command.unset:
+            env.pop(var, None)
         proc = subprocess.Popen(
             command.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

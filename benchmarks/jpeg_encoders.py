@@ -13,7 +13,8 @@ the target (amberpicd's metric); the table gives the bytes summed over the photo
 worst score by the PyPI ``ssimulacra2`` judge (not our metric), the encodes' time at the
 qualities found and the whole ``quality: auto`` time. A second table times a fixed q82
 encode (the default path) at the photos' full size. Corpus: the real photographs among
-Pillow's test images (benchmarks/compress.py's ``PHOTOS``), none of them made by us.
+Pillow's test images (benchmarks/compress.py's ``PHOTOS``), none of them made by us. This
+process times as a worker runs (one BLAS thread, memory tuned: benchmarks/as_worker.py).
 """
 
 from __future__ import annotations
@@ -102,11 +103,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "jpeg.md")
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
+    compress.as_worker.tune_memory()  # as in a worker (compress set its BLAS threads)
     images = compress.corpus.pillow_images()
     photos = {n: compress.load(images, n, args.max_side) for n in compress.PHOTOS}
     full = {n: compress.load(images, n, 8192) for n in compress.PHOTOS}
     encoders = [e for e in ("libjpeg", "mozjpeg", "jpegli") if e in available_encoders()]
-    lines = [f"Encoders available: {', '.join(encoders)}"]
+    lines = [f"Encoders available: {', '.join(encoders)}. {compress.as_worker.describe()}"]
     lines += equal_score_table(photos, targets, encoders)
     lines += fixed_table(full, encoders)
     compress.write_report(args.out, lines)
