@@ -28,6 +28,7 @@ and safe qualities: benchmarks/photoset.py.
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import logging
 import shutil
@@ -60,6 +61,8 @@ from amberpicd.ops.encode import Encode  # noqa: E402
 from amberpicd.ops.optimize import Optimize  # noqa: E402
 
 TMP = Path(tempfile.mkdtemp(prefix="amberpicd-compress-"))
+# Removed at exit: every import made one (jpeg_encoders.py imports this), and 185 were left.
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 
 
 def judged(ref: Image.Image, data: bytes) -> float:

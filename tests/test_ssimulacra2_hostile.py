@@ -201,6 +201,29 @@ def test_identical_pixels_score_exactly_100_on_a_lean_reference(pillow_images: P
     assert out.quality == 100 and out.score == 100.0
 
 
+def test_identical_pixels_score_exactly_100_by_their_pixels_not_the_float_sums(
+    pillow_images: Path,
+):
+    """The maps' sums leave ~1e-7 for identical pictures (ratios are products with a
+    reciprocal), so 100 is decided by comparing the pixels: exactly 100 for identical
+    ones, on exact and lean references alike, and a changed pixel keeps its score."""
+    im = _thumb(pillow_images, "hopper.pcd")
+    near = im.copy()  # one sample one level off: above 99.5, so the pixels are compared
+    r, g, b = near.getpixel((5, 5))
+    near.putpixel((5, 5), (r + 1 if r < 255 else r - 1, g, b))
+    for lean in (False, True):
+        ref = ssimulacra2.Reference(im, lean=lean)
+        assert ref.bounds(im.copy()) == (100.0, 100.0)
+        low, high = ref.bounds(near)
+        assert 99.5 < high < 100.0 and low <= high  # control: not taken as identical
+    assert ssimulacra2.score(im, im.copy()) == 100.0
+    # The float sums alone, without the pixel test: just under 100 (99.9986), well above
+    # where the pixels are compared.
+    ref = ssimulacra2.Reference(im)
+    ref._pixels = near  # a picture the distorted one is not: the test cannot fire
+    assert ssimulacra2._NEAR_IDENTICAL + 0.3 < ref.bounds(im.copy())[1] < 100.0
+
+
 def test_a_fallback_to_the_published_score_holds_no_more_memory_than_an_exact_reference():
     """A lean reference that needed the published score kept the exact reference beside
     its own planes: 82 bytes a pixel for the rest of the search instead of 57, 126 at peak

@@ -61,17 +61,20 @@ def xyb(linear: np.ndarray, want: tuple[bool, bool, bool] = (True, True, True)) 
     return [next(planes) if want[c] else None for c in range(3)]
 
 
+_QUARTERS = np.array([0.25, 0.25], dtype=np.float32)
+
+
 def halve(linear: np.ndarray) -> np.ndarray:
     """2x2 box average of planar (3, h, w); an odd last row or column averages what it
     has (libjxl clamps coordinates, which for a factor of two is the same)."""
     _, h, w = linear.shape
     h2, w2 = h // 2, w // 2
     out = np.empty((3, (h + 1) // 2, (w + 1) // 2), dtype=np.float32)
-    # Pairs of rows first (contiguous, cheap), then pairs of columns of that (strided).
+    # Pairs of rows first (contiguous, cheap), then pairs of columns of that as a product
+    # with (1/4, 1/4) (BLAS reads the pairs faster than two strided views; the same sums:
+    # a quarter of each, then their sum, is exactly a quarter of theirs).
     rows = linear[:, 0 : 2 * h2 : 2, : 2 * w2] + linear[:, 1 : 2 * h2 : 2, : 2 * w2]
-    body = out[:, :h2, :w2]
-    np.add(rows[:, :, 0::2], rows[:, :, 1::2], out=body)
-    body *= 0.25
+    np.matmul(rows.reshape(3, h2, w2, 2), _QUARTERS, out=out[:, :h2, :w2])
     if w % 2:  # the last column: its pairs of rows
         col = out[:, :h2, w2]
         np.add(linear[:, 0 : 2 * h2 : 2, w - 1], linear[:, 1 : 2 * h2 : 2, w - 1], out=col)
@@ -100,12 +103,16 @@ _PAIR_LUT = _pair_lut()
 
 
 def linear(im: Image.Image) -> np.ndarray:
-    """Planar (3, h, w) linear RGB of ``im``: the 8-bit samples made planar first (cheap
-    in uint8), then table look-ups two samples at a time (``_pair_lut``; ``mode="clip"``
-    skips the bounds checks, which uint16 indices into 65536 entries cannot fail)."""
+    """Planar (3, h, w) linear RGB of ``im``: each 8-bit channel packed on its own by Pillow
+    (no interleaved copy to transpose: ~2x cheaper), then table look-ups two samples at a
+    time (``_pair_lut``; ``mode="clip"`` skips the bounds checks, which uint16 indices into
+    65536 entries cannot fail)."""
     if im.mode != "RGB":
         im = im.convert("RGB")
-    planar = np.ascontiguousarray(np.moveaxis(np.asarray(im), 2, 0))
+    w, h = im.size
+    planar = np.empty((3, h, w), dtype=np.uint8)
+    for c, band in enumerate("RGB"):
+        planar[c] = np.frombuffer(im.tobytes("raw", band), dtype=np.uint8).reshape(h, w)
     out = np.empty(planar.shape, dtype=np.float32)
     flat, dest = planar.reshape(-1), out.reshape(-1)
     even = flat.size - flat.size % 2
