@@ -10,9 +10,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from process_ratio import write_inbox
+# benchmarks/ on the path only while process_ratio loads, and last: benchmarks/corpus.py
+# (synthetic camera files) must not shadow tests/corpus.py for the tests collected after.
+_BENCH = str(Path(__file__).resolve().parent.parent / "benchmarks")
+sys.path.append(_BENCH)
+try:
+    from process_ratio import write_inbox
+finally:
+    sys.path.remove(_BENCH)
 
 
 def _noise(size: tuple[int, int]) -> Image.Image:
