@@ -19,8 +19,11 @@ for WebP, 1.9 for AVIF (2.3, 1.7, 2.1 before); at targets 50, 85, 88, 92, 95 (no
 on) 165, 165 and 164 probes (187, 182, 226 before). JPEG's NEAR since (benchmarks/
 search_curves.py, curves recorded again with the lean bounds the search decides by): 155
 probes at the tuned targets (175 before), 3.2 % above the smallest (3.0 %), 1.7 probes per
-photo at 70-80 (2.0), 147 at the others (150). At most ``MAX_PROBES``; scores by
-``imaging.ssimulacra2``, on the pictures as a viewer sees them (``Seen``).
+photo at 70-80 (2.0), 147 at the others (150); 4 points where probes measured a flat
+curve (``NEAR_FLAT``: 161 probes, 3.1 %; of the screenshots at targets 50-90, one file
+kept over 1.15x the smallest passing, 1.17x, where 6 were, up to 1.27x). At most
+``MAX_PROBES``; scores by ``imaging.ssimulacra2``, on the pictures as a viewer sees them
+(``Seen``).
 
 Touches no files; the caller gives a function that encodes at a quality.
 """
@@ -53,6 +56,11 @@ NEAR = {"jpeg": 6.0, "webp": 3.0, "avif": 4.0}
 # ...but 4 past the jump: 4:4:4 bytes grow faster a point, and one probe there cannot tell
 # a flat curve (grayscale, 0.5 a step) whose q89 passes (test_quality_search_hostile).
 NEAR_ABOVE_JUMP = {"jpeg": 4.0}
+# ...and those 6 points are ~10 steps at the typical slope: where the last two probes
+# measured a flatter curve, the points those steps are worth, down to this (screenshots
+# gain 0.2-0.35 a step: 6 points kept files 17-30 steps above the smallest pass, test-card
+# .png at 65 1.27x its bytes, itxt_chunks.png at 80 1.15x; test_quality_search_hostile).
+NEAR_FLAT = {"jpeg": 4.0}
 # (target, quality) points per format: where photos typically reach the score (the median
 # over the 9 photos of benchmarks/compress.py at 1024 px, 2026-12-01; AVIF at speed 6).
 # JPEG at 90: q89 (median q90), the last quality before the 4:4:4 jump, which tells which
@@ -286,12 +294,15 @@ class _Bracket:
 
     def near(self, fmt: str, target: float) -> bool:
         """The smallest pass so far scores within NEAR of the target (``NEAR_ABOVE_JUMP``
-        where that pass is past the jump)."""
+        where that pass is past the jump; scaled down to ``NEAR_FLAT`` by a flatter slope
+        than the typical one measured below it)."""
         if self.score_high is None:
             return False
-        above = self.jump is not None and self.high >= self.jump
-        near = NEAR_ABOVE_JUMP.get(fmt, NEAR[fmt]) if above else NEAR[fmt]
-        return self.score_high - target <= near
+        if self.jump is not None and self.high >= self.jump:
+            return self.score_high - target <= NEAR_ABOVE_JUMP.get(fmt, NEAR[fmt])
+        typical = _STEER[fmt][0]
+        flat = NEAR[fmt] * _measured(self, typical) / typical
+        return self.score_high - target <= max(flat, NEAR_FLAT.get(fmt, NEAR[fmt]))
 
 
 def _next(fmt: str, target: float, b: _Bracket, last: int, last_score: float) -> int:
