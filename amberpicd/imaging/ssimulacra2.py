@@ -12,7 +12,7 @@ touches pixels. A ``Reference`` keeps what the comparisons need of the reference
 computed once.
 
 **Lean references** (what ``quality: auto`` scores with) give a proven lower bound of the
-published score, at about half the cost of preparing a reference and 60 % of a comparison's
+published score, at about 60 % of the cost of preparing a reference and 70 % of a comparison's
 (2.1 MP: 0.073 s and 0.108 s against 0.124 s and 0.155 s). The published weights fall in two
 groups: 81 are zero or at least 0.14, 27 at most 0.0021 (the fit's leftovers). A lean reference
 skips every map whose weights are all in the second group (the X and B channels at full
