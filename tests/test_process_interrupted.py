@@ -21,7 +21,7 @@ RULE = {
     "pipeline": [{"resize": {"width": 900, "height": 900, "mode": "fit"}}],
     "output": "out/{stem}-web.{ext}",
 }
-COUNT = 16
+COUNT = 32  # twice the work 16 was: a loaded machine once finished all 16 before the signal landed
 
 
 def command(tmp_path: Path) -> list[str]:
