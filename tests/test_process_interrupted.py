@@ -21,7 +21,7 @@ RULE = {
     "pipeline": [{"resize": {"width": 900, "height": 900, "mode": "fit"}}],
     "output": "out/{stem}-web.{ext}",
 }
-COUNT = 32  # twice the work 16 was: a loaded machine once finished all 16 before the signal landed
+COUNT = 16
 
 
 def command(tmp_path: Path) -> list[str]:
@@ -50,23 +50,23 @@ def staged(tmp_path: Path) -> list[int]:
         db.close()
 
 
-@pytest.mark.parametrize("how", ["sigint-group", "sigterm-main", "sigkill-main"])
-def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_path, how):
-    (tmp_path / "in").mkdir()
-    (tmp_path / "out").mkdir()
+def interrupted_run(root: Path, how: str) -> tuple[subprocess.Popen, bytes, list]:
+    """A run over COUNT files, signalled as ``how`` once its first output appears."""
+    (root / "in").mkdir(parents=True)
+    (root / "out").mkdir()
     for n in range(COUNT):
         noise = Image.effect_noise((1800, 1400), 60 + n).convert("RGB")
-        noise.save(tmp_path / "in" / f"p{n:02}.jpg", quality=95)
+        noise.save(root / "in" / f"p{n:02}.jpg", quality=95)
     proc = subprocess.Popen(
-        command(tmp_path),
-        cwd=tmp_path,
-        env=env(tmp_path),
+        command(root),
+        cwd=root,
+        env=env(root),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
-        wait_for(lambda: any((tmp_path / "out").iterdir()), timeout=60, what="a first output")
+        wait_for(lambda: any((root / "out").iterdir()), timeout=60, what="a first output")
         if how == "sigint-group":
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -76,7 +76,20 @@ def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    done_first = [json.loads(line) for line in out.decode().splitlines()]
+    return proc, err, [json.loads(line) for line in out.decode().splitlines()]
+
+
+@pytest.mark.parametrize("how", ["sigint-group", "sigterm-main", "sigkill-main"])
+def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_path, how):
+    # The signal must land mid-run. On a loaded machine the run once finished all its files
+    # between the first output and the signal (the control below, CI): then it is run again
+    # afresh, at most three times, rather than the test asserting on a run not interrupted.
+    for attempt in range(3):
+        root = tmp_path / f"run{attempt}"
+        proc, err, done_first = interrupted_run(root, how)
+        if len(done_first) < COUNT:
+            break
+    tmp_path = root  # the rest works in the run that was interrupted
     assert len(done_first) < COUNT, "control: the run was interrupted before its end"
     codes = {"sigint-group": 130, "sigterm-main": 143, "sigkill-main": -signal.SIGKILL}
     assert proc.returncode == codes[how], err.decode()
