@@ -16,9 +16,16 @@ import pytest
 from daemonproc import wait_for
 from PIL import Image
 
+# Each job is real work (a WebP encode of 1600 px of noise, ~0.3 s), far more than a
+# commit's: with 900 px JPEGs (a draft decode, ~30 ms a job) the workers finished all 16
+# before a loaded machine's fsyncs had published the first output, and the signal came too
+# late for the control (.ci/run, three times in a row).
 RULE = {
     "name": "web",
-    "pipeline": [{"resize": {"width": 900, "height": 900, "mode": "fit"}}],
+    "pipeline": [
+        {"resize": {"width": 1600, "height": 1600, "mode": "fit"}},
+        {"encode": {"format": "webp", "quality": 90}},
+    ],
     "output": "out/{stem}-web.{ext}",
 }
 COUNT = 16
@@ -107,7 +114,7 @@ def test_an_interrupted_process_leaves_nothing_running_and_nothing_repeated(tmp_
     # A job killed -9 while staged is taken over by the second run (begin_file: its temps
     # removed, the job superseded), so no temp waits for a recovery that would redo it.
     assert staged(tmp_path) == []
-    assert outputs == [f"p{n:02}-web.jpg" for n in range(COUNT)], outputs
+    assert outputs == [f"p{n:02}-web.webp" for n in range(COUNT)], outputs
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == [
         f"p{n:02}.jpg" for n in range(COUNT)
     ]
