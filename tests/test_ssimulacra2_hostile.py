@@ -220,7 +220,7 @@ def test_identical_pixels_score_exactly_100_by_their_pixels_not_the_float_sums(
     # The float sums alone, without the pixel test: just under 100 (99.9986), well above
     # where the pixels are compared.
     ref = ssimulacra2.Reference(im)
-    ref._pixels = near  # a picture the distorted one is not: the test cannot fire
+    ref._picture = near  # a picture the distorted one is not: the test cannot fire
     assert ssimulacra2._NEAR_IDENTICAL + 0.3 < ref.bounds(im.copy())[1] < 100.0
 
 

@@ -88,12 +88,12 @@ def test_a_target_the_bounds_cannot_decide_gets_the_published_score(pillow_image
     assert lean.score(near, 99.5) == published
     assert lean.bounds(im.copy()) == (100.0, 100.0)
     # A target the bound decides either way never prepares the exact reference (one that
-    # needed it becomes exact: no slack, no picture kept).
+    # needed it becomes exact: no slack, no longer lean).
     other = ssimulacra2.Reference(im, lean=True)
     dist = _roundtrip(im, "JPEG", 30)
     assert other.score(dist, 30.0) >= 30.0 and other.score(dist, 99.0) < 99.0
-    assert other._slack > 0 and other._picture is not None
-    assert lean._slack == 0 and lean._picture is None
+    assert other._slack > 0 and other._lean
+    assert lean._slack == 0 and not lean._lean
 
 
 def test_the_fit_is_increasing_in_the_sum():

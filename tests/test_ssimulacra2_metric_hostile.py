@@ -156,8 +156,8 @@ def test_identical_pixels_score_100_in_any_mode_through_seen():
 
 
 def test_a_reference_that_fell_back_to_the_published_score_still_tells_identical_pixels():
-    """The fallback swaps the lean planes for exact ones and forgets the picture it
-    prepared them from; the pixels it compares are kept: identical still scores 100."""
+    """The fallback swaps the lean planes for exact ones (the reference is no longer lean);
+    the pixels it compares are kept: identical still scores 100."""
     im = _picture(160, 120)
     near = im.copy()
     r, g, b = near.getpixel((80, 60))
@@ -167,6 +167,6 @@ def test_a_reference_that_fell_back_to_the_published_score_still_tells_identical
     low, high = ref.bounds(near)
     target = (low + published) / 2
     assert low < target <= published < high  # control: the bounds cannot decide it
-    assert ref.score(near, target) == published and ref._picture is None and ref._slack == 0
+    assert ref.score(near, target) == published and not ref._lean and ref._slack == 0
     assert ref.score(im.copy(), target) == 100.0
     assert ref.bounds(im.copy()) == (100.0, 100.0) and ref.bounds(near)[0] == published

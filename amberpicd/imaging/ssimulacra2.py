@@ -87,8 +87,8 @@ class Reference:
 
     def __init__(self, picture: Image.Image, *, lean: bool = False) -> None:
         self.size = picture.size
-        self._picture = picture if lean else None  # for an exact score, when one is needed
-        self._pixels = picture  # to tell identical pixels
+        # Kept to tell identical pixels, and for a lean one's exact score when one is needed.
+        self._picture, self._lean = picture, lean
         # Scale s has sides ceil(side / 2**s), measured while both are at least 8.
         scales = sum(min(self.size) > 7 * 2**s for s in range(SCALES))
         self._needed = (_LEAN if lean else _NEEDED)[scales]
@@ -110,7 +110,7 @@ class Reference:
             lambda s, lin: _scale_norms(refs[s], lin, needed_at[s]),
         )
         low, high = _combine(per_scale, self._slack), _combine(per_scale)
-        if high > _NEAR_IDENTICAL and _same(self._pixels, distorted):
+        if high > _NEAR_IDENTICAL and _same(self._picture, distorted):
             return 100.0, 100.0  # identical pixels (a lossless output): exactly 100, not 98.8
         return low, high
 
@@ -119,12 +119,12 @@ class Reference:
         a lean reference, its lower bound, and the published score itself where the
         bounds alone cannot tell whether it reaches ``target``."""
         low, high = self.bounds(distorted)
-        if self._picture is None or target is None or low >= target or high < target:
+        if not self._lean or target is None or low >= target or high < target:
             return low
         # Undecided: from now on an exact reference, its lean planes freed first, so that
         # it never holds more than one (a failure leaves it unusable, never scoring 100).
-        picture, self._picture, self._scales = self._picture, None, None  # type: ignore[assignment]
-        exact = Reference(picture)
+        self._lean, self._scales = False, None  # type: ignore[assignment]
+        exact = Reference(self._picture)
         self._scales, self._needed, self._slack = exact._scales, exact._needed, 0.0
         return self.score(distorted)
 
