@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # tests/corpus.py: Pillow's test images
 
 import corpus  # noqa: E402
+import curves as fake  # noqa: E402  (tests/curves.py: the search on a fake encoder and scorer)
 from photoset import PHOTOS, SCREENS, load  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -64,15 +65,11 @@ def record() -> None:
     CURVES.write_text(json.dumps(curves))
 
 
-class _Lean:
-    """A lean reference's answers on a recorded curve (the probes' bytes name the quality)."""
-
-    def __init__(self, curve: dict[int, tuple[float, float, float, int]]) -> None:
-        self.curve = curve
-
-    def score(self, data: bytes, target: float | None = None) -> float:
-        low, high, exact, _ = self.curve[int(data)]
-        return low if target is None or low >= target or high < target else exact
+def _lean(point: tuple[float, float, float, int], target: float) -> float:
+    """A lean reference's answer: its lower bound where that decides ``target``, else the
+    published score."""
+    low, high, exact, _ = point
+    return low if low >= target or high < target else exact
 
 
 def simulate(targets, names, curves) -> tuple[int, float, int, float]:
@@ -87,10 +84,9 @@ def simulate(targets, names, curves) -> tuple[int, float, int, float]:
             d = QUALITIES[0] - q
             curve[q] = (low - d, high - d, exact - d, size)
         for t in targets:
-            found = quality.search(
-                lambda q: str(q).encode(), _Lean(curve), "jpeg", t, 100, lambda d: d,  # type: ignore[arg-type]
-                encode.FULL_CHROMA_QUALITY,
-            )  # fmt: skip
+            found, _, _ = fake.search(
+                lambda q, c=curve, t=t: _lean(c[q], t), "jpeg", t, jump=encode.FULL_CHROMA_QUALITY
+            )
             probes += found.probes
             kept += curve[found.quality][3]
             passing = [v[3] for v in curve.values() if v[2] >= t]
